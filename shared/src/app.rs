@@ -1,0 +1,72 @@
+//! Wiring: the configuration and the clients one Lambda process keeps for its whole life
+//! (built once, before the runtime loop), and the resolution of the AppSecret.
+
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+
+use crate::config::{Config, ConfigError, Secret, SecretSource};
+use crate::store::TokenStore;
+use crate::token::TokenService;
+use crate::wechat::WeChatClient;
+
+pub struct App {
+    pub config: Config,
+    pub wechat: WeChatClient,
+    pub tokens: TokenService,
+}
+
+impl App {
+    /// Reads the environment, loads AWS configuration and fetches the AppSecret.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let config = Config::from_env()?;
+        let sdk = load_aws(&config).await;
+        let secret = resolve_secret(&config.secret, &sdk).await?;
+        Ok(App::new(config, &sdk, secret))
+    }
+
+    pub fn new(config: Config, sdk: &SdkConfig, secret: Secret) -> Self {
+        let wechat = WeChatClient::new(&config.api_base, &config.appid, secret, config.timing.wechat_timeout);
+        let ddb = aws_sdk_dynamodb::Client::new(sdk);
+        let store = TokenStore::new(ddb, config.table.clone());
+        let tokens = TokenService::new(store, wechat.clone(), config.timing);
+        App { config, wechat, tokens }
+    }
+}
+
+/// AWS configuration from the environment (credentials, region, `AWS_ENDPOINT_URL_DYNAMODB`),
+/// with every operation bounded by `DYNAMODB_TIMEOUT_MS`.
+pub async fn load_aws(config: &Config) -> SdkConfig {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(config.timing.dynamodb_timeout)
+        .operation_timeout(config.timing.dynamodb_timeout)
+        .build();
+    aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts).load().await
+}
+
+/// The AppSecret: as given, or read once from Secrets Manager. A secret stored as JSON may hold
+/// it under `secret` (or `WECHAT_SECRET`); otherwise the whole string is the AppSecret.
+pub async fn resolve_secret(source: &SecretSource, sdk: &SdkConfig) -> Result<Secret, ConfigError> {
+    let arn = match source {
+        SecretSource::Plain(s) => return Ok(s.clone()),
+        SecretSource::SecretsManager { arn } => arn,
+    };
+    let client = aws_sdk_secretsmanager::Client::new(sdk);
+    let out = client
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| ConfigError(format!("reading WECHAT_SECRET_ARN: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(&e))))?;
+    let text = out
+        .secret_string()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ConfigError("the secret named by WECHAT_SECRET_ARN has no SecretString".into()))?;
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text) {
+        let field = ["secret", "WECHAT_SECRET"].iter().find_map(|k| map.get(*k).and_then(|v| v.as_str()));
+        return field
+            .map(Secret::new)
+            .ok_or_else(|| ConfigError("the JSON secret has no `secret` field".into()));
+    }
+    Ok(Secret::new(text))
+}

@@ -1,0 +1,257 @@
+//! Configuration from environment variables (see the README's table), read once per process.
+//! The AppSecret comes either from `WECHAT_SECRET` (local runs) or, deployed, from the Secrets
+//! Manager secret named by `WECHAT_SECRET_ARN`, fetched once per cold start.
+
+use std::fmt;
+use std::time::Duration;
+
+pub const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
+
+/// A value that must never reach a log: Debug and Display print a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Where the AppSecret comes from.
+#[derive(Debug, Clone)]
+pub enum SecretSource {
+    Plain(Secret),
+    SecretsManager { arn: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub appid: String,
+    pub secret: SecretSource,
+    /// WeChat's API host, or the simulator's.
+    pub api_base: String,
+    pub table: String,
+    /// The page URL signed for `wx.config` (the spec's fixed `url`).
+    pub jssdk_url: String,
+    pub timing: Timing,
+    pub limits: Limits,
+}
+
+/// Timeouts and the refresh lock's clock. All bounded; the Lambda timeout in the template is longer.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Per call to WeChat (connect + answer).
+    pub wechat_timeout: Duration,
+    /// Per DynamoDB operation, retries included.
+    pub dynamodb_timeout: Duration,
+    /// How long a refresh holds the lock at most; longer than one refresh (three WeChat calls).
+    pub lease: Duration,
+    /// How long a request waits for another instance's refresh before answering 503.
+    pub wait: Duration,
+    /// The scheduled refresh rotates credentials that have less than this left.
+    pub rotate_ahead: Duration,
+    /// A request refreshes itself only when the stored access_token or jsapi_ticket has less than
+    /// this left (normally the schedule got there first).
+    pub lazy_margin: Duration,
+    /// How long WeChat still honours the previous access_token after a refresh.
+    pub grace: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            wechat_timeout: Duration::from_millis(2500),
+            dynamodb_timeout: Duration::from_millis(2000),
+            lease: Duration::from_millis(10_000),
+            wait: Duration::from_millis(5000),
+            rotate_ahead: Duration::from_secs(3900),
+            lazy_margin: Duration::from_secs(300),
+            grace: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Request size limits, checked before anything is sent to WeChat.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_items: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_body_bytes: 64 * 1024, max_items: 100 }
+    }
+}
+
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "configuration: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads configuration through `get` (the environment, or a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let required = |k: &str| get(k).ok_or_else(|| ConfigError(format!("{k} is not set")));
+        let secret = match (get("WECHAT_SECRET"), get("WECHAT_SECRET_ARN")) {
+            (Some(s), _) => SecretSource::Plain(Secret::new(s)),
+            (None, Some(arn)) => SecretSource::SecretsManager { arn },
+            (None, None) => {
+                return Err(ConfigError("set WECHAT_SECRET or WECHAT_SECRET_ARN".into()));
+            }
+        };
+        let d = Timing::default();
+        let ms = |k: &str, default: Duration| -> Result<Duration, ConfigError> {
+            match get(k) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<u64>()
+                    .map(Duration::from_millis)
+                    .map_err(|_| ConfigError(format!("{k} must be a whole number of milliseconds"))),
+            }
+        };
+        let secs = |k: &str, default: Duration| -> Result<Duration, ConfigError> {
+            match get(k) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<u64>()
+                    .map(Duration::from_secs)
+                    .map_err(|_| ConfigError(format!("{k} must be a whole number of seconds"))),
+            }
+        };
+        let timing = Timing {
+            wechat_timeout: ms("WECHAT_TIMEOUT_MS", d.wechat_timeout)?,
+            dynamodb_timeout: ms("DYNAMODB_TIMEOUT_MS", d.dynamodb_timeout)?,
+            lease: ms("REFRESH_LEASE_MS", d.lease)?,
+            wait: ms("REFRESH_WAIT_MS", d.wait)?,
+            rotate_ahead: secs("REFRESH_AHEAD_SECS", d.rotate_ahead)?,
+            lazy_margin: secs("REFRESH_MARGIN_SECS", d.lazy_margin)?,
+            grace: secs("TOKEN_GRACE_SECS", d.grace)?,
+        };
+        let dl = Limits::default();
+        let count = |k: &str, default: usize| -> Result<usize, ConfigError> {
+            match get(k) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| ConfigError(format!("{k} must be a positive whole number"))),
+            }
+        };
+        let limits = Limits {
+            max_body_bytes: count("MAX_BODY_BYTES", dl.max_body_bytes)?,
+            max_items: count("MAX_ITEMS", dl.max_items)?,
+        };
+        let config = Config {
+            appid: required("WECHAT_APPID")?,
+            secret,
+            api_base: get("WECHAT_API_BASE")
+                .unwrap_or_else(|| DEFAULT_API_BASE.to_string())
+                .trim_end_matches('/')
+                .to_string(),
+            table: required("TOKEN_TABLE")?,
+            jssdk_url: required("JSSDK_URL")?,
+            timing,
+            limits,
+        };
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Relations between the timings that the refresh lock relies on.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let t = &self.timing;
+        // One refresh makes up to three WeChat calls (token, jsapi ticket, wx_card ticket).
+        if t.lease <= t.wechat_timeout * 3 {
+            return Err(ConfigError(
+                "REFRESH_LEASE_MS must be longer than three WeChat calls (3 × WECHAT_TIMEOUT_MS)".into(),
+            ));
+        }
+        if t.lazy_margin > t.rotate_ahead {
+            return Err(ConfigError("REFRESH_MARGIN_SECS must not exceed REFRESH_AHEAD_SECS".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    const BASE: [(&str, &str); 4] = [
+        ("WECHAT_APPID", "wx1"),
+        ("WECHAT_SECRET", "s3cr3t"),
+        ("TOKEN_TABLE", "t"),
+        ("JSSDK_URL", "https://example.com/"),
+    ];
+
+    #[test]
+    fn defaults_apply_and_secret_is_redacted() {
+        let c = from(&BASE).unwrap();
+        assert_eq!(c.api_base, DEFAULT_API_BASE);
+        assert_eq!(c.timing.lease, Duration::from_secs(10));
+        assert_eq!(c.limits.max_items, 100);
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("s3cr3t"), "{dbg}");
+    }
+
+    #[test]
+    fn missing_or_bad_values_are_named() {
+        let e = from(&[("WECHAT_APPID", "wx1"), ("TOKEN_TABLE", "t")]).unwrap_err();
+        assert!(e.0.contains("WECHAT_SECRET"));
+        let mut v = BASE.to_vec();
+        v.push(("WECHAT_TIMEOUT_MS", "fast"));
+        assert!(from(&v).unwrap_err().0.contains("WECHAT_TIMEOUT_MS"));
+        let mut v = BASE.to_vec();
+        v.push(("REFRESH_LEASE_MS", "3000"));
+        assert!(from(&v).unwrap_err().0.contains("REFRESH_LEASE_MS"));
+    }
+
+    #[test]
+    fn arn_is_used_when_no_plain_secret() {
+        let c = from(&[
+            ("WECHAT_APPID", "wx1"),
+            ("WECHAT_SECRET_ARN", "arn:x"),
+            ("TOKEN_TABLE", "t"),
+            ("JSSDK_URL", "https://example.com/"),
+        ])
+        .unwrap();
+        assert!(matches!(c.secret, SecretSource::SecretsManager { ref arn } if arn == "arn:x"));
+    }
+
+    #[test]
+    fn api_base_trailing_slash_is_trimmed() {
+        let mut v = BASE.to_vec();
+        v.push(("WECHAT_API_BASE", "http://127.0.0.1:9100/"));
+        assert_eq!(from(&v).unwrap().api_base, "http://127.0.0.1:9100");
+    }
+}

@@ -1,0 +1,260 @@
+//! The three endpoints of the contract and the scheduled refresh. Each request is answered in the
+//! documented envelope and logged as exactly one structured line.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Error, Request, RequestExt, Response};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::envelope::{json_response, ApiError, MISSING_TOKEN};
+use crate::invoice::{parse_body, GetInvoiceBatchRequest, UpdateStatusRequest};
+use crate::sign;
+use crate::token::{guaranteed_secs, now_ms, Mode, Served};
+use crate::wechat::{GET_INVOICE_BATCH_PATH, UPDATE_STATUS_BATCH_PATH};
+use crate::App;
+
+pub const GET_TOKEN_PATH: &str = "/core/r/api/weChat/getToken";
+pub const GET_INVOICE_BATCH: &str = "/core/r/api/weChat/getInvoiceBatch";
+pub const UPDATE_STATUS: &str = "/core/r/api/weChat/updateStatus";
+
+/// Longest `token` accepted (WeChat reserves 512 characters for an access_token).
+const MAX_TOKEN: usize = 512;
+
+/// What one request did, for its log line.
+#[derive(Default)]
+struct Note {
+    source: Option<&'static str>,
+    fault: Option<String>,
+}
+
+/// The getToken answer, fields in the spec's order.
+#[derive(Serialize)]
+struct TokenAnswer<'a> {
+    access_token: &'a str,
+    expires_in: u64,
+    appid: &'a str,
+    timestamp: u64,
+    noncestr: String,
+    jsapi_ticket: &'a str,
+    url: &'a str,
+    signature: String,
+}
+
+/// `GET /core/r/api/weChat/getToken`, and the hourly scheduled event (which reaches lambda_http
+/// as a pass-through request).
+pub async fn get_token(app: &App, req: Request) -> Result<Response<Body>, Error> {
+    if matches!(req.request_context_ref(), Some(RequestContext::PassThrough)) {
+        return scheduled(app).await;
+    }
+    let started = Instant::now();
+    Ok(answer(GET_TOKEN_PATH, &req, started, get_token_inner(app, &req).await))
+}
+
+async fn get_token_inner(app: &App, req: &Request) -> Result<(Response<Body>, Note), ApiError> {
+    route(req, GET_TOKEN_PATH, Method::GET)?;
+    let query = query(req, &["type"])?;
+    let mode = match query.get("type").copied() {
+        None | Some("auto") => Mode::Auto,
+        Some("manual") => Mode::Manual,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "type: must be `auto` or `manual`, not `{}`",
+                truncate(other)
+            )))
+        }
+    };
+    let served = app.tokens.get(mode).await?;
+    let resp = token_answer(app, &served)?;
+    Ok((resp, note(&served)))
+}
+
+fn token_answer(app: &App, served: &Served) -> Result<Response<Body>, ApiError> {
+    let (Some(token), Some(ticket)) = (&served.state.access_token, &served.state.jsapi_ticket) else {
+        return Err(ApiError::Unavailable("no access_token stored".into()));
+    };
+    let now = now_ms();
+    let timestamp = now / 1000;
+    let noncestr = sign::noncestr();
+    let url = app.config.jssdk_url.as_str();
+    let signature = sign::jsapi_signature(&ticket.value, &noncestr, timestamp, url);
+    let answer = TokenAnswer {
+        access_token: &token.value,
+        expires_in: guaranteed_secs(token, app.tokens.timing(), now),
+        appid: &app.config.appid,
+        timestamp,
+        noncestr,
+        jsapi_ticket: &ticket.value,
+        url,
+        signature,
+    };
+    let body = serde_json::to_string(&answer).expect("plain struct serializes");
+    Ok(json_response(StatusCode::OK, body))
+}
+
+fn note(served: &Served) -> Note {
+    Note { source: Some(served.source.as_str()), fault: served.fault.as_ref().map(ApiError::errmsg) }
+}
+
+/// The scheduled refresh: rotates what would expire before the next run and answers a small
+/// JSON result. A failure is returned as an invocation error so it shows in Lambda's metrics.
+async fn scheduled(app: &App) -> Result<Response<Body>, Error> {
+    let started = Instant::now();
+    let result = app.tokens.get(Mode::Scheduled).await;
+    let ms = started.elapsed().as_millis() as u64;
+    match result {
+        Ok(served) => {
+            let now = now_ms();
+            let left = |c: &Option<crate::store::Credential>| {
+                c.as_ref().map(|c| c.expires_at_ms.saturating_sub(now) / 1000).unwrap_or(0)
+            };
+            let s = &served.state;
+            let fault = served.fault.as_ref().map(ApiError::errmsg);
+            tracing::info!(
+                endpoint = "schedule",
+                source = served.source.as_str(),
+                version = s.version,
+                fault = fault.as_deref(),
+                ms,
+                "scheduled refresh"
+            );
+            let body = json!({
+                "refreshed": served.source == crate::token::Source::Refreshed,
+                "source": served.source.as_str(),
+                "version": s.version,
+                "access_token_expires_in": left(&s.access_token),
+                "jsapi_ticket_expires_in": left(&s.jsapi_ticket),
+                "wx_card_ticket_expires_in": left(&s.wx_card_ticket),
+                "fault": fault,
+            });
+            Ok(json_response(StatusCode::OK, body.to_string()))
+        }
+        Err(e) => {
+            let errmsg = e.errmsg();
+            tracing::error!(endpoint = "schedule", errcode = e.errcode(), errmsg = %errmsg, ms, "scheduled refresh failed");
+            Err(format!("scheduled refresh failed: errcode {}: {errmsg}", e.errcode()).into())
+        }
+    }
+}
+
+/// `POST /core/r/api/weChat/getInvoiceBatch?token=…`
+pub async fn get_invoice_batch(app: &App, req: Request) -> Result<Response<Body>, Error> {
+    let started = Instant::now();
+    let result = async {
+        route(&req, GET_INVOICE_BATCH, Method::POST)?;
+        let token = token_param(&req)?;
+        let body: GetInvoiceBatchRequest = parse_body(req.body().as_ref(), &app.config.limits)?;
+        body.validate(&app.config.limits)?;
+        forward(app, GET_INVOICE_BATCH_PATH, token, &body).await
+    }
+    .await;
+    Ok(answer(GET_INVOICE_BATCH, &req, started, result))
+}
+
+/// `POST /core/r/api/weChat/updateStatus?token=…`
+pub async fn update_status(app: &App, req: Request) -> Result<Response<Body>, Error> {
+    let started = Instant::now();
+    let result = async {
+        route(&req, UPDATE_STATUS, Method::POST)?;
+        let token = token_param(&req)?;
+        let body: UpdateStatusRequest = parse_body(req.body().as_ref(), &app.config.limits)?;
+        body.validate(&app.config.limits)?;
+        forward(app, UPDATE_STATUS_BATCH_PATH, token, &body).await
+    }
+    .await;
+    Ok(answer(UPDATE_STATUS, &req, started, result))
+}
+
+async fn forward(
+    app: &App,
+    wechat_path: &str,
+    token: String,
+    body: &impl Serialize,
+) -> Result<(Response<Body>, Note), ApiError> {
+    let json = serde_json::to_vec(body).expect("request models serialize");
+    let reply = app.wechat.post(wechat_path, &token, json).await?;
+    Ok((json_response(StatusCode::OK, reply.body), Note::default()))
+}
+
+fn token_param(req: &Request) -> Result<String, ApiError> {
+    let query = query(req, &["token"])?;
+    match query.get("token") {
+        Some(t) if t.len() > MAX_TOKEN => {
+            Err(ApiError::bad_request(format!("token: longer than {MAX_TOKEN} characters")))
+        }
+        Some(t) if !t.trim().is_empty() => Ok(t.to_string()),
+        _ => Err(ApiError::BadRequest {
+            errcode: MISSING_TOKEN,
+            errmsg: "token: the query parameter `token` (access_token) is required".into(),
+        }),
+    }
+}
+
+/// Checks path and method. Routes on `raw_http_path()`, which never carries an API stage prefix.
+fn route(req: &Request, path: &str, method: Method) -> Result<(), ApiError> {
+    if req.raw_http_path() != path {
+        return Err(ApiError::NotFound(format!("no such path: {}", truncate(&req.raw_http_path()))));
+    }
+    if req.method() != method {
+        let allowed = if method == Method::GET { "GET" } else { "POST" };
+        return Err(ApiError::MethodNotAllowed { allowed });
+    }
+    Ok(())
+}
+
+/// The query parameters, each at most once and only those in `allowed`.
+fn query<'r>(req: &'r Request, allowed: &[&str]) -> Result<HashMap<&'r str, &'r str>, ApiError> {
+    let mut out = HashMap::new();
+    let Some(map) = req.query_string_parameters_ref() else {
+        return Ok(out);
+    };
+    for (key, value) in map.iter() {
+        if !allowed.contains(&key) {
+            return Err(ApiError::bad_request(format!(
+                "unknown query parameter `{}`; this path accepts: {}",
+                truncate(key),
+                allowed.join(", ")
+            )));
+        }
+        if out.insert(key, value).is_some() {
+            return Err(ApiError::bad_request(format!("{key}: given more than once")));
+        }
+    }
+    Ok(out)
+}
+
+/// Caller-supplied text quoted in an errmsg is cut short.
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+/// Turns the outcome into the response and writes the request's one log line.
+fn answer(
+    endpoint: &str,
+    req: &Request,
+    started: Instant,
+    result: Result<(Response<Body>, Note), ApiError>,
+) -> Response<Body> {
+    let (resp, note, errcode, errmsg) = match result {
+        Ok((resp, note)) => (resp, note, 0, None),
+        Err(e) => {
+            let (errcode, errmsg) = (e.errcode(), e.errmsg());
+            (e.into_response(), Note::default(), errcode, Some(errmsg))
+        }
+    };
+    tracing::info!(
+        endpoint,
+        method = %req.method(),
+        status = resp.status().as_u16(),
+        errcode,
+        errmsg = errmsg.as_deref(),
+        source = note.source,
+        fault = note.fault.as_deref(),
+        ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    resp
+}

@@ -1,0 +1,332 @@
+//! Token lifecycle: serve the stored access_token and tickets, and refresh them single-flight
+//! across all Lambda instances under the DynamoDB lock. Only the lock holder calls WeChat; everyone
+//! else serves the stored credentials while they are valid, or waits (bounded) for the holder's
+//! write. A failed refresh never removes valid stored credentials.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::config::Timing;
+use crate::envelope::ApiError;
+use crate::store::{Credential, Lock, TokenState, TokenStore, Update};
+use crate::wechat::{Issued, TicketKind, WeChatClient};
+
+/// Why credentials are wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A reader (`type=auto`): refresh only if the stored ones are missing or about to expire.
+    Auto,
+    /// `type=manual`: publish a refresh made after this request arrived.
+    Manual,
+    /// The hourly schedule: rotate whatever would expire before the next run.
+    Scheduled,
+}
+
+/// How the answer came about (logged with the request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Read from the store; no refresh needed.
+    Stored,
+    /// This request refreshed and published.
+    Refreshed,
+    /// Another instance refreshed while this request waited.
+    Waited,
+    /// A refresh was needed but failed; the stored credentials are still valid and were served.
+    StoredAfterFault,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Stored => "stored",
+            Source::Refreshed => "refreshed",
+            Source::Waited => "waited",
+            Source::StoredAfterFault => "stored_after_fault",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub state: TokenState,
+    pub source: Source,
+    /// A fault met on the way (a ticket that failed to refresh, WeChat down while stored
+    /// credentials were still valid).
+    pub fault: Option<ApiError>,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+/// access_token and jsapi_ticket both valid for at least `margin_ms`.
+pub fn usable(state: &TokenState, now_ms: u64, margin_ms: u64) -> bool {
+    let ok = |c: &Option<Credential>| c.as_ref().is_some_and(|c| c.valid_for(now_ms, margin_ms));
+    ok(&state.access_token) && ok(&state.jsapi_ticket)
+}
+
+#[derive(Clone)]
+pub struct TokenService {
+    store: TokenStore,
+    wechat: WeChatClient,
+    timing: Timing,
+}
+
+impl TokenService {
+    pub fn new(store: TokenStore, wechat: WeChatClient, timing: Timing) -> Self {
+        TokenService { store, wechat, timing }
+    }
+
+    pub fn timing(&self) -> &Timing {
+        &self.timing
+    }
+
+    pub fn store(&self) -> &TokenStore {
+        &self.store
+    }
+
+    fn appid(&self) -> &str {
+        self.wechat.appid()
+    }
+
+    /// Credentials for `mode`, refreshing when needed.
+    pub async fn get(&self, mode: Mode) -> Result<Served, ApiError> {
+        let state = self.store.load(self.appid()).await?;
+        let baseline = state.version;
+        if self.satisfied(mode, &state, baseline) {
+            return Ok(Served { state, source: Source::Stored, fault: None });
+        }
+        self.refresh(mode, baseline, state).await
+    }
+
+    fn satisfied(&self, mode: Mode, state: &TokenState, baseline_version: u64) -> bool {
+        let now = now_ms();
+        match mode {
+            Mode::Auto => usable(state, now, ms(self.timing.lazy_margin)),
+            Mode::Scheduled => {
+                let ahead = ms(self.timing.rotate_ahead);
+                usable(state, now, ahead)
+                    && state.wx_card_ticket.as_ref().is_some_and(|c| c.valid_for(now, ahead))
+            }
+            Mode::Manual => state.version > baseline_version,
+        }
+    }
+
+    async fn refresh(&self, mode: Mode, baseline: u64, mut seen: TokenState) -> Result<Served, ApiError> {
+        let owner = uuid::Uuid::new_v4().to_string();
+        let deadline = Instant::now() + self.timing.wait;
+        loop {
+            let now = now_ms();
+            let lock = match self.store.try_lock(self.appid(), &owner, now, ms(self.timing.lease)).await {
+                Ok(lock) => lock,
+                Err(e) => return self.fallback(mode, seen, e.into()),
+            };
+            match lock {
+                Lock::Acquired(locked) => {
+                    if self.satisfied(mode, &locked, baseline) {
+                        let _ = self.store.release(self.appid(), &owner).await;
+                        return Ok(Served { state: locked, source: Source::Waited, fault: None });
+                    }
+                    return self.refresh_locked(mode, &owner, locked).await;
+                }
+                Lock::Held(current) => {
+                    if mode != Mode::Manual && usable(&current, now, 0) {
+                        // The holder will publish; until then the stored credentials are valid.
+                        return Ok(Served { state: current, source: Source::Stored, fault: None });
+                    }
+                    seen = current;
+                }
+            }
+            // Wait for the holder's write, with backoff, within the bound.
+            let mut pause = Duration::from_millis(50);
+            loop {
+                if Instant::now() + pause > deadline {
+                    let err = ApiError::Unavailable(format!(
+                        "a token refresh in progress did not finish within {} ms",
+                        ms(self.timing.wait)
+                    ));
+                    return self.fallback(mode, seen, err);
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(400));
+                let state = match self.store.load(self.appid()).await {
+                    Ok(s) => s,
+                    Err(e) => return self.fallback(mode, seen, e.into()),
+                };
+                if self.satisfied(mode, &state, baseline) {
+                    return Ok(Served { state, source: Source::Waited, fault: None });
+                }
+                let now = now_ms();
+                let holder_gone = state.lock_owner.is_none();
+                let lease_over = state.lock_owner.is_some() && state.lock_until_ms < now;
+                seen = state;
+                if lease_over {
+                    break; // a crashed holder: take the lock over
+                }
+                if holder_gone {
+                    // The holder gave up without publishing: its refresh failed.
+                    let err = ApiError::Unavailable("a concurrent token refresh failed".into());
+                    return self.fallback(mode, seen, err);
+                }
+            }
+        }
+    }
+
+    /// Fetches what is due from WeChat and publishes it, holding the lock.
+    async fn refresh_locked(&self, mode: Mode, owner: &str, locked: TokenState) -> Result<Served, ApiError> {
+        // The lease covers the whole fetch; stop before it ends so we never publish late.
+        let budget = self.timing.lease.mul_f32(0.9);
+        let (update, fault) = match tokio::time::timeout(budget, self.fetch(mode, &locked)).await {
+            Ok(r) => r,
+            Err(_) => {
+                let _ = self.store.release(self.appid(), owner).await;
+                let err = ApiError::WeChatTimeout(format!("refresh did not finish within {} ms", ms(budget)));
+                return self.fallback(mode, locked, err);
+            }
+        };
+        let Some(update) = update else {
+            let _ = self.store.release(self.appid(), owner).await;
+            let err = fault.unwrap_or_else(|| ApiError::Unavailable("refresh produced nothing".into()));
+            return self.fallback(mode, locked, err);
+        };
+        match self.store.commit(self.appid(), owner, &update).await {
+            Ok(Some(state)) => {
+                if usable(&state, now_ms(), 0) {
+                    Ok(Served { state, source: Source::Refreshed, fault })
+                } else {
+                    Err(fault.unwrap_or_else(|| ApiError::Unavailable("refreshed state is not usable".into())))
+                }
+            }
+            Ok(None) => {
+                // Our lease ran out and another holder took over: its state wins, ours is dropped.
+                let state = self.store.load(self.appid()).await?;
+                if usable(&state, now_ms(), 0) {
+                    Ok(Served { state, source: Source::Waited, fault })
+                } else {
+                    Err(ApiError::Unavailable("refresh lease lost to another instance".into()))
+                }
+            }
+            Err(e) => self.fallback(mode, locked, e.into()),
+        }
+    }
+
+    /// Calls WeChat for everything due. `None` when nothing could be fetched.
+    async fn fetch(&self, mode: Mode, locked: &TokenState) -> (Option<Update>, Option<ApiError>) {
+        let now = now_ms();
+        let threshold = match mode {
+            Mode::Auto => ms(self.timing.lazy_margin),
+            Mode::Scheduled => ms(self.timing.rotate_ahead),
+            Mode::Manual => u64::MAX,
+        };
+        let due = |c: &Option<Credential>| !c.as_ref().is_some_and(|c| c.valid_for(now, threshold));
+        let mut update = Update { refreshed_at_ms: now, ..Update::default() };
+        let mut fault = None;
+
+        let token = if due(&locked.access_token) {
+            match self.wechat.fetch_access_token().await {
+                Ok(issued) => {
+                    // WeChat keeps honouring the old token for the grace period.
+                    let grace_end = now + ms(self.timing.grace);
+                    update.previous_access_token = locked
+                        .access_token
+                        .as_ref()
+                        .filter(|c| c.valid_for(now, 0))
+                        .map(|c| Credential { value: c.value.clone(), expires_at_ms: c.expires_at_ms.min(grace_end) });
+                    let cred = credential(&issued, now);
+                    update.access_token = Some(cred);
+                    issued.value
+                }
+                Err(e) => return (None, Some(e.into())),
+            }
+        } else {
+            match &locked.access_token {
+                Some(c) => c.value.clone(),
+                None => return (None, Some(ApiError::Unavailable("no access_token".into()))),
+            }
+        };
+        // A new access_token rotates both tickets with it, so all three age together.
+        let rotated = update.access_token.is_some();
+        for kind in [TicketKind::Jsapi, TicketKind::WxCard] {
+            let current = match kind {
+                TicketKind::Jsapi => &locked.jsapi_ticket,
+                TicketKind::WxCard => &locked.wx_card_ticket,
+            };
+            if !(rotated || due(current)) {
+                continue;
+            }
+            match self.wechat.fetch_ticket(&token, kind).await {
+                Ok(issued) => {
+                    let cred = Some(credential(&issued, now));
+                    match kind {
+                        TicketKind::Jsapi => update.jsapi_ticket = cred,
+                        TicketKind::WxCard => update.wx_card_ticket = cred,
+                    }
+                }
+                Err(e) => {
+                    fault.get_or_insert(ApiError::from(e));
+                }
+            }
+        }
+        let fetched = update.access_token.is_some() || update.jsapi_ticket.is_some() || update.wx_card_ticket.is_some();
+        (fetched.then_some(update), fault)
+    }
+
+    /// A refresh failed: serve what is stored if it is still valid (except for `manual`, whose
+    /// caller asked for a refresh and gets the failure).
+    fn fallback(&self, mode: Mode, stored: TokenState, err: ApiError) -> Result<Served, ApiError> {
+        if mode != Mode::Manual && usable(&stored, now_ms(), 0) {
+            Ok(Served { state: stored, source: Source::StoredAfterFault, fault: Some(err) })
+        } else {
+            Err(err)
+        }
+    }
+}
+
+fn credential(issued: &Issued, now_ms: u64) -> Credential {
+    Credential { value: issued.value.clone(), expires_at_ms: now_ms + issued.expires_in * 1000 }
+}
+
+/// Seconds the access_token is guaranteed to keep working, counted from `now_ms`: until the
+/// scheduled rotation (plus WeChat's grace for the previous token), and never past its expiry.
+pub fn guaranteed_secs(token: &Credential, timing: &Timing, now_ms: u64) -> u64 {
+    let remaining = token.expires_at_ms.saturating_sub(now_ms);
+    let rotation_at = token.expires_at_ms.saturating_sub(ms(timing.rotate_ahead));
+    let until_rotation = rotation_at.saturating_sub(now_ms) + ms(timing.grace);
+    remaining.min(until_rotation) / 1000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guaranteed_lifetime_is_until_rotation_plus_grace() {
+        let t = Timing::default();
+        let now = 1_000_000_000;
+        let fresh = Credential { value: "x".into(), expires_at_ms: now + 7_200_000 };
+        // 7200 − 3900 (rotate ahead) + 300 (grace) = 3600: the token lives one schedule period.
+        assert_eq!(guaranteed_secs(&fresh, &t, now), 3600);
+        // Past the rotation point: only the grace is guaranteed.
+        let due = Credential { value: "x".into(), expires_at_ms: now + 3_000_000 };
+        assert_eq!(guaranteed_secs(&due, &t, now), 300);
+        // Never beyond expiry.
+        let dying = Credential { value: "x".into(), expires_at_ms: now + 120_000 };
+        assert_eq!(guaranteed_secs(&dying, &t, now), 120);
+        let dead = Credential { value: "x".into(), expires_at_ms: now - 1 };
+        assert_eq!(guaranteed_secs(&dead, &t, now), 0);
+    }
+
+    #[test]
+    fn usable_needs_both_token_and_ticket() {
+        let now = 1_000;
+        let c = |exp| Some(Credential { value: "v".into(), expires_at_ms: exp });
+        let mut s = TokenState { access_token: c(now + 10_000), ..TokenState::default() };
+        assert!(!usable(&s, now, 0));
+        s.jsapi_ticket = c(now + 5_000);
+        assert!(usable(&s, now, 0));
+        assert!(!usable(&s, now, 5_000));
+    }
+}

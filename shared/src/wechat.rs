@@ -1,0 +1,201 @@
+//! The WeChat API client: fetches access_token and JS-SDK tickets, and forwards invoice calls.
+//! Every call has an explicit timeout; errors never carry the request URL (it holds the
+//! AppSecret or an access_token).
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::config::Secret;
+use crate::envelope::{ApiError, WeChatErrorBody};
+
+pub const TOKEN_PATH: &str = "/cgi-bin/token";
+pub const TICKET_PATH: &str = "/cgi-bin/ticket/getticket";
+pub const GET_INVOICE_BATCH_PATH: &str = "/card/invoice/reimburse/getinvoicebatch";
+pub const UPDATE_STATUS_BATCH_PATH: &str = "/card/invoice/reimburse/updatestatusbatch";
+
+/// A credential as WeChat issued it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Issued {
+    pub value: String,
+    pub expires_in: u64,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Issued(***, expires_in={})", self.expires_in)
+    }
+}
+
+/// The two JS-SDK tickets: `jsapi` signs `wx.config`, `wx_card` signs `chooseInvoice`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketKind {
+    Jsapi,
+    WxCard,
+}
+
+impl TicketKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketKind::Jsapi => "jsapi",
+            TicketKind::WxCard => "wx_card",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WeChatError {
+    /// WeChat answered with errcode ≠ 0.
+    Api(WeChatErrorBody),
+    /// No answer within the timeout.
+    Timeout(String),
+    /// Connection failed, non-2xx status, or a body that is not WeChat's JSON.
+    Unreachable(String),
+}
+
+impl std::fmt::Display for WeChatError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WeChatError::Api(b) => write!(f, "errcode {}", b.errcode),
+            WeChatError::Timeout(m) => write!(f, "timeout: {m}"),
+            WeChatError::Unreachable(m) => write!(f, "unreachable: {m}"),
+        }
+    }
+}
+
+impl From<WeChatError> for ApiError {
+    fn from(e: WeChatError) -> Self {
+        match e {
+            WeChatError::Api(b) => ApiError::WeChat(b),
+            WeChatError::Timeout(m) => ApiError::WeChatTimeout(m),
+            WeChatError::Unreachable(m) => ApiError::WeChatUnreachable(m),
+        }
+    }
+}
+
+/// A successful invoice call: WeChat's body, byte for byte.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub body: Vec<u8>,
+}
+
+#[derive(Clone)]
+pub struct WeChatClient {
+    http: reqwest::Client,
+    base: String,
+    appid: String,
+    secret: Secret,
+}
+
+impl WeChatClient {
+    pub fn new(base: &str, appid: &str, secret: Secret, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .build()
+            .expect("a TLS backend is compiled in");
+        WeChatClient { http, base: base.to_string(), appid: appid.to_string(), secret }
+    }
+
+    pub fn appid(&self) -> &str {
+        &self.appid
+    }
+
+    /// `GET /cgi-bin/token`: a new access_token (WeChat keeps the previous one for 5 minutes).
+    pub async fn fetch_access_token(&self) -> Result<Issued, WeChatError> {
+        let url = format!(
+            "{}{TOKEN_PATH}?grant_type=client_credential&appid={}&secret={}",
+            self.base,
+            enc(&self.appid),
+            enc(self.secret.expose())
+        );
+        let body = self.call(self.http.get(url)).await?;
+        issued(&body, "access_token")
+    }
+
+    /// `GET /cgi-bin/ticket/getticket?type=jsapi|wx_card`.
+    pub async fn fetch_ticket(&self, access_token: &str, kind: TicketKind) -> Result<Issued, WeChatError> {
+        let url = format!(
+            "{}{TICKET_PATH}?access_token={}&type={}",
+            self.base,
+            enc(access_token),
+            kind.as_str()
+        );
+        let body = self.call(self.http.get(url)).await?;
+        issued(&body, "ticket")
+    }
+
+    /// POSTs a JSON body to an invoice path with `access_token` and returns WeChat's body unchanged
+    /// when errcode is 0.
+    pub async fn post(&self, path: &str, access_token: &str, json: Vec<u8>) -> Result<Reply, WeChatError> {
+        let url = format!("{}{path}?access_token={}", self.base, enc(access_token));
+        let req = self
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(json);
+        let (bytes, _) = self.call_raw(req).await?;
+        Ok(Reply { body: bytes })
+    }
+
+    async fn call(&self, req: reqwest::RequestBuilder) -> Result<Map<String, Value>, WeChatError> {
+        self.call_raw(req).await.map(|(_, map)| map)
+    }
+
+    /// Sends, checks the status, parses the JSON object and splits off errcode ≠ 0.
+    async fn call_raw(&self, req: reqwest::RequestBuilder) -> Result<(Vec<u8>, Map<String, Value>), WeChatError> {
+        let resp = req.send().await.map_err(classify)?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(classify)?.to_vec();
+        if !status.is_success() {
+            return Err(WeChatError::Unreachable(format!("HTTP {}", status.as_u16())));
+        }
+        let map: Map<String, Value> = serde_json::from_slice(&bytes)
+            .map_err(|_| WeChatError::Unreachable("answer is not a JSON object".into()))?;
+        match map.get("errcode").map(Value::as_i64) {
+            None | Some(Some(0)) => Ok((bytes, map)),
+            Some(Some(errcode)) => Err(WeChatError::Api(WeChatErrorBody { errcode, body: map })),
+            Some(None) => Err(WeChatError::Unreachable("errcode is not a number".into())),
+        }
+    }
+}
+
+fn issued(body: &Map<String, Value>, field: &str) -> Result<Issued, WeChatError> {
+    let value = body.get(field).and_then(Value::as_str).filter(|v| !v.is_empty());
+    let expires_in = body.get("expires_in").and_then(Value::as_u64).filter(|s| *s > 0);
+    match (value, expires_in) {
+        (Some(v), Some(e)) => Ok(Issued { value: v.to_string(), expires_in: e }),
+        _ => Err(WeChatError::Unreachable(format!("answer lacks {field} or expires_in"))),
+    }
+}
+
+/// Describes a transport error without its URL (which holds secrets).
+fn classify(e: reqwest::Error) -> WeChatError {
+    let timeout = e.is_timeout();
+    // The cause chain names the failure (refused, reset, DNS) and holds no URL.
+    let mut causes = String::new();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        causes.push_str(": ");
+        causes.push_str(&c.to_string());
+        cause = c.source();
+    }
+    let msg = format!("{}{causes}", e.without_url());
+    if timeout {
+        WeChatError::Timeout(msg)
+    } else {
+        WeChatError::Unreachable(msg)
+    }
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters pass through).
+pub fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
