@@ -1,1 +1,212 @@
+//! wechat-sim: a local, stateful simulator of the WeChat Official Account and WeCom APIs that an
+//! e-invoice reimbursement backend uses (access tokens, JS-SDK tickets, the reimburser invoice
+//! calls), with control endpoints under `/__sim/` for call counts, fault injection, seeding
+//! invoices, a clock offset and reset. Behaviours that WeChat does not document are options
+//! (see [`Options`]).
 
+mod api;
+mod control;
+mod state;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+pub use state::{Fault, Invoice, Options};
+
+/// The simulator's default seed: the spec's example invoice and friends.
+pub const DEFAULT_INVOICES: &str = include_str!("../../fixtures/invoices.json");
+
+/// Largest request body the simulator reads.
+const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// Shared handle on the simulator's state.
+#[derive(Clone)]
+pub struct Sim {
+    state: Arc<Mutex<state::State>>,
+}
+
+/// A simulator serving on a local port; stops when dropped.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub sim: Sim,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// `http://127.0.0.1:PORT`, to use as `WECHAT_API_BASE`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Why the connection is closed without an answer (the injected "dropped connection").
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by fault injection")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+type Answer = Response<Full<Bytes>>;
+
+impl Sim {
+    /// A simulator with these options and invoices (a JSON array in the fixture's format).
+    pub fn new(options: Options, invoices_json: &str) -> Result<Sim, String> {
+        let state = state::State::new(options, invoices_json)?;
+        Ok(Sim { state: Arc::new(Mutex::new(state)) })
+    }
+
+    /// Binds `addr` (port 0 for an ephemeral one) and serves in the background.
+    pub async fn start(self, addr: SocketAddr) -> std::io::Result<Running> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let sim = self.clone();
+        let task = tokio::spawn(async move { sim.serve(listener).await });
+        Ok(Running { addr, sim: self, task })
+    }
+
+    /// Starts a simulator with default options and seed on 127.0.0.1, on an ephemeral port.
+    pub async fn start_default() -> Running {
+        Sim::new(Options::default(), DEFAULT_INVOICES)
+            .expect("default seed parses")
+            .start(([127, 0, 0, 1], 0).into())
+            .await
+            .expect("bind 127.0.0.1:0")
+    }
+
+    async fn serve(self, listener: TcpListener) {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let sim = self.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let sim = sim.clone();
+                    async move { sim.handle(req).await }
+                });
+                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            });
+        }
+    }
+
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, state::State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Calls counted so far for one API path.
+    pub fn calls(&self, path: &str) -> u64 {
+        self.lock().calls.get(path).copied().unwrap_or(0)
+    }
+
+    async fn handle(&self, req: Request<Incoming>) -> Result<Answer, Dropped> {
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let query = parse_query(req.uri().query().unwrap_or(""));
+        let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return Ok(plain(StatusCode::PAYLOAD_TOO_LARGE, "body too large")),
+        };
+        if let Some(rest) = path.strip_prefix("/__sim/") {
+            return Ok(control::handle(self, &method, rest, &body));
+        }
+        // Count the call, then apply an injected fault, if any.
+        let fault = {
+            let mut st = self.lock();
+            *st.calls.entry(path.clone()).or_insert(0) += 1;
+            st.take_fault(&path)
+        };
+        if let Some(f) = fault {
+            if let Some(ms) = f.latency_ms {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            if f.drop {
+                return Err(Dropped);
+            }
+            if let Some(status) = f.http_status {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+                return Ok(plain(status, "<html><body>injected fault</body></html>"));
+            }
+            if let Some(errcode) = f.errcode {
+                let errmsg = f.errmsg.clone().unwrap_or_else(|| "injected fault".into());
+                return Ok(json(StatusCode::OK, &api::error(errcode, &errmsg)));
+            }
+            if let Some(raw) = f.body {
+                return Ok(Response::builder()
+                    .status(StatusCode::OK)
+                    .header("content-type", "application/json; encoding=utf-8")
+                    .body(Full::new(Bytes::from(raw)))
+                    .expect("static response"));
+            }
+        }
+        let value = api::handle(self, &method, &path, &query, &body);
+        Ok(json(StatusCode::OK, &value))
+    }
+}
+
+pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Answer {
+    Response::builder()
+        .status(status)
+        // WeChat's own content type.
+        .header("content-type", "application/json; encoding=utf-8")
+        .body(Full::new(Bytes::from(value.to_string())))
+        .expect("static response")
+}
+
+pub(crate) fn plain(status: StatusCode, text: &'static str) -> Answer {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/html")
+        .body(Full::new(Bytes::from_static(text.as_bytes())))
+        .expect("static response")
+}
+
+/// Query string to pairs, percent-decoded (last value wins).
+fn parse_query(q: &str) -> std::collections::HashMap<String, String> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'+' {
+            out.push(b' ');
+        } else if let (b'%', Some(Some(hi)), Some(Some(lo))) =
+            (b, bytes.get(i + 1).map(|&c| hex(c)), bytes.get(i + 2).map(|&c| hex(c)))
+        {
+            out.push(hi << 4 | lo);
+            i += 2;
+        } else {
+            out.push(b);
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -1,0 +1,150 @@
+//! Control endpoints under `/__sim/`: stats, faults, invoices, clock, options, tokens, reset.
+
+use hyper::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::state::{parse_invoices, Fault, Options};
+use crate::{json as answer, Answer, Sim};
+
+pub fn handle(sim: &Sim, method: &Method, path: &str, body: &[u8]) -> Answer {
+    match result(sim, method, path, body) {
+        Ok(v) => answer(StatusCode::OK, &v),
+        Err((status, msg)) => answer(status, &json!({ "error": msg })),
+    }
+}
+
+type R = Result<Value, (StatusCode, String)>;
+
+fn bad(msg: impl std::fmt::Display) -> (StatusCode, String) {
+    (StatusCode::BAD_REQUEST, msg.to_string())
+}
+
+fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, (StatusCode, String)> {
+    serde_json::from_slice(body).map_err(bad)
+}
+
+fn result(sim: &Sim, method: &Method, path: &str, body: &[u8]) -> R {
+    let mut st = sim.lock();
+    match (method, path) {
+        (&Method::GET, "stats") => {
+            let total: u64 = st.calls.values().sum();
+            Ok(json!({ "calls": st.calls, "total": total }))
+        }
+        (&Method::GET, "faults") => Ok(json!(st.faults)),
+        (&Method::POST, "faults") => {
+            let fault: Fault = parse(body)?;
+            if fault.path.is_empty() {
+                return Err(bad("path is required (an API path, or * for all)"));
+            }
+            if fault.times == Some(0) {
+                return Err(bad("times must be at least 1 (omit it for until cleared)"));
+            }
+            st.faults.push(fault);
+            Ok(json!(st.faults))
+        }
+        (&Method::DELETE, "faults") => {
+            st.faults.clear();
+            Ok(json!([]))
+        }
+        (&Method::GET, "invoices") => Ok(json!(st.invoices)),
+        (&Method::POST, "invoices") => {
+            let text = std::str::from_utf8(body).map_err(bad)?;
+            st.invoices = parse_invoices(text).map_err(bad)?;
+            Ok(json!({ "invoices": st.invoices.len() }))
+        }
+        (&Method::GET, "clock") => Ok(json!({ "offset_secs": st.clock_offset_secs, "now": st.now() })),
+        (&Method::POST, "clock") => {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Clock {
+                offset_secs: Option<i64>,
+                advance_secs: Option<i64>,
+            }
+            let c: Clock = parse(body)?;
+            match (c.offset_secs, c.advance_secs) {
+                (Some(o), None) => st.clock_offset_secs = o,
+                (None, Some(a)) => st.clock_offset_secs += a,
+                _ => return Err(bad("give exactly one of offset_secs, advance_secs")),
+            }
+            Ok(json!({ "offset_secs": st.clock_offset_secs, "now": st.now() }))
+        }
+        (&Method::GET, "options") => Ok(json!(st.options)),
+        (&Method::POST, "options") => {
+            // Merge the given fields into the current options.
+            let patch: serde_json::Map<String, Value> = parse(body)?;
+            let mut current = serde_json::to_value(&st.options).expect("options serialize");
+            if let Value::Object(m) = &mut current {
+                m.extend(patch);
+            }
+            st.options = serde_json::from_value::<Options>(current).map_err(bad)?;
+            Ok(json!(st.options))
+        }
+        (&Method::GET, "tokens") => {
+            // The latest token of each family and app, and how many were ever issued.
+            let latest: Vec<Value> = st
+                .latest
+                .iter()
+                .map(|((family, app), token)| json!({ "family": family, "app": app, "access_token": token }))
+                .collect();
+            Ok(json!({ "latest": latest, "issued": st.tokens.len(), "tickets": st.tickets.len() }))
+        }
+        (&Method::POST, "verify/jsapi") => {
+            // What the WeChat client checks in wx.config: the signature over a live jsapi ticket
+            // and the page URL without its fragment.
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct V {
+                url: String,
+                noncestr: String,
+                timestamp: u64,
+                signature: String,
+            }
+            let v: V = parse(body)?;
+            let url = v.url.split('#').next().unwrap_or_default();
+            let now = st.now();
+            let valid = st.tickets.iter().any(|(ticket, rec)| {
+                rec.kind == "jsapi"
+                    && rec.expires_at > now
+                    && sha1_hex(&format!(
+                        "jsapi_ticket={ticket}&noncestr={}&timestamp={}&url={url}",
+                        v.noncestr, v.timestamp
+                    )) == v.signature
+            });
+            Ok(json!({ "valid": valid }))
+        }
+        (&Method::POST, "verify/card_sign") => {
+            // What chooseInvoice checks: SHA1 of the sorted wx_card ticket, appid, timestamp,
+            // nonce and "INVOICE", for a live wx_card ticket of that app.
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct V {
+                appid: String,
+                timestamp: u64,
+                nonce_str: String,
+                sign_type: String,
+                card_sign: String,
+            }
+            let v: V = parse(body)?;
+            let now = st.now();
+            let ts = v.timestamp.to_string();
+            let valid = v.sign_type == "SHA1"
+                && st.tickets.iter().any(|(ticket, rec)| {
+                    let mut values = [ticket.as_str(), v.appid.as_str(), ts.as_str(), v.nonce_str.as_str(), "INVOICE"];
+                    values.sort_unstable();
+                    rec.kind == "wx_card" && rec.app == v.appid && rec.expires_at > now && sha1_hex(&values.concat()) == v.card_sign
+                });
+            Ok(json!({ "valid": valid }))
+        }
+        (&Method::POST, "reset") => {
+            st.reset();
+            Ok(json!({ "reset": true }))
+        }
+        _ => Err((StatusCode::NOT_FOUND, format!("no control endpoint {method} /__sim/{path}"))),
+    }
+}
+
+fn sha1_hex(s: &str) -> String {
+    use sha1::{Digest, Sha1};
+    Sha1::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,249 @@
+//! The simulator over real HTTP: token rules, the invoice status machine, faults and controls.
+
+use serde_json::{json, Value};
+use wechat_sim::{Running, Sim};
+
+const SEED_CARD: &str = "pIKi3wcA2zJYhWaAUWmf3aMNd_r0";
+const SEED_CODE: &str = "O/mPnGTpBu22a1szmK2ogzhFPBh9eYzv2p70L8yzyykBoTdEGnOi8TSuvAUzX8XrOHONZv9BQ5sPsgyjLQjJMCy433SEqFIQys8K/CgLWKRMh42topKL2kjiQeB0IIwo";
+const OPENID: &str = "or6qc1XNFyAhiatjzyd7aboPkLz8";
+
+struct T {
+    sim: Running,
+    http: reqwest::Client,
+}
+
+impl T {
+    async fn new() -> T {
+        T { sim: Sim::start_default().await, http: reqwest::Client::new() }
+    }
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.sim.base_url())
+    }
+    async fn get(&self, path: &str) -> Value {
+        self.http.get(self.url(path)).send().await.unwrap().json().await.unwrap()
+    }
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.http.post(self.url(path)).json(&body).send().await.unwrap().json().await.unwrap()
+    }
+    async fn token(&self) -> String {
+        let v = self.get("/cgi-bin/token?grant_type=client_credential&appid=wxa185587d4fc35145&secret=sim-appsecret").await;
+        assert!(v.get("errcode").is_none(), "success has no errcode: {v}");
+        assert_eq!(v["expires_in"], 7200);
+        v["access_token"].as_str().unwrap().to_string()
+    }
+    async fn info(&self, token: &str, card_id: &str, code: &str) -> Value {
+        self.post(
+            &format!("/card/invoice/reimburse/getinvoiceinfo?access_token={token}"),
+            json!({"card_id": card_id, "encrypt_code": code}),
+        )
+        .await
+    }
+    async fn batch_status(&self, token: &str, openid: &str, status: &str, list: &[(&str, &str)]) -> Value {
+        let invoice_list: Vec<Value> =
+            list.iter().map(|(c, e)| json!({"card_id": c, "encrypt_code": e})).collect();
+        self.post(
+            &format!("/card/invoice/reimburse/updatestatusbatch?access_token={token}"),
+            json!({"openid": openid, "reimburse_status": status, "invoice_list": invoice_list}),
+        )
+        .await
+    }
+    async fn status_of(&self, token: &str, code: &str) -> String {
+        let v = self.info(token, SEED_CARD, code).await;
+        v["user_info"]["reimburse_status"].as_str().unwrap_or_else(|| panic!("{v}")).to_string()
+    }
+    async fn advance(&self, secs: i64) {
+        self.post("/__sim/clock", json!({ "advance_secs": secs })).await;
+    }
+}
+
+fn errcode(v: &Value) -> i64 {
+    v["errcode"].as_i64().unwrap_or_else(|| panic!("no errcode: {v}"))
+}
+
+#[tokio::test]
+async fn token_rotation_grace_expiry_and_errors() {
+    let t = T::new().await;
+    let first = t.token().await;
+    let second = t.token().await;
+    assert_ne!(first, second, "a new token per call");
+    let ticket = format!("/cgi-bin/ticket/getticket?type=jsapi&access_token=");
+    // Both work during the grace period.
+    assert_eq!(errcode(&t.get(&format!("{ticket}{first}")).await), 0);
+    t.advance(299).await;
+    assert_eq!(errcode(&t.get(&format!("{ticket}{first}")).await), 0);
+    t.advance(1).await;
+    let v = t.get(&format!("{ticket}{first}")).await;
+    assert_eq!(errcode(&v), 40001);
+    assert!(v["errmsg"].as_str().unwrap().contains(" rid: "), "{v}");
+    assert_eq!(errcode(&t.get(&format!("{ticket}{second}")).await), 0);
+    // Expiry.
+    t.advance(7200).await;
+    assert_eq!(errcode(&t.get(&format!("{ticket}{second}")).await), 42001);
+    // Missing, unknown.
+    assert_eq!(errcode(&t.get("/cgi-bin/ticket/getticket?type=jsapi").await), 41001);
+    assert_eq!(errcode(&t.get(&format!("{ticket}garbage")).await), 40001);
+    // Wrong credentials.
+    let bad = |q: &str| format!("/cgi-bin/token?grant_type=client_credential&{q}");
+    assert_eq!(errcode(&t.get(&bad("appid=wxnope&secret=sim-appsecret")).await), 40013);
+    assert_eq!(errcode(&t.get(&bad("appid=wxa185587d4fc35145&secret=nope")).await), 40125);
+    assert_eq!(errcode(&t.get("/cgi-bin/token?appid=wxa185587d4fc35145&secret=sim-appsecret").await), 40002);
+}
+
+#[tokio::test]
+async fn daily_quota_gives_45009() {
+    let t = T::new().await;
+    t.post("/__sim/options", json!({"daily_token_quota": 3})).await;
+    for _ in 0..3 {
+        t.token().await;
+    }
+    let v = t.get("/cgi-bin/token?grant_type=client_credential&appid=wxa185587d4fc35145&secret=sim-appsecret").await;
+    assert_eq!(errcode(&v), 45009);
+    t.advance(86_400).await;
+    t.token().await;
+}
+
+#[tokio::test]
+async fn stable_token_is_idempotent_and_isolated() {
+    let t = T::new().await;
+    let body = json!({"grant_type": "client_credential", "appid": "wxa185587d4fc35145", "secret": "sim-appsecret"});
+    let a = t.post("/cgi-bin/stable_token", body.clone()).await;
+    let b = t.post("/cgi-bin/stable_token", body.clone()).await;
+    assert_eq!(a["access_token"], b["access_token"]);
+    // A classic token does not invalidate the stable one.
+    t.token().await;
+    t.token().await;
+    t.advance(301).await;
+    let stable = a["access_token"].as_str().unwrap();
+    assert_eq!(errcode(&t.get(&format!("/cgi-bin/ticket/getticket?type=jsapi&access_token={stable}")).await), 0);
+    // Force mode rotates; a second force within 30 s does not.
+    let mut force = body.clone();
+    force["force_refresh"] = json!(true);
+    let c = t.post("/cgi-bin/stable_token", force.clone()).await;
+    assert_ne!(c["access_token"], a["access_token"]);
+    let d = t.post("/cgi-bin/stable_token", force.clone()).await;
+    assert_eq!(c["access_token"], d["access_token"]);
+    // Rotation in the last 5 minutes.
+    t.advance(7000).await;
+    let e = t.post("/cgi-bin/stable_token", body).await;
+    assert_ne!(e["access_token"], c["access_token"]);
+}
+
+#[tokio::test]
+async fn invoice_queries_return_seeded_cards() {
+    let t = T::new().await;
+    let token = t.token().await;
+    let v = t.info(&token, SEED_CARD, SEED_CODE).await;
+    assert_eq!(errcode(&v), 0);
+    assert_eq!(v["user_info"]["fee"], 4100);
+    assert_eq!(v["openid"], OPENID);
+    assert_eq!(errcode(&t.info(&token, "nope", SEED_CODE).await), 40073);
+    let v = t
+        .post(
+            &format!("/card/invoice/reimburse/getinvoicebatch?access_token={token}"),
+            json!({"item_list": [
+                {"card_id": SEED_CARD, "encrypt_code": SEED_CODE},
+                {"card_id": SEED_CARD, "encrypt_code": "SIMencryptCode02sameCardIdAsTheSpecExample+/="},
+                {"card_id": SEED_CARD, "encrypt_code": "unknown"}
+            ]}),
+        )
+        .await;
+    assert_eq!(errcode(&v), 0);
+    let items = v["item_list"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "unknown invoices are left out");
+    assert_eq!(items[1]["user_info"]["billing_no"], "031001900112");
+    // Malformed and missing fields.
+    let path = format!("/card/invoice/reimburse/getinvoicebatch?access_token={token}");
+    let raw = t.http.post(t.url(&path)).body("{\"item_list\":[};").send().await.unwrap();
+    assert_eq!(errcode(&raw.json().await.unwrap()), 72031);
+    assert_eq!(errcode(&t.post(&path, json!({})).await), 40101);
+    assert_eq!(errcode(&t.post(&path, json!({"item_list": [{"cardId": "x"}]})).await), 72031);
+}
+
+#[tokio::test]
+async fn status_machine_lock_unlock_close() {
+    let t = T::new().await;
+    let token = t.token().await;
+    let code2 = "SIMencryptCode02sameCardIdAsTheSpecExample+/=";
+    // INIT -> CLOSURE is refused: lock first.
+    let v = t.batch_status(&token, OPENID, "INVOICE_REIMBURSE_CLOSURE", &[(SEED_CARD, SEED_CODE)]).await;
+    assert_eq!(errcode(&v), 72039);
+    assert_eq!(errcode(&t.batch_status(&token, OPENID, "INVOICE_REIMBURSE_LOCK", &[(SEED_CARD, SEED_CODE), (SEED_CARD, code2)]).await), 0);
+    assert_eq!(t.status_of(&token, code2).await, "INVOICE_REIMBURSE_LOCK");
+    assert_eq!(errcode(&t.batch_status(&token, OPENID, "INVOICE_REIMBURSE_INIT", &[(SEED_CARD, code2)]).await), 0);
+    assert_eq!(t.status_of(&token, code2).await, "INVOICE_REIMBURSE_INIT");
+    assert_eq!(errcode(&t.batch_status(&token, OPENID, "INVOICE_REIMBURSE_CLOSURE", &[(SEED_CARD, SEED_CODE)]).await), 0);
+    // CLOSURE is final; CANCEL cannot be set by a reimburser.
+    let v = t.batch_status(&token, OPENID, "INVOICE_REIMBURSE_INIT", &[(SEED_CARD, SEED_CODE)]).await;
+    assert_eq!(errcode(&v), 72024);
+    let v = t.batch_status(&token, OPENID, "INVOICE_REIMBURSE_CANCEL", &[(SEED_CARD, code2)]).await;
+    assert_eq!(errcode(&v), 72024);
+}
+
+#[tokio::test]
+async fn batch_update_is_all_or_nothing() {
+    let t = T::new().await;
+    let token = t.token().await;
+    let code2 = "SIMencryptCode02sameCardIdAsTheSpecExample+/=";
+    // One invoice locked by another app: 72023, and the other one stays INIT.
+    let v = t
+        .batch_status(&token, OPENID, "INVOICE_REIMBURSE_LOCK", &[(SEED_CARD, code2), (SEED_CARD, "SIMencryptCodeLockedByOther01+/=")])
+        .await;
+    assert_eq!(errcode(&v), 72023);
+    assert_eq!(t.status_of(&token, code2).await, "INVOICE_REIMBURSE_INIT");
+    // One invoice of another user: 72037.
+    let v = t
+        .batch_status(&token, OPENID, "INVOICE_REIMBURSE_LOCK", &[(SEED_CARD, code2), (SEED_CARD, "SIMencryptCodeOtherUser01+/=")])
+        .await;
+    assert_eq!(errcode(&v), 72037);
+    assert_eq!(t.status_of(&token, code2).await, "INVOICE_REIMBURSE_INIT");
+}
+
+#[tokio::test]
+async fn faults_stats_and_reset() {
+    let t = T::new().await;
+    let token_path = "/cgi-bin/token?grant_type=client_credential&appid=wxa185587d4fc35145&secret=sim-appsecret";
+    t.post("/__sim/faults", json!({"path": "/cgi-bin/token", "errcode": -1, "errmsg": "system error", "times": 2})).await;
+    assert_eq!(errcode(&t.get(token_path).await), -1);
+    assert_eq!(errcode(&t.get(token_path).await), -1);
+    t.token().await;
+    t.post("/__sim/faults", json!({"path": "/cgi-bin/token", "http_status": 503, "times": 1})).await;
+    assert_eq!(t.http.get(t.url(token_path)).send().await.unwrap().status(), 503);
+    t.post("/__sim/faults", json!({"path": "/cgi-bin/token", "drop": true, "times": 1})).await;
+    assert!(t.http.get(t.url(token_path)).send().await.is_err(), "connection dropped");
+    t.post("/__sim/faults", json!({"path": "/cgi-bin/token", "latency_ms": 300})).await;
+    let started = std::time::Instant::now();
+    t.token().await;
+    assert!(started.elapsed().as_millis() >= 300);
+    t.http.delete(t.url("/__sim/faults")).send().await.unwrap();
+    let stats = t.get("/__sim/stats").await;
+    assert_eq!(stats["calls"]["/cgi-bin/token"], 6);
+    assert_eq!(t.sim.sim.calls("/cgi-bin/token"), 6);
+    t.post("/__sim/reset", json!({})).await;
+    assert_eq!(t.get("/__sim/stats").await["total"], 0);
+    // Bad control input is a 400, not a crash.
+    let r = t.http.post(t.url("/__sim/faults")).body("{").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn wecom_paths() {
+    let t = T::new().await;
+    let v = t.get("/cgi-bin/gettoken?corpid=ww5im0c0rp00000001&corpsecret=sim-corpsecret").await;
+    assert_eq!(errcode(&v), 0, "WeCom success carries errcode 0");
+    let token = v["access_token"].as_str().unwrap().to_string();
+    let again = t.get("/cgi-bin/gettoken?corpid=ww5im0c0rp00000001&corpsecret=sim-corpsecret").await;
+    assert_eq!(again["access_token"], v["access_token"], "idempotent within validity");
+    assert_eq!(errcode(&t.get(&format!("/cgi-bin/get_jsapi_ticket?access_token={token}")).await), 0);
+    assert_eq!(errcode(&t.get(&format!("/cgi-bin/ticket/get?type=wx_card&access_token={token}")).await), 0);
+    assert_eq!(errcode(&t.get(&format!("/cgi-bin/ticket/get?type=nope&access_token={token}")).await), 91040);
+    let v = t
+        .post(
+            &format!("/cgi-bin/card/invoice/reimburse/getinvoiceinfobatch?access_token={token}"),
+            json!({"item_list": [{"card_id": SEED_CARD, "encrypt_code": SEED_CODE}]}),
+        )
+        .await;
+    assert_eq!(v["item_list"][0]["user_info"]["fee"], 4100);
+    // An OA token is not a WeCom token.
+    let oa = t.token().await;
+    assert_eq!(errcode(&t.get(&format!("/cgi-bin/get_jsapi_ticket?access_token={oa}")).await), 40014);
+}
