@@ -1,1 +1,171 @@
+//! Test harness: a WeChat simulator on an ephemeral port, a fresh table in moto's DynamoDB
+//! server (`AWS_ENDPOINT_URL_DYNAMODB`, started by the test command), an `App` wired to both,
+//! and API Gateway HTTP API (v2) payload fixtures.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use lambda_http::{Body, Request, Response};
+use serde_json::Value;
+use wechat_sim::{Running, Sim};
+use wxinvoice::config::{Config, Secret};
+use wxinvoice::App;
+
+pub const SEED_CARD: &str = "pIKi3wcA2zJYhWaAUWmf3aMNd_r0";
+pub const SEED_CODE: &str = "O/mPnGTpBu22a1szmK2ogzhFPBh9eYzv2p70L8yzyykBoTdEGnOi8TSuvAUzX8XrOHONZv9BQ5sPsgyjLQjJMCy433SEqFIQys8K/CgLWKRMh42topKL2kjiQeB0IIwo";
+pub const CODE2: &str = "SIMencryptCode02sameCardIdAsTheSpecExample+/=";
+pub const OPENID: &str = "or6qc1XNFyAhiatjzyd7aboPkLz8";
+pub const APPID: &str = "wxa185587d4fc35145";
+pub const APPSECRET: &str = "sim-appsecret";
+pub const PAGE_URL: &str = "https://expense.example.com/invoices?from=menu";
+
+/// moto's endpoint; the test command starts moto and sets this.
+pub fn moto_endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| {
+        panic!("AWS_ENDPOINT_URL_DYNAMODB is not set: run the tests with `make test`, which starts moto")
+    })
+}
+
+/// AWS configuration pointing every service at moto, with dummy credentials.
+pub async fn aws() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .test_credentials()
+        .region(Region::new("us-east-1"))
+        .endpoint_url(moto_endpoint())
+        .load()
+        .await
+}
+
+/// Creates a table with the template's key schema under a unique name.
+pub async fn create_table(sdk: &SdkConfig) -> String {
+    let name = format!("wxinvoice-test-{}", uuid::Uuid::new_v4().simple());
+    aws_sdk_dynamodb::Client::new(sdk)
+        .create_table()
+        .table_name(&name)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create table in moto");
+    name
+}
+
+pub struct Harness {
+    pub sim: Running,
+    pub sdk: SdkConfig,
+    pub table: String,
+    pub app: App,
+    pub http: reqwest::Client,
+}
+
+impl Harness {
+    pub async fn new() -> Harness {
+        Harness::with(&[]).await
+    }
+
+    /// A harness whose App has these configuration overrides (environment variable names).
+    pub async fn with(overrides: &[(&str, &str)]) -> Harness {
+        let sim = Sim::start_default().await;
+        let sdk = aws().await;
+        let table = create_table(&sdk).await;
+        let app = app(&sim.base_url(), &table, &sdk, overrides);
+        Harness { sim, sdk, table, app, http: reqwest::Client::new() }
+    }
+
+    /// Another App (its own DynamoDB and HTTP clients) on the same table and simulator, as a
+    /// second Lambda instance would be.
+    pub fn instance(&self, overrides: &[(&str, &str)]) -> App {
+        app(&self.sim.base_url(), &self.table, &self.sdk, overrides)
+    }
+
+    pub fn calls(&self, path: &str) -> u64 {
+        self.sim.sim.calls(path)
+    }
+
+    pub async fn sim_get(&self, path: &str) -> Value {
+        let url = format!("{}{path}", self.sim.base_url());
+        self.http.get(url).send().await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn sim_post(&self, path: &str, body: Value) -> Value {
+        let url = format!("{}{path}", self.sim.base_url());
+        self.http.post(url).json(&body).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// Status of one invoice as the simulator holds it.
+    pub async fn invoice_status(&self, encrypt_code: &str) -> String {
+        let all = self.sim_get("/__sim/invoices").await;
+        let inv = all.as_array().unwrap().iter().find(|i| i["encrypt_code"] == encrypt_code).unwrap();
+        inv["card"]["user_info"]["reimburse_status"].as_str().unwrap().to_string()
+    }
+}
+
+/// The configuration a deployment would have, pointed at the simulator and the table.
+pub fn config(api_base: &str, table: &str, overrides: &[(&str, &str)]) -> Config {
+    let mut env: HashMap<String, String> = [
+        ("WECHAT_APPID", APPID),
+        ("WECHAT_SECRET", APPSECRET),
+        ("WECHAT_API_BASE", api_base),
+        ("TOKEN_TABLE", table),
+        ("JSSDK_URL", PAGE_URL),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in overrides {
+        env.insert(k.to_string(), v.to_string());
+    }
+    Config::from_lookup(|k| env.get(k).cloned()).expect("test configuration is valid")
+}
+
+pub fn app(api_base: &str, table: &str, sdk: &SdkConfig, overrides: &[(&str, &str)]) -> App {
+    let config = config(api_base, table, overrides);
+    let secret = match &config.secret {
+        wxinvoice::config::SecretSource::Plain(s) => s.clone(),
+        wxinvoice::config::SecretSource::SecretsManager { .. } => Secret::new(APPSECRET),
+    };
+    App::new(config, sdk, secret)
+}
+
+pub fn fixture_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(name)
+}
+
+pub fn fixture(name: &str) -> String {
+    std::fs::read_to_string(fixture_path(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// A fixture event after `edit`, converted exactly as the Lambda runtime converts it.
+pub fn event(name: &str, edit: impl FnOnce(&mut Value)) -> Request {
+    let mut v: Value = serde_json::from_str(&fixture(name)).unwrap();
+    edit(&mut v);
+    lambda_http::request::from_str(&v.to_string()).expect("fixture converts to a request")
+}
+
+/// Sets the query string of a v2 event (raw, as API Gateway passes it).
+pub fn set_query(v: &mut Value, raw: &str) {
+    v["rawQueryString"] = Value::String(raw.to_string());
+    v.as_object_mut().unwrap().remove("queryStringParameters");
+}
+
+pub fn set_body(v: &mut Value, body: &str) {
+    v["body"] = Value::String(body.to_string());
+}
+
+pub fn set_method(v: &mut Value, method: &str) {
+    v["requestContext"]["http"]["method"] = Value::String(method.to_string());
+}
+
+pub fn body_json(resp: &Response<Body>) -> Value {
+    serde_json::from_slice(resp.body().as_ref())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(resp.body().as_ref())))
+}

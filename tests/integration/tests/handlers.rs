@@ -1,0 +1,420 @@
+//! Each handler fed with API Gateway HTTP API (v2) payload fixtures, against moto's DynamoDB and
+//! the WeChat simulator over real HTTP.
+
+use integration_tests::*;
+use serde_json::{json, Value};
+use wxinvoice::handlers::{get_invoice_batch, get_token, update_status};
+use wxinvoice::invoice::InvoiceBatchResponse;
+
+async fn token(h: &Harness, query: &str) -> (u16, Value) {
+    let req = event("apigw-v2-get-token.json", |v| set_query(v, query));
+    let resp = get_token(&h.app, req).await.unwrap();
+    (resp.status().as_u16(), body_json(&resp))
+}
+
+async fn batch(h: &Harness, token: &str, body: &str) -> (u16, Value) {
+    let req = event("apigw-v2-get-invoice-batch.json", |v| {
+        set_query(v, &format!("token={token}"));
+        set_body(v, body);
+    });
+    let resp = get_invoice_batch(&h.app, req).await.unwrap();
+    (resp.status().as_u16(), body_json(&resp))
+}
+
+async fn update(h: &Harness, token: &str, status: &str, codes: &[&str]) -> (u16, Value) {
+    let list: Vec<Value> = codes.iter().map(|c| json!({"card_id": SEED_CARD, "encrypt_code": c})).collect();
+    let body = json!({"openid": OPENID, "reimburse_status": status, "invoice_list": list}).to_string();
+    let req = event("apigw-v2-update-status.json", |v| {
+        set_query(v, &format!("token={token}"));
+        set_body(v, &body);
+    });
+    let resp = update_status(&h.app, req).await.unwrap();
+    (resp.status().as_u16(), body_json(&resp))
+}
+
+#[tokio::test]
+async fn get_token_answers_the_spec_fields_with_a_valid_signature() {
+    let h = Harness::new().await;
+    let (status, v) = token(&h, "type=auto").await;
+    assert_eq!(status, 200, "{v}");
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        ["access_token", "expires_in", "appid", "timestamp", "noncestr", "jsapi_ticket", "url", "signature"]
+    );
+    assert_eq!(v["appid"], APPID);
+    assert_eq!(v["url"], PAGE_URL);
+    // A fresh token is guaranteed for one schedule period.
+    let expires_in = v["expires_in"].as_u64().unwrap();
+    assert!((3590..=3600).contains(&expires_in), "{expires_in}");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!(v["timestamp"].as_u64().unwrap().abs_diff(now) <= 2);
+    // WeChat (the simulator) accepts the signature for the configured page.
+    let check = h
+        .sim_post(
+            "/__sim/verify/jsapi",
+            json!({"url": PAGE_URL, "noncestr": v["noncestr"], "timestamp": v["timestamp"], "signature": v["signature"]}),
+        )
+        .await;
+    assert_eq!(check["valid"], true, "{v}");
+    // The token works against WeChat.
+    let t = v["access_token"].as_str().unwrap();
+    let info = h.sim_get(&format!("/cgi-bin/ticket/getticket?type=jsapi&access_token={t}")).await;
+    assert_eq!(info["errcode"], 0);
+}
+
+#[tokio::test]
+async fn auto_fetches_once_then_serves_the_stored_token() {
+    let h = Harness::new().await;
+    let (_, first) = token(&h, "").await;
+    let (_, second) = token(&h, "type=auto").await;
+    assert_eq!(first["access_token"], second["access_token"]);
+    assert_eq!(first["jsapi_ticket"], second["jsapi_ticket"]);
+    assert_ne!(first["noncestr"], second["noncestr"], "fresh nonce per answer");
+    assert_eq!(h.calls("/cgi-bin/token"), 1);
+    // One refresh fetches the jsapi and the wx_card ticket.
+    assert_eq!(h.calls("/cgi-bin/ticket/getticket"), 2);
+    // A second instance reads the same state without calling WeChat.
+    let other = h.instance(&[]);
+    let req = event("apigw-v2-get-token.json", |_| {});
+    let v = body_json(&get_token(&other, req).await.unwrap());
+    assert_eq!(v["access_token"], first["access_token"]);
+    assert_eq!(h.calls("/cgi-bin/token"), 1);
+}
+
+#[tokio::test]
+async fn manual_forces_a_refresh_and_keeps_the_previous_token() {
+    let h = Harness::new().await;
+    let (_, first) = token(&h, "type=auto").await;
+    let (status, second) = token(&h, "type=manual").await;
+    assert_eq!(status, 200);
+    assert_ne!(first["access_token"], second["access_token"]);
+    assert_eq!(h.calls("/cgi-bin/token"), 2);
+    let stored = h.app.tokens.store().load(APPID).await.unwrap();
+    assert_eq!(stored.access_token.unwrap().value, second["access_token"].as_str().unwrap());
+    let prev = stored.previous_access_token.expect("previous token kept for the grace period");
+    assert_eq!(prev.value, first["access_token"].as_str().unwrap());
+    let grace_left = prev.expires_at_ms.saturating_sub(wxinvoice::token::now_ms());
+    assert!((295_000..=300_000).contains(&grace_left), "{grace_left}");
+    assert_eq!(stored.version, 2);
+    assert!(stored.lock_owner.is_none(), "lock released");
+}
+
+#[tokio::test]
+async fn scheduled_event_refreshes_what_is_due() {
+    let h = Harness::new().await;
+    let req = lambda_http::request::from_str(&fixture("schedule-event.json")).unwrap();
+    let resp = get_token(&h.app, req).await.unwrap();
+    let v = body_json(&resp);
+    assert_eq!(v["refreshed"], true, "{v}");
+    assert!(v["wx_card_ticket_expires_in"].as_u64().unwrap() > 7000);
+    // Fresh: the next run does nothing.
+    let req = lambda_http::request::from_str(&fixture("eventbridge-schedule.json")).unwrap();
+    let v = body_json(&get_token(&h.app, req).await.unwrap());
+    assert_eq!(v["refreshed"], false, "{v}");
+    assert_eq!(h.calls("/cgi-bin/token"), 1);
+    // With everything due (rotate ahead of the whole lifetime), the next run rotates.
+    let eager = h.instance(&[("REFRESH_AHEAD_SECS", "7200")]);
+    let req = lambda_http::request::from_str(&fixture("schedule-event.json")).unwrap();
+    let v = body_json(&get_token(&eager, req).await.unwrap());
+    assert_eq!(v["refreshed"], true, "{v}");
+    assert_eq!(v["version"], 2);
+    assert_eq!(h.calls("/cgi-bin/token"), 2);
+}
+
+#[tokio::test]
+async fn scheduled_failure_is_an_invocation_error() {
+    let h = Harness::new().await;
+    h.sim_post("/__sim/faults", json!({"path": "/cgi-bin/token", "errcode": 40125, "errmsg": "invalid appsecret"})).await;
+    let req = lambda_http::request::from_str(&fixture("schedule-event.json")).unwrap();
+    let err = get_token(&h.app, req).await.unwrap_err().to_string();
+    assert!(err.contains("40125"), "{err}");
+    assert!(!err.contains(APPSECRET));
+}
+
+#[tokio::test]
+async fn invoice_batch_passes_every_field_through() {
+    let h = Harness::new().await;
+    let (_, t) = token(&h, "").await;
+    let t = t["access_token"].as_str().unwrap();
+    let body = json!({"item_list": [
+        {"card_id": SEED_CARD, "encrypt_code": SEED_CODE},
+        {"card_id": "pIKi3wSimTaxiTemplate0000000", "encrypt_code": "SIMencryptCodeTaxi01+/="},
+        {"card_id": SEED_CARD, "encrypt_code": "SIMencryptCodeShuDian01+/="}
+    ]})
+    .to_string();
+    let (status, v) = batch(&h, t, &body).await;
+    assert_eq!(status, 200);
+    // Byte for byte what WeChat answered.
+    let direct = h.sim_post(&format!("/card/invoice/reimburse/getinvoicebatch?access_token={t}"), serde_json::from_str(&body).unwrap()).await;
+    assert_eq!(v, direct);
+    let typed: InvoiceBatchResponse = serde_json::from_value(v.clone()).unwrap();
+    assert_eq!(typed.item_list.len(), 3);
+    assert_eq!(typed.item_list[0].user_info.fee, Some(4100));
+    assert_eq!(typed.item_list[1].user_info.trip_pdf_url.as_deref(), Some("https://mp.weixin.qq.com/intp/invoice/gettrip?sim=1"));
+    // A field no model knows still arrives.
+    assert_eq!(v["item_list"][2]["user_info"]["a_field_the_models_do_not_know"]["kept"], true);
+    assert_eq!(v["item_list"][2]["user_info"]["billing_no"], "25312000000012345678");
+}
+
+#[tokio::test]
+async fn update_status_runs_the_reimbursement_flow() {
+    let h = Harness::new().await;
+    let (_, t) = token(&h, "").await;
+    let t = t["access_token"].as_str().unwrap();
+    assert_eq!(update(&h, t, "INVOICE_REIMBURSE_LOCK", &[SEED_CODE, CODE2]).await, (200, json!({"errcode": 0, "errmsg": "ok"})));
+    assert_eq!(h.invoice_status(CODE2).await, "INVOICE_REIMBURSE_LOCK");
+    assert_eq!(update(&h, t, "INVOICE_REIMBURSE_INIT", &[CODE2]).await.1["errcode"], 0);
+    assert_eq!(h.invoice_status(CODE2).await, "INVOICE_REIMBURSE_INIT");
+    assert_eq!(update(&h, t, "INVOICE_REIMBURSE_CLOSURE", &[SEED_CODE]).await.1["errcode"], 0);
+    assert_eq!(h.invoice_status(SEED_CODE).await, "INVOICE_REIMBURSE_CLOSURE");
+}
+
+#[tokio::test]
+async fn wechat_errors_pass_through_with_the_spec_hint() {
+    let h = Harness::new().await;
+    let (_, t) = token(&h, "").await;
+    let t = t["access_token"].as_str().unwrap();
+    let (status, v) = update(&h, t, "INVOICE_REIMBURSE_CLOSURE", &[CODE2]).await;
+    assert_eq!(status, 200);
+    assert_eq!(v["errcode"], 72039);
+    assert!(v["errmsg"].as_str().unwrap().starts_with("invoice must be lock first rid: "), "{v}");
+    assert_eq!(v["hint"], "订单未被锁定");
+    // CANCEL is forwarded; WeChat refuses it from a reimburser.
+    let (_, v) = update(&h, t, "INVOICE_REIMBURSE_CANCEL", &[CODE2]).await;
+    assert_eq!((v["errcode"].as_i64(), v["hint"].as_str()), (Some(72024), Some("发票状态错误")));
+    let (_, v) = update(&h, t, "INVOICE_REIMBURSE_LOCK", &["SIMencryptCodeLockedByOther01+/="]).await;
+    assert_eq!(v["errcode"], 72023);
+    // A token WeChat does not know: 40001 with the spec's hint.
+    let (status, v) = batch(&h, "not-a-token", &json!({"item_list": [{"card_id": SEED_CARD, "encrypt_code": SEED_CODE}]}).to_string()).await;
+    assert_eq!(status, 200);
+    assert_eq!((v["errcode"].as_i64(), v["hint"].as_str()), (Some(40001), Some("token失效")));
+    // A code outside the table: body unchanged, no hint.
+    h.sim_post("/__sim/faults", json!({"path": "/card/invoice/reimburse/getinvoicebatch", "errcode": 45009, "errmsg": "reach max api daily quota limit", "times": 1})).await;
+    let (_, v) = batch(&h, t, &json!({"item_list": [{"card_id": SEED_CARD, "encrypt_code": SEED_CODE}]}).to_string()).await;
+    assert_eq!(v["errcode"], 45009);
+    assert!(v["errmsg"].as_str().unwrap().starts_with("reach max api daily quota limit rid: "));
+    assert_eq!(v.as_object().unwrap().len(), 2, "no hint outside the table: {v}");
+}
+
+/// One row per class of bad input: (endpoint, method, query, body, status, errcode, errmsg fragment).
+#[tokio::test]
+async fn bad_input_gets_a_4xx_in_the_envelope() {
+    let h = Harness::new().await;
+    let ok_batch = json!({"item_list": [{"card_id": SEED_CARD, "encrypt_code": SEED_CODE}]}).to_string();
+    let ok_update = json!({"openid": OPENID, "reimburse_status": "INVOICE_REIMBURSE_LOCK", "invoice_list": [{"card_id": SEED_CARD, "encrypt_code": SEED_CODE}]}).to_string();
+    let many = json!({"item_list": vec![json!({"card_id": "c", "encrypt_code": "e"}); 101]}).to_string();
+    let huge = format!(r#"{{"item_list":[{{"card_id":"c","encrypt_code":"{}"}}]}}"#, "e".repeat(70_000));
+    let cases: Vec<(&str, &str, &str, String, u16, i64, &str)> = vec![
+        ("token", "GET", "type=soon", String::new(), 400, 72031, "type: must be `auto` or `manual`"),
+        ("token", "GET", "type=auto&type=manual", String::new(), 400, 72031, "type: given more than once"),
+        ("token", "GET", "appid=wx1", String::new(), 400, 72031, "unknown query parameter `appid`"),
+        ("token", "POST", "type=auto", String::new(), 405, 72031, "accepts GET only"),
+        ("batch", "POST", "", ok_batch.clone(), 400, 41001, "token: the query parameter `token`"),
+        ("batch", "POST", "token=", ok_batch.clone(), 400, 41001, "`token` (access_token) is required"),
+        ("batch", "POST", "token=t&token=u", ok_batch.clone(), 400, 72031, "token: given more than once"),
+        ("batch", "POST", "token=t&debug=1", ok_batch.clone(), 400, 72031, "unknown query parameter `debug`"),
+        ("batch", "GET", "token=t", String::new(), 405, 72031, "accepts POST only"),
+        ("batch", "POST", "token=t", "{\"item_list\":[".into(), 400, 72031, "EOF while parsing a list"),
+        ("batch", "POST", "token=t", String::new(), 400, 72031, "body: a JSON object is required"),
+        ("batch", "POST", "token=t", "[]".into(), 400, 72031, "body: a JSON object is required"),
+        ("batch", "POST", "token=t", "{}".into(), 400, 72031, "missing field `item_list`"),
+        ("batch", "POST", "token=t", r#"{"item_list":{}}"#.into(), 400, 72031, "body.item_list: invalid type: map"),
+        ("batch", "POST", "token=t", r#"{"item_list":[{"card_id":7,"encrypt_code":"e"}]}"#.into(), 400, 72031, "body.item_list[0].card_id: invalid type: integer"),
+        ("batch", "POST", "token=t", r#"{"item_list":[{"card_id":"c"}]}"#.into(), 400, 72031, "missing field `encrypt_code`"),
+        ("batch", "POST", "token=t", r#"{"item_list":[{"card_id":"c","encrypt_code":"e","cardId":"c"}]}"#.into(), 400, 72031, "unknown field `cardId`"),
+        ("batch", "POST", "token=t", r#"{"item_list":[]}"#.into(), 400, 72031, "body.item_list: must not be empty"),
+        ("batch", "POST", "token=t", many, 400, 72031, "101 items is over the limit of 100"),
+        ("batch", "POST", "token=t", huge, 413, 72031, "over the limit of 65536 bytes"),
+        ("update", "POST", "token=t", ok_update.replace("INVOICE_REIMBURSE_LOCK", "LOCK"), 400, 72031, "body.reimburse_status: unknown variant `LOCK`"),
+        ("update", "POST", "token=t", ok_update.replace("\"INVOICE_REIMBURSE_LOCK\"", "3"), 400, 72031, "body.reimburse_status: invalid type: integer"),
+        ("update", "POST", "token=t", ok_update.replace(OPENID, ""), 400, 72031, "body.openid: must not be empty"),
+        ("update", "POST", "token=t", r#"{"openid":"o","reimburse_status":"INVOICE_REIMBURSE_LOCK","invoice_list":[]}"#.into(), 400, 72031, "body.invoice_list: must not be empty"),
+        ("update", "POST", "token=t", r#"{"openid":"o","invoice_list":[{"card_id":"c","encrypt_code":"e"}]}"#.into(), 400, 72031, "missing field `reimburse_status`"),
+        ("update", "POST", "", ok_update.clone(), 400, 41001, "token"),
+        ("update", "PUT", "token=t", ok_update.clone(), 405, 72031, "accepts POST only"),
+    ];
+    for (endpoint, method, query, body, status, errcode, fragment) in cases {
+        let fixture = match endpoint {
+            "token" => "apigw-v2-get-token.json",
+            "batch" => "apigw-v2-get-invoice-batch.json",
+            _ => "apigw-v2-update-status.json",
+        };
+        let req = event(fixture, |v| {
+            set_query(v, query);
+            set_method(v, method);
+            set_body(v, &body);
+        });
+        let resp = match endpoint {
+            "token" => get_token(&h.app, req).await,
+            "batch" => get_invoice_batch(&h.app, req).await,
+            _ => update_status(&h.app, req).await,
+        }
+        .unwrap();
+        let v = body_json(&resp);
+        let case = format!("{endpoint} {method} ?{query}: {v}");
+        assert_eq!(resp.status().as_u16(), status, "{case}");
+        assert_eq!(v["errcode"], errcode, "{case}");
+        assert!(v["errmsg"].as_str().unwrap().contains(fragment), "{case}");
+        assert_eq!(v.as_object().unwrap().len(), 2, "only errcode and errmsg: {case}");
+    }
+    // None of it reached WeChat.
+    assert_eq!(h.sim_get("/__sim/stats").await["total"], 0);
+}
+
+#[tokio::test]
+async fn base64_bodies_are_decoded() {
+    let h = Harness::new().await;
+    let (_, t) = token(&h, "").await;
+    let t = t["access_token"].as_str().unwrap().to_string();
+    // Base64 of {"item_list":[{"card_id":"pIKi3wcA2zJYhWaAUWmf3aMNd_r0","encrypt_code":"SIMencryptCode02sameCardIdAsTheSpecExample+/="}]}
+    let b64 = "eyJpdGVtX2xpc3QiOlt7ImNhcmRfaWQiOiJwSUtpM3djQTJ6SlloV2FBVVdtZjNhTU5kX3IwIiwiZW5jcnlwdF9jb2RlIjoiU0lNZW5jcnlwdENvZGUwMnNhbWVDYXJkSWRBc1RoZVNwZWNFeGFtcGxlKy89In1dfQ==";
+    let req = event("apigw-v2-get-invoice-batch.json", |v| {
+        set_query(v, &format!("token={t}"));
+        set_body(v, b64);
+        v["isBase64Encoded"] = json!(true);
+    });
+    let v = body_json(&get_invoice_batch(&h.app, req).await.unwrap());
+    assert_eq!(v["item_list"][0]["user_info"]["billing_no"], "031001900112", "{v}");
+}
+
+#[tokio::test]
+async fn unknown_paths_are_404_and_stage_prefixes_are_ignored() {
+    let h = Harness::new().await;
+    let req = event("apigw-v2-get-token.json", |v| {
+        v["rawPath"] = json!("/core/r/api/weChat/getTokens");
+        v["requestContext"]["http"]["path"] = json!("/core/r/api/weChat/getTokens");
+    });
+    let resp = get_token(&h.app, req).await.unwrap();
+    assert_eq!(resp.status(), 404);
+    // A named stage: the handler still routes (raw_http_path has no stage).
+    let req = event("apigw-v2-get-token.json", |v| v["requestContext"]["stage"] = json!("prod"));
+    assert_eq!(get_token(&h.app, req).await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn wechat_faults_give_bounded_502_504() {
+    let h = Harness::with(&[("WECHAT_TIMEOUT_MS", "300")]).await;
+    let (_, t) = token(&h, "").await;
+    let t = t["access_token"].as_str().unwrap().to_string();
+    let body = json!({"item_list": [{"card_id": SEED_CARD, "encrypt_code": SEED_CODE}]}).to_string();
+    let path = "/card/invoice/reimburse/getinvoicebatch";
+    for (fault, status) in [
+        (json!({"path": path, "drop": true, "times": 1}), 502),
+        (json!({"path": path, "http_status": 500, "times": 1}), 502),
+        (json!({"path": path, "body": "<html>not json</html>", "times": 1}), 502),
+        (json!({"path": path, "latency_ms": 2000, "times": 1}), 504),
+    ] {
+        h.sim_post("/__sim/faults", fault.clone()).await;
+        let started = std::time::Instant::now();
+        let (got, v) = batch(&h, &t, &body).await;
+        let ms = started.elapsed().as_millis();
+        assert_eq!(got, status, "{fault}: {v}");
+        assert_eq!(v["errcode"], -1, "{fault}: {v}");
+        assert!(ms < 1500, "{fault}: answered in {ms} ms");
+        let errmsg = v["errmsg"].as_str().unwrap();
+        assert!(!errmsg.contains(&t), "no token in errmsg: {errmsg}");
+    }
+    // Nothing listens: 502.
+    let dead = h.instance(&[("WECHAT_API_BASE", "http://127.0.0.1:9"), ("WECHAT_TIMEOUT_MS", "300")]);
+    let req = event("apigw-v2-get-invoice-batch.json", |v| {
+        set_query(v, &format!("token={t}"));
+        set_body(v, &body);
+    });
+    let resp = get_invoice_batch(&dead, req).await.unwrap();
+    assert_eq!(resp.status(), 502);
+}
+
+#[tokio::test]
+async fn a_valid_stored_token_is_served_while_wechat_is_down() {
+    // Every request considers the token due (margin of nearly its whole life), so each tries to refresh.
+    let h = Harness::with(&[("REFRESH_MARGIN_SECS", "3900"), ("WECHAT_TIMEOUT_MS", "300")]).await;
+    let (_, first) = token(&h, "").await;
+    for fault in [
+        json!({"path": "/cgi-bin/token", "errcode": -1, "errmsg": "system error"}),
+        json!({"path": "/cgi-bin/token", "http_status": 503}),
+        json!({"path": "/cgi-bin/token", "drop": true}),
+        json!({"path": "/cgi-bin/token", "latency_ms": 1000}),
+        json!({"path": "/cgi-bin/token", "errcode": 45009, "errmsg": "reach max api daily quota limit"}),
+    ] {
+        h.http.delete(format!("{}/__sim/faults", h.sim.base_url())).send().await.unwrap();
+        h.sim_post("/__sim/faults", fault.clone()).await;
+        let (status, v) = token(&h, "type=auto").await;
+        assert_eq!(status, 200, "{fault}: {v}");
+        assert_eq!(v["access_token"], first["access_token"], "{fault}");
+        let stored = h.app.tokens.store().load(APPID).await.unwrap();
+        assert!(stored.lock_owner.is_none(), "no lock left held after {fault}");
+        assert_eq!(stored.version, 1);
+    }
+    // manual: the caller asked for a refresh and gets WeChat's error; the stored token stays.
+    h.http.delete(format!("{}/__sim/faults", h.sim.base_url())).send().await.unwrap();
+    h.sim_post("/__sim/faults", json!({"path": "/cgi-bin/token", "errcode": 45009, "errmsg": "reach max api daily quota limit"})).await;
+    let (status, v) = token(&h, "type=manual").await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(45009)), "{v}");
+    let stored = h.app.tokens.store().load(APPID).await.unwrap();
+    assert_eq!(stored.access_token.unwrap().value, first["access_token"].as_str().unwrap());
+}
+
+#[tokio::test]
+async fn nothing_stored_and_wechat_down_is_a_clear_error() {
+    let h = Harness::with(&[("WECHAT_TIMEOUT_MS", "300")]).await;
+    h.sim_post("/__sim/faults", json!({"path": "/cgi-bin/token", "latency_ms": 1000})).await;
+    let started = std::time::Instant::now();
+    let (status, v) = token(&h, "").await;
+    assert_eq!((status, v["errcode"].as_i64()), (504, Some(-1)), "{v}");
+    assert!(started.elapsed().as_millis() < 1500);
+    h.http.delete(format!("{}/__sim/faults", h.sim.base_url())).send().await.unwrap();
+    h.sim_post("/__sim/faults", json!({"path": "/cgi-bin/token", "errcode": 40125, "errmsg": "invalid appsecret"})).await;
+    let (status, v) = token(&h, "").await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(40125)), "WeChat's error passes through: {v}");
+}
+
+#[tokio::test]
+async fn dynamodb_failing_is_503() {
+    let h = Harness::new().await;
+    // A table that does not exist.
+    let missing = h.instance(&[("TOKEN_TABLE", "no-such-table")]);
+    let req = event("apigw-v2-get-token.json", |_| {});
+    let resp = get_token(&missing, req).await.unwrap();
+    let v = body_json(&resp);
+    assert_eq!((resp.status().as_u16(), v["errcode"].as_i64()), (503, Some(-1)), "{v}");
+    // DynamoDB unreachable, within the operation timeout.
+    let cfg = integration_tests::config(&h.sim.base_url(), &h.table, &[("DYNAMODB_TIMEOUT_MS", "500")]);
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .test_credentials()
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url("http://127.0.0.1:9")
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_timeout(std::time::Duration::from_millis(500))
+                .build(),
+        )
+        .load()
+        .await;
+    let down = wxinvoice::App::new(cfg, &sdk, wxinvoice::config::Secret::new(APPSECRET));
+    let started = std::time::Instant::now();
+    let resp = get_token(&down, event("apigw-v2-get-token.json", |_| {})).await.unwrap();
+    assert_eq!(resp.status(), 503);
+    assert!(started.elapsed().as_millis() < 2000);
+    assert_eq!(h.calls("/cgi-bin/token"), 0, "no WeChat call without the store");
+}
+
+#[tokio::test]
+async fn appsecret_is_read_from_secrets_manager() {
+    let sdk = aws().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+    let name = format!("wxinvoice-test-{}", uuid::Uuid::new_v4().simple());
+    let arn = sm.create_secret().name(&name).secret_string(APPSECRET).send().await.unwrap().arn.unwrap();
+    let source = wxinvoice::config::SecretSource::SecretsManager { arn: arn.clone() };
+    let secret = wxinvoice::app::resolve_secret(&source, &sdk).await.unwrap();
+    assert_eq!(secret.expose(), APPSECRET);
+    // JSON secrets: the `secret` field.
+    let name = format!("wxinvoice-test-{}", uuid::Uuid::new_v4().simple());
+    let arn = sm.create_secret().name(&name).secret_string(r#"{"secret":"from-json"}"#).send().await.unwrap().arn.unwrap();
+    let source = wxinvoice::config::SecretSource::SecretsManager { arn };
+    assert_eq!(wxinvoice::app::resolve_secret(&source, &sdk).await.unwrap().expose(), "from-json");
+    // A missing secret is a configuration error naming the variable.
+    let source = wxinvoice::config::SecretSource::SecretsManager { arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:nope".into() };
+    let err = wxinvoice::app::resolve_secret(&source, &sdk).await.unwrap_err();
+    assert!(err.0.contains("WECHAT_SECRET_ARN"), "{err}");
+}
