@@ -33,6 +33,7 @@ pub struct GetInvoiceBatchRequest {
 
 /// The four reimbursement states of the spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub enum ReimburseStatus {
     #[serde(rename = "INVOICE_REIMBURSE_INIT")]
     Init,
@@ -42,6 +43,34 @@ pub enum ReimburseStatus {
     Closure,
     #[serde(rename = "INVOICE_REIMBURSE_CANCEL")]
     Cancel,
+}
+
+impl ReimburseStatus {
+    pub const ALL: [ReimburseStatus; 4] =
+        [ReimburseStatus::Init, ReimburseStatus::Lock, ReimburseStatus::Closure, ReimburseStatus::Cancel];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReimburseStatus::Init => "INVOICE_REIMBURSE_INIT",
+            ReimburseStatus::Lock => "INVOICE_REIMBURSE_LOCK",
+            ReimburseStatus::Closure => "INVOICE_REIMBURSE_CLOSURE",
+            ReimburseStatus::Cancel => "INVOICE_REIMBURSE_CANCEL",
+        }
+    }
+}
+
+impl TryFrom<String> for ReimburseStatus {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        ReimburseStatus::ALL.into_iter().find(|v| v.as_str() == s).ok_or_else(|| {
+            let shown: String = s.chars().take(64).collect();
+            format!(
+                "unknown status `{shown}`, expected one of {}",
+                ReimburseStatus::ALL.map(ReimburseStatus::as_str).join(", ")
+            )
+        })
+    }
 }
 
 /// Body of `updateStatus`.
@@ -237,7 +266,7 @@ mod tests {
         assert_eq!(update(&cancel).unwrap().reimburse_status, ReimburseStatus::Cancel);
         let bad = ok.replace("INVOICE_REIMBURSE_LOCK", "LOCKED");
         let m = errmsg(update(&bad));
-        assert!(m.starts_with("body.reimburse_status: unknown variant `LOCKED`"), "{m}");
+        assert!(m.starts_with("body.reimburse_status: unknown status `LOCKED`, expected one of INVOICE_REIMBURSE_INIT"), "{m}");
         let m = errmsg(update(&ok.replace(r#""openid":"o""#, r#""openid":"""#)));
         assert_eq!(m, "body.openid: must not be empty");
         let m = errmsg(update(r#"{"openid":"o","reimburse_status":"INVOICE_REIMBURSE_LOCK"}"#));

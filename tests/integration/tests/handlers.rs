@@ -226,7 +226,7 @@ async fn bad_input_gets_a_4xx_in_the_envelope() {
         ("batch", "POST", "token=t", r#"{"item_list":[]}"#.into(), 400, 72031, "body.item_list: must not be empty"),
         ("batch", "POST", "token=t", many, 400, 72031, "101 items is over the limit of 100"),
         ("batch", "POST", "token=t", huge, 413, 72031, "over the limit of 65536 bytes"),
-        ("update", "POST", "token=t", ok_update.replace("INVOICE_REIMBURSE_LOCK", "LOCK"), 400, 72031, "body.reimburse_status: unknown variant `LOCK`"),
+        ("update", "POST", "token=t", ok_update.replace("INVOICE_REIMBURSE_LOCK", "LOCK"), 400, 72031, "body.reimburse_status: unknown status `LOCK`"),
         ("update", "POST", "token=t", ok_update.replace("\"INVOICE_REIMBURSE_LOCK\"", "3"), 400, 72031, "body.reimburse_status: invalid type: integer"),
         ("update", "POST", "token=t", ok_update.replace(OPENID, ""), 400, 72031, "body.openid: must not be empty"),
         ("update", "POST", "token=t", r#"{"openid":"o","reimburse_status":"INVOICE_REIMBURSE_LOCK","invoice_list":[]}"#.into(), 400, 72031, "body.invoice_list: must not be empty"),
