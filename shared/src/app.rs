@@ -25,11 +25,20 @@ impl App {
     }
 
     pub fn new(config: Config, sdk: &SdkConfig, secret: Secret) -> Self {
-        let wechat = WeChatClient::new(&config.api_base, &config.appid, secret, config.timing.wechat_timeout);
+        let wechat = WeChatClient::new(
+            &config.api_base,
+            &config.appid,
+            secret,
+            config.timing.wechat_timeout,
+        );
         let ddb = aws_sdk_dynamodb::Client::new(sdk);
         let store = TokenStore::new(ddb, config.table.clone());
         let tokens = TokenService::new(store, wechat.clone(), config.timing);
-        App { config, wechat, tokens }
+        App {
+            config,
+            wechat,
+            tokens,
+        }
     }
 }
 
@@ -40,7 +49,10 @@ pub async fn load_aws(config: &Config) -> SdkConfig {
         .connect_timeout(config.timing.dynamodb_timeout)
         .operation_timeout(config.timing.dynamodb_timeout)
         .build();
-    aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts).load().await
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .load()
+        .await
 }
 
 /// The AppSecret: as given, or read once from Secrets Manager. A secret stored as JSON may hold
@@ -56,14 +68,23 @@ pub async fn resolve_secret(source: &SecretSource, sdk: &SdkConfig) -> Result<Se
         .secret_id(arn)
         .send()
         .await
-        .map_err(|e| ConfigError(format!("reading WECHAT_SECRET_ARN: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(&e))))?;
+        .map_err(|e| {
+            ConfigError(format!(
+                "reading WECHAT_SECRET_ARN: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+            ))
+        })?;
     let text = out
         .secret_string()
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| ConfigError("the secret named by WECHAT_SECRET_ARN has no SecretString".into()))?;
+        .ok_or_else(|| {
+            ConfigError("the secret named by WECHAT_SECRET_ARN has no SecretString".into())
+        })?;
     if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text) {
-        let field = ["secret", "WECHAT_SECRET"].iter().find_map(|k| map.get(*k).and_then(|v| v.as_str()));
+        let field = ["secret", "WECHAT_SECRET"]
+            .iter()
+            .find_map(|k| map.get(*k).and_then(|v| v.as_str()));
         return field
             .map(Secret::new)
             .ok_or_else(|| ConfigError("the JSON secret has no `secret` field".into()));

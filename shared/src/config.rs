@@ -89,7 +89,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_body_bytes: 64 * 1024, max_items: 100 }
+        Limits {
+            max_body_bytes: 64 * 1024,
+            max_items: 100,
+        }
     }
 }
 
@@ -125,10 +128,9 @@ impl Config {
         let ms = |k: &str, default: Duration| -> Result<Duration, ConfigError> {
             match get(k) {
                 None => Ok(default),
-                Some(v) => v
-                    .parse::<u64>()
-                    .map(Duration::from_millis)
-                    .map_err(|_| ConfigError(format!("{k} must be a whole number of milliseconds"))),
+                Some(v) => v.parse::<u64>().map(Duration::from_millis).map_err(|_| {
+                    ConfigError(format!("{k} must be a whole number of milliseconds"))
+                }),
             }
         };
         let secs = |k: &str, default: Duration| -> Result<Duration, ConfigError> {
@@ -186,11 +188,14 @@ impl Config {
         // One refresh makes up to three WeChat calls (token, jsapi ticket, wx_card ticket).
         if t.lease <= t.wechat_timeout * 3 {
             return Err(ConfigError(
-                "REFRESH_LEASE_MS must be longer than three WeChat calls (3 × WECHAT_TIMEOUT_MS)".into(),
+                "REFRESH_LEASE_MS must be longer than three WeChat calls (3 × WECHAT_TIMEOUT_MS)"
+                    .into(),
             ));
         }
         if t.lazy_margin > t.rotate_ahead {
-            return Err(ConfigError("REFRESH_MARGIN_SECS must not exceed REFRESH_AHEAD_SECS".into()));
+            return Err(ConfigError(
+                "REFRESH_MARGIN_SECS must not exceed REFRESH_AHEAD_SECS".into(),
+            ));
         }
         Ok(())
     }
@@ -202,8 +207,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 

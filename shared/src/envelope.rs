@@ -69,7 +69,10 @@ pub struct WeChatErrorBody {
 
 impl ApiError {
     pub fn bad_request(errmsg: impl Into<String>) -> Self {
-        ApiError::BadRequest { errcode: INVALID_PARAMS, errmsg: errmsg.into() }
+        ApiError::BadRequest {
+            errcode: INVALID_PARAMS,
+            errmsg: errmsg.into(),
+        }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -92,9 +95,9 @@ impl ApiError {
                 INVALID_PARAMS
             }
             ApiError::WeChat(w) => w.errcode,
-            ApiError::WeChatUnreachable(_) | ApiError::WeChatTimeout(_) | ApiError::Unavailable(_) => {
-                SYSTEM_ERROR
-            }
+            ApiError::WeChatUnreachable(_)
+            | ApiError::WeChatTimeout(_)
+            | ApiError::Unavailable(_) => SYSTEM_ERROR,
         }
     }
 
@@ -105,7 +108,12 @@ impl ApiError {
             ApiError::MethodNotAllowed { allowed } => {
                 format!("method not allowed: this path accepts {allowed} only")
             }
-            ApiError::WeChat(w) => w.body.get("errmsg").and_then(Value::as_str).unwrap_or("").to_string(),
+            ApiError::WeChat(w) => w
+                .body
+                .get("errmsg")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
             ApiError::WeChatUnreachable(m) => format!("WeChat unreachable: {m}"),
             ApiError::WeChatTimeout(m) => format!("WeChat timed out: {m}"),
             ApiError::Unavailable(m) => format!("service unavailable: {m}"),
@@ -124,7 +132,8 @@ impl ApiError {
         };
         let mut resp = json_response(status, body.to_string());
         if let Some(allowed) = allow {
-            resp.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allowed));
+            resp.headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static(allowed));
         }
         resp
     }
@@ -162,15 +171,23 @@ mod tests {
             body_json(&resp),
             json!({"errcode": 72031, "errmsg": "item_list: must not be empty"})
         );
-        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json; charset=utf-8");
+        assert_eq!(
+            resp.headers()[header::CONTENT_TYPE],
+            "application/json; charset=utf-8"
+        );
     }
 
     #[test]
     fn wechat_error_keeps_body_order_and_adds_the_spec_hint() {
-        let body: Map<String, Value> =
-            serde_json::from_str(r#"{"errcode":72023,"errmsg":"invoice has been lock rid: 1-2-3","extra":1}"#)
-                .unwrap();
-        let resp = ApiError::WeChat(WeChatErrorBody { errcode: 72023, body }).into_response();
+        let body: Map<String, Value> = serde_json::from_str(
+            r#"{"errcode":72023,"errmsg":"invoice has been lock rid: 1-2-3","extra":1}"#,
+        )
+        .unwrap();
+        let resp = ApiError::WeChat(WeChatErrorBody {
+            errcode: 72023,
+            body,
+        })
+        .into_response();
         assert_eq!(resp.status(), 200);
         let text = std::str::from_utf8(resp.body().as_ref()).unwrap();
         assert!(text.starts_with(r#"{"errcode":72023,"errmsg":"invoice has been lock rid: 1-2-3","extra":1,"hint":"发票已被其他公众号锁定"#), "{text}");
@@ -178,7 +195,8 @@ mod tests {
 
     #[test]
     fn codes_outside_the_table_get_no_hint() {
-        let body: Map<String, Value> = serde_json::from_str(r#"{"errcode":45009,"errmsg":"quota"}"#).unwrap();
+        let body: Map<String, Value> =
+            serde_json::from_str(r#"{"errcode":45009,"errmsg":"quota"}"#).unwrap();
         let v = with_hint(45009, body);
         assert!(v.get("hint").is_none());
     }
@@ -186,8 +204,8 @@ mod tests {
     #[test]
     fn every_code_of_the_spec_table_has_a_hint() {
         for code in [
-            40001, 72015, 72017, 72023, 72024, 72025, 72028, 72029, 72030, 72031, 72035, 72036, 72038,
-            72039, 72040, 72042, 72043, 72044, 40078,
+            40001, 72015, 72017, 72023, 72024, 72025, 72028, 72029, 72030, 72031, 72035, 72036,
+            72038, 72039, 72040, 72042, 72043, 72044, 40078,
         ] {
             assert!(hint(code).is_some(), "{code}");
         }
@@ -196,9 +214,20 @@ mod tests {
 
     #[test]
     fn fault_classes_map_to_their_statuses() {
-        assert_eq!(ApiError::WeChatUnreachable("x".into()).into_response().status(), 502);
-        assert_eq!(ApiError::WeChatTimeout("x".into()).into_response().status(), 504);
-        assert_eq!(ApiError::Unavailable("x".into()).into_response().status(), 503);
+        assert_eq!(
+            ApiError::WeChatUnreachable("x".into())
+                .into_response()
+                .status(),
+            502
+        );
+        assert_eq!(
+            ApiError::WeChatTimeout("x".into()).into_response().status(),
+            504
+        );
+        assert_eq!(
+            ApiError::Unavailable("x".into()).into_response().status(),
+            503
+        );
         let r = ApiError::MethodNotAllowed { allowed: "GET" }.into_response();
         assert_eq!(r.status(), 405);
         assert_eq!(r.headers()[header::ALLOW], "GET");

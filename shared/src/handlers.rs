@@ -51,7 +51,12 @@ pub async fn get_token(app: &App, req: Request) -> Result<Response<Body>, Error>
         return scheduled(app).await;
     }
     let started = Instant::now();
-    Ok(answer(GET_TOKEN_PATH, &req, started, get_token_inner(app, &req).await))
+    Ok(answer(
+        GET_TOKEN_PATH,
+        &req,
+        started,
+        get_token_inner(app, &req).await,
+    ))
 }
 
 async fn get_token_inner(app: &App, req: &Request) -> Result<(Response<Body>, Note), ApiError> {
@@ -73,7 +78,8 @@ async fn get_token_inner(app: &App, req: &Request) -> Result<(Response<Body>, No
 }
 
 fn token_answer(app: &App, served: &Served) -> Result<Response<Body>, ApiError> {
-    let (Some(token), Some(ticket)) = (&served.state.access_token, &served.state.jsapi_ticket) else {
+    let (Some(token), Some(ticket)) = (&served.state.access_token, &served.state.jsapi_ticket)
+    else {
         return Err(ApiError::Unavailable("no access_token stored".into()));
     };
     let now = now_ms();
@@ -96,7 +102,10 @@ fn token_answer(app: &App, served: &Served) -> Result<Response<Body>, ApiError> 
 }
 
 fn note(served: &Served) -> Note {
-    Note { source: Some(served.source.as_str()), fault: served.fault.as_ref().map(ApiError::errmsg) }
+    Note {
+        source: Some(served.source.as_str()),
+        fault: served.fault.as_ref().map(ApiError::errmsg),
+    }
 }
 
 /// The scheduled refresh: rotates what would expire before the next run and answers a small
@@ -109,7 +118,9 @@ async fn scheduled(app: &App) -> Result<Response<Body>, Error> {
         Ok(served) => {
             let now = now_ms();
             let left = |c: &Option<crate::store::Credential>| {
-                c.as_ref().map(|c| c.expires_at_ms.saturating_sub(now) / 1000).unwrap_or(0)
+                c.as_ref()
+                    .map(|c| c.expires_at_ms.saturating_sub(now) / 1000)
+                    .unwrap_or(0)
             };
             let s = &served.state;
             let fault = served.fault.as_ref().map(ApiError::errmsg);
@@ -135,7 +146,11 @@ async fn scheduled(app: &App) -> Result<Response<Body>, Error> {
         Err(e) => {
             let errmsg = e.errmsg();
             tracing::error!(endpoint = "schedule", errcode = e.errcode(), errmsg = %errmsg, ms, "scheduled refresh failed");
-            Err(format!("scheduled refresh failed: errcode {}: {errmsg}", e.errcode()).into())
+            Err(format!(
+                "scheduled refresh failed: errcode {}: {errmsg}",
+                e.errcode()
+            )
+            .into())
         }
     }
 }
@@ -182,9 +197,9 @@ async fn forward(
 fn token_param(req: &Request) -> Result<String, ApiError> {
     let query = query(req, &["token"])?;
     match query.get("token") {
-        Some(t) if t.len() > MAX_TOKEN => {
-            Err(ApiError::bad_request(format!("token: longer than {MAX_TOKEN} characters")))
-        }
+        Some(t) if t.len() > MAX_TOKEN => Err(ApiError::bad_request(format!(
+            "token: longer than {MAX_TOKEN} characters"
+        ))),
         Some(t) if !t.trim().is_empty() => Ok(t.to_string()),
         _ => Err(ApiError::BadRequest {
             errcode: MISSING_TOKEN,
@@ -196,7 +211,10 @@ fn token_param(req: &Request) -> Result<String, ApiError> {
 /// Checks path and method. Routes on `raw_http_path()`, which never carries an API stage prefix.
 fn route(req: &Request, path: &str, method: Method) -> Result<(), ApiError> {
     if req.raw_http_path() != path {
-        return Err(ApiError::NotFound(format!("no such path: {}", truncate(&req.raw_http_path()))));
+        return Err(ApiError::NotFound(format!(
+            "no such path: {}",
+            truncate(req.raw_http_path())
+        )));
     }
     if req.method() != method {
         let allowed = if method == Method::GET { "GET" } else { "POST" };
@@ -220,7 +238,9 @@ fn query<'r>(req: &'r Request, allowed: &[&str]) -> Result<HashMap<&'r str, &'r 
             )));
         }
         if out.insert(key, value).is_some() {
-            return Err(ApiError::bad_request(format!("{key}: given more than once")));
+            return Err(ApiError::bad_request(format!(
+                "{key}: given more than once"
+            )));
         }
     }
     Ok(out)

@@ -46,8 +46,12 @@ pub enum ReimburseStatus {
 }
 
 impl ReimburseStatus {
-    pub const ALL: [ReimburseStatus; 4] =
-        [ReimburseStatus::Init, ReimburseStatus::Lock, ReimburseStatus::Closure, ReimburseStatus::Cancel];
+    pub const ALL: [ReimburseStatus; 4] = [
+        ReimburseStatus::Init,
+        ReimburseStatus::Lock,
+        ReimburseStatus::Closure,
+        ReimburseStatus::Cancel,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -63,13 +67,16 @@ impl TryFrom<String> for ReimburseStatus {
     type Error = String;
 
     fn try_from(s: String) -> Result<Self, String> {
-        ReimburseStatus::ALL.into_iter().find(|v| v.as_str() == s).ok_or_else(|| {
-            let shown: String = s.chars().take(64).collect();
-            format!(
-                "unknown status `{shown}`, expected one of {}",
-                ReimburseStatus::ALL.map(ReimburseStatus::as_str).join(", ")
-            )
-        })
+        ReimburseStatus::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| {
+                let shown: String = s.chars().take(64).collect();
+                format!(
+                    "unknown status `{shown}`, expected one of {}",
+                    ReimburseStatus::ALL.map(ReimburseStatus::as_str).join(", ")
+                )
+            })
     }
 }
 
@@ -158,7 +165,9 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8], limits: &Limits) -> Result<
 
 fn check_list(name: &str, list: &[InvoiceRef], limits: &Limits) -> Result<(), ApiError> {
     if list.is_empty() {
-        return Err(ApiError::bad_request(format!("body.{name}: must not be empty")));
+        return Err(ApiError::bad_request(format!(
+            "body.{name}: must not be empty"
+        )));
     }
     if list.len() > limits.max_items {
         return Err(ApiError::bad_request(format!(
@@ -169,17 +178,25 @@ fn check_list(name: &str, list: &[InvoiceRef], limits: &Limits) -> Result<(), Ap
     }
     for (i, item) in list.iter().enumerate() {
         check_str(&format!("{name}[{i}].card_id"), &item.card_id, MAX_CARD_ID)?;
-        check_str(&format!("{name}[{i}].encrypt_code"), &item.encrypt_code, MAX_ENCRYPT_CODE)?;
+        check_str(
+            &format!("{name}[{i}].encrypt_code"),
+            &item.encrypt_code,
+            MAX_ENCRYPT_CODE,
+        )?;
     }
     Ok(())
 }
 
 fn check_str(name: &str, value: &str, max: usize) -> Result<(), ApiError> {
     if value.trim().is_empty() {
-        return Err(ApiError::bad_request(format!("body.{name}: must not be empty")));
+        return Err(ApiError::bad_request(format!(
+            "body.{name}: must not be empty"
+        )));
     }
     if value.len() > max {
-        return Err(ApiError::bad_request(format!("body.{name}: longer than {max} characters")));
+        return Err(ApiError::bad_request(format!(
+            "body.{name}: longer than {max} characters"
+        )));
     }
     Ok(())
 }
@@ -202,7 +219,10 @@ mod tests {
     use super::*;
 
     fn limits() -> Limits {
-        Limits { max_body_bytes: 1024, max_items: 2 }
+        Limits {
+            max_body_bytes: 1024,
+            max_items: 2,
+        }
     }
 
     fn batch(body: &str) -> Result<GetInvoiceBatchRequest, ApiError> {
@@ -226,7 +246,13 @@ mod tests {
     #[test]
     fn valid_batch_parses() {
         let r = batch(r#"{"item_list":[{"card_id":"c","encrypt_code":"e"}]}"#).unwrap();
-        assert_eq!(r.item_list[0], InvoiceRef { card_id: "c".into(), encrypt_code: "e".into() });
+        assert_eq!(
+            r.item_list[0],
+            InvoiceRef {
+                card_id: "c".into(),
+                encrypt_code: "e".into()
+            }
+        );
     }
 
     #[test]
@@ -234,14 +260,25 @@ mod tests {
         assert!(errmsg(batch("{")).starts_with("body: EOF while parsing"));
         assert!(errmsg(batch("")).contains("JSON object is required"));
         assert!(errmsg(batch("{}")).contains("missing field `item_list`"));
-        assert!(errmsg(batch(r#"{"item_list":[]}"#)).starts_with("body.item_list: must not be empty"));
+        assert!(
+            errmsg(batch(r#"{"item_list":[]}"#)).starts_with("body.item_list: must not be empty")
+        );
         let m = errmsg(batch(r#"{"item_list":[{"card_id":1,"encrypt_code":"e"}]}"#));
-        assert!(m.starts_with("body.item_list[0].card_id: invalid type"), "{m}");
-        let m = errmsg(batch(r#"{"item_list":[{"card_id":"c","encrypt_code":"e","x":1}]}"#));
+        assert!(
+            m.starts_with("body.item_list[0].card_id: invalid type"),
+            "{m}"
+        );
+        let m = errmsg(batch(
+            r#"{"item_list":[{"card_id":"c","encrypt_code":"e","x":1}]}"#,
+        ));
         assert!(m.contains("unknown field `x`"), "{m}");
-        let m = errmsg(batch(r#"{"item_list":[{"card_id":" ","encrypt_code":"e"}]}"#));
+        let m = errmsg(batch(
+            r#"{"item_list":[{"card_id":" ","encrypt_code":"e"}]}"#,
+        ));
         assert_eq!(m, "body.item_list[0].card_id: must not be empty");
-        let m = errmsg(batch(r#"{"item_list":[{"card_id":"c","encrypt_code":"e"}],"more":true}"#));
+        let m = errmsg(batch(
+            r#"{"item_list":[{"card_id":"c","encrypt_code":"e"}],"more":true}"#,
+        ));
         assert!(m.contains("unknown field `more`"), "{m}");
         assert_eq!(errmsg(batch(r#"[1]"#)), "body: a JSON object is required");
         assert_eq!(errmsg(batch("null")), "body: a JSON object is required");
@@ -251,10 +288,16 @@ mod tests {
     fn limits_are_enforced() {
         let three = r#"{"item_list":[{"card_id":"c","encrypt_code":"e"},{"card_id":"c","encrypt_code":"e"},{"card_id":"c","encrypt_code":"e"}]}"#;
         assert!(errmsg(batch(three)).contains("over the limit of 2"));
-        let big = format!(r#"{{"item_list":[{{"card_id":"{}","encrypt_code":"e"}}]}}"#, "c".repeat(2000));
+        let big = format!(
+            r#"{{"item_list":[{{"card_id":"{}","encrypt_code":"e"}}]}}"#,
+            "c".repeat(2000)
+        );
         let e = batch(&big).unwrap_err();
         assert_eq!(e.status(), 413);
-        let long = format!(r#"{{"item_list":[{{"card_id":"{}","encrypt_code":"e"}}]}}"#, "c".repeat(200));
+        let long = format!(
+            r#"{{"item_list":[{{"card_id":"{}","encrypt_code":"e"}}]}}"#,
+            "c".repeat(200)
+        );
         assert!(errmsg(batch(&long)).contains("longer than 128"));
     }
 
@@ -263,13 +306,18 @@ mod tests {
         let ok = r#"{"openid":"o","reimburse_status":"INVOICE_REIMBURSE_LOCK","invoice_list":[{"card_id":"c","encrypt_code":"e"}]}"#;
         assert_eq!(update(ok).unwrap().reimburse_status, ReimburseStatus::Lock);
         let cancel = ok.replace("LOCK", "CANCEL");
-        assert_eq!(update(&cancel).unwrap().reimburse_status, ReimburseStatus::Cancel);
+        assert_eq!(
+            update(&cancel).unwrap().reimburse_status,
+            ReimburseStatus::Cancel
+        );
         let bad = ok.replace("INVOICE_REIMBURSE_LOCK", "LOCKED");
         let m = errmsg(update(&bad));
         assert!(m.starts_with("body.reimburse_status: unknown status `LOCKED`, expected one of INVOICE_REIMBURSE_INIT"), "{m}");
         let m = errmsg(update(&ok.replace(r#""openid":"o""#, r#""openid":"""#)));
         assert_eq!(m, "body.openid: must not be empty");
-        let m = errmsg(update(r#"{"openid":"o","reimburse_status":"INVOICE_REIMBURSE_LOCK"}"#));
+        let m = errmsg(update(
+            r#"{"openid":"o","reimburse_status":"INVOICE_REIMBURSE_LOCK"}"#,
+        ));
         assert!(m.contains("missing field `invoice_list`"), "{m}");
     }
 

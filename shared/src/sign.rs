@@ -58,11 +58,21 @@ mod tests {
     fn official_jssdk_vectors() {
         let ts = 1414587457;
         assert_eq!(
-            jsapi_signature(EXAMPLE_TICKET, "Wm3WZYTPz0wzccnW", ts, "http://mp.weixin.qq.com?params=value"),
+            jsapi_signature(
+                EXAMPLE_TICKET,
+                "Wm3WZYTPz0wzccnW",
+                ts,
+                "http://mp.weixin.qq.com?params=value"
+            ),
             "0f9de62fce790f9a083d5c99e95740ceb90c27ed"
         );
         assert_eq!(
-            jsapi_signature(EXAMPLE_TICKET, "Wm3WZYTPz0wzccnW", ts, "http://mp.weixin.qq.com"),
+            jsapi_signature(
+                EXAMPLE_TICKET,
+                "Wm3WZYTPz0wzccnW",
+                ts,
+                "http://mp.weixin.qq.com"
+            ),
             "f4d90daf4b3bca3078ab155816175ba34c443a7b"
         );
         assert_eq!(

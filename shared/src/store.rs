@@ -98,7 +98,10 @@ pub struct TokenStore {
 
 impl TokenStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        TokenStore { client, table: table.into() }
+        TokenStore {
+            client,
+            table: table.into(),
+        }
     }
 
     pub fn table(&self) -> &str {
@@ -124,7 +127,13 @@ impl TokenStore {
     }
 
     /// Takes the refresh lock if it is free or its lease has ended.
-    pub async fn try_lock(&self, appid: &str, owner: &str, now_ms: u64, lease_ms: u64) -> Result<Lock, StoreError> {
+    pub async fn try_lock(
+        &self,
+        appid: &str,
+        owner: &str,
+        now_ms: u64,
+        lease_ms: u64,
+    ) -> Result<Lock, StoreError> {
         let res = self
             .client
             .update_item()
@@ -140,7 +149,9 @@ impl TokenStore {
             .send()
             .await;
         match res {
-            Ok(out) => Ok(Lock::Acquired(out.attributes.as_ref().map(parse).unwrap_or_default())),
+            Ok(out) => Ok(Lock::Acquired(
+                out.attributes.as_ref().map(parse).unwrap_or_default(),
+            )),
             Err(SdkError::ServiceError(se)) => match se.err() {
                 UpdateItemError::ConditionalCheckFailedException(ccf) => {
                     let state = match ccf.item() {
@@ -157,7 +168,12 @@ impl TokenStore {
 
     /// Publishes a refresh and releases the lock in one write, only if `owner` still holds it.
     /// `Ok(None)`: the lease was lost to another holder; nothing was written.
-    pub async fn commit(&self, appid: &str, owner: &str, update: &Update) -> Result<Option<TokenState>, StoreError> {
+    pub async fn commit(
+        &self,
+        appid: &str,
+        owner: &str,
+        update: &Update,
+    ) -> Result<Option<TokenState>, StoreError> {
         let mut set = vec![
             "version = if_not_exists(version, :zero) + :one".to_string(),
             "refreshed_at_ms = :refreshed".to_string(),
@@ -185,7 +201,10 @@ impl TokenStore {
             .update_item()
             .table_name(&self.table)
             .key("pk", Self::key(appid))
-            .update_expression(format!("SET {} REMOVE lock_owner, lock_until_ms", set.join(", ")))
+            .update_expression(format!(
+                "SET {} REMOVE lock_owner, lock_until_ms",
+                set.join(", ")
+            ))
             .condition_expression("lock_owner = :me")
             .set_expression_attribute_values(Some(values))
             .return_values(ReturnValue::AllNew)
@@ -220,7 +239,8 @@ impl TokenStore {
 }
 
 fn is_conditional_failure<R>(e: &SdkError<UpdateItemError, R>) -> bool {
-    e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception())
+    e.as_service_error()
+        .is_some_and(|se| se.is_conditional_check_failed_exception())
 }
 
 fn num(n: u64) -> AttributeValue {
@@ -229,9 +249,16 @@ fn num(n: u64) -> AttributeValue {
 
 fn parse(item: &HashMap<String, AttributeValue>) -> TokenState {
     let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
-    let n = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<u64>().ok());
+    let n = |k: &str| {
+        item.get(k)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
     let cred = |k: &str| {
-        Some(Credential { value: s(k)?, expires_at_ms: n(&format!("{k}_expires_ms"))? })
+        Some(Credential {
+            value: s(k)?,
+            expires_at_ms: n(&format!("{k}_expires_ms"))?,
+        })
     };
     TokenState {
         access_token: cred("access_token"),

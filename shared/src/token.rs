@@ -55,7 +55,10 @@ pub struct Served {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn ms(d: Duration) -> u64 {
@@ -77,7 +80,11 @@ pub struct TokenService {
 
 impl TokenService {
     pub fn new(store: TokenStore, wechat: WeChatClient, timing: Timing) -> Self {
-        TokenService { store, wechat, timing }
+        TokenService {
+            store,
+            wechat,
+            timing,
+        }
     }
 
     pub fn timing(&self) -> &Timing {
@@ -97,7 +104,11 @@ impl TokenService {
         let state = self.store.load(self.appid()).await?;
         let baseline = state.version;
         if self.satisfied(mode, &state, baseline) {
-            return Ok(Served { state, source: Source::Stored, fault: None });
+            return Ok(Served {
+                state,
+                source: Source::Stored,
+                fault: None,
+            });
         }
         self.refresh(mode, baseline, state).await
     }
@@ -109,18 +120,30 @@ impl TokenService {
             Mode::Scheduled => {
                 let ahead = ms(self.timing.rotate_ahead);
                 usable(state, now, ahead)
-                    && state.wx_card_ticket.as_ref().is_some_and(|c| c.valid_for(now, ahead))
+                    && state
+                        .wx_card_ticket
+                        .as_ref()
+                        .is_some_and(|c| c.valid_for(now, ahead))
             }
             Mode::Manual => state.version > baseline_version,
         }
     }
 
-    async fn refresh(&self, mode: Mode, baseline: u64, mut seen: TokenState) -> Result<Served, ApiError> {
+    async fn refresh(
+        &self,
+        mode: Mode,
+        baseline: u64,
+        mut seen: TokenState,
+    ) -> Result<Served, ApiError> {
         let owner = uuid::Uuid::new_v4().to_string();
         let deadline = Instant::now() + self.timing.wait;
         loop {
             let now = now_ms();
-            let lock = match self.store.try_lock(self.appid(), &owner, now, ms(self.timing.lease)).await {
+            let lock = match self
+                .store
+                .try_lock(self.appid(), &owner, now, ms(self.timing.lease))
+                .await
+            {
                 Ok(lock) => lock,
                 Err(e) => return self.fallback(mode, seen, e.into()),
             };
@@ -128,14 +151,22 @@ impl TokenService {
                 Lock::Acquired(locked) => {
                     if self.satisfied(mode, &locked, baseline) {
                         let _ = self.store.release(self.appid(), &owner).await;
-                        return Ok(Served { state: locked, source: Source::Waited, fault: None });
+                        return Ok(Served {
+                            state: locked,
+                            source: Source::Waited,
+                            fault: None,
+                        });
                     }
                     return self.refresh_locked(mode, &owner, locked).await;
                 }
                 Lock::Held(current) => {
                     if mode != Mode::Manual && usable(&current, now, 0) {
                         // The holder will publish; until then the stored credentials are valid.
-                        return Ok(Served { state: current, source: Source::Stored, fault: None });
+                        return Ok(Served {
+                            state: current,
+                            source: Source::Stored,
+                            fault: None,
+                        });
                     }
                     seen = current;
                 }
@@ -157,7 +188,11 @@ impl TokenService {
                     Err(e) => return self.fallback(mode, seen, e.into()),
                 };
                 if self.satisfied(mode, &state, baseline) {
-                    return Ok(Served { state, source: Source::Waited, fault: None });
+                    return Ok(Served {
+                        state,
+                        source: Source::Waited,
+                        fault: None,
+                    });
                 }
                 let now = now_ms();
                 let holder_gone = state.lock_owner.is_none();
@@ -176,37 +211,58 @@ impl TokenService {
     }
 
     /// Fetches what is due from WeChat and publishes it, holding the lock.
-    async fn refresh_locked(&self, mode: Mode, owner: &str, locked: TokenState) -> Result<Served, ApiError> {
+    async fn refresh_locked(
+        &self,
+        mode: Mode,
+        owner: &str,
+        locked: TokenState,
+    ) -> Result<Served, ApiError> {
         // The lease covers the whole fetch; stop before it ends so we never publish late.
         let budget = self.timing.lease.mul_f32(0.9);
         let (update, fault) = match tokio::time::timeout(budget, self.fetch(mode, &locked)).await {
             Ok(r) => r,
             Err(_) => {
                 let _ = self.store.release(self.appid(), owner).await;
-                let err = ApiError::WeChatTimeout(format!("refresh did not finish within {} ms", ms(budget)));
+                let err = ApiError::WeChatTimeout(format!(
+                    "refresh did not finish within {} ms",
+                    ms(budget)
+                ));
                 return self.fallback(mode, locked, err);
             }
         };
         let Some(update) = update else {
             let _ = self.store.release(self.appid(), owner).await;
-            let err = fault.unwrap_or_else(|| ApiError::Unavailable("refresh produced nothing".into()));
+            let err =
+                fault.unwrap_or_else(|| ApiError::Unavailable("refresh produced nothing".into()));
             return self.fallback(mode, locked, err);
         };
         match self.store.commit(self.appid(), owner, &update).await {
             Ok(Some(state)) => {
                 if usable(&state, now_ms(), 0) {
-                    Ok(Served { state, source: Source::Refreshed, fault })
+                    Ok(Served {
+                        state,
+                        source: Source::Refreshed,
+                        fault,
+                    })
                 } else {
-                    Err(fault.unwrap_or_else(|| ApiError::Unavailable("refreshed state is not usable".into())))
+                    Err(fault.unwrap_or_else(|| {
+                        ApiError::Unavailable("refreshed state is not usable".into())
+                    }))
                 }
             }
             Ok(None) => {
                 // Our lease ran out and another holder took over: its state wins, ours is dropped.
                 let state = self.store.load(self.appid()).await?;
                 if usable(&state, now_ms(), 0) {
-                    Ok(Served { state, source: Source::Waited, fault })
+                    Ok(Served {
+                        state,
+                        source: Source::Waited,
+                        fault,
+                    })
                 } else {
-                    Err(ApiError::Unavailable("refresh lease lost to another instance".into()))
+                    Err(ApiError::Unavailable(
+                        "refresh lease lost to another instance".into(),
+                    ))
                 }
             }
             Err(e) => self.fallback(mode, locked, e.into()),
@@ -222,7 +278,10 @@ impl TokenService {
             Mode::Manual => u64::MAX,
         };
         let due = |c: &Option<Credential>| !c.as_ref().is_some_and(|c| c.valid_for(now, threshold));
-        let mut update = Update { refreshed_at_ms: now, ..Update::default() };
+        let mut update = Update {
+            refreshed_at_ms: now,
+            ..Update::default()
+        };
         let mut fault = None;
 
         let token = if due(&locked.access_token) {
@@ -234,7 +293,10 @@ impl TokenService {
                         .access_token
                         .as_ref()
                         .filter(|c| c.valid_for(now, 0))
-                        .map(|c| Credential { value: c.value.clone(), expires_at_ms: c.expires_at_ms.min(grace_end) });
+                        .map(|c| Credential {
+                            value: c.value.clone(),
+                            expires_at_ms: c.expires_at_ms.min(grace_end),
+                        });
                     let cred = credential(&issued, now);
                     update.access_token = Some(cred);
                     issued.value
@@ -270,7 +332,9 @@ impl TokenService {
                 }
             }
         }
-        let fetched = update.access_token.is_some() || update.jsapi_ticket.is_some() || update.wx_card_ticket.is_some();
+        let fetched = update.access_token.is_some()
+            || update.jsapi_ticket.is_some()
+            || update.wx_card_ticket.is_some();
         (fetched.then_some(update), fault)
     }
 
@@ -278,7 +342,11 @@ impl TokenService {
     /// caller asked for a refresh and gets the failure).
     fn fallback(&self, mode: Mode, stored: TokenState, err: ApiError) -> Result<Served, ApiError> {
         if mode != Mode::Manual && usable(&stored, now_ms(), 0) {
-            Ok(Served { state: stored, source: Source::StoredAfterFault, fault: Some(err) })
+            Ok(Served {
+                state: stored,
+                source: Source::StoredAfterFault,
+                fault: Some(err),
+            })
         } else {
             Err(err)
         }
@@ -286,7 +354,10 @@ impl TokenService {
 }
 
 fn credential(issued: &Issued, now_ms: u64) -> Credential {
-    Credential { value: issued.value.clone(), expires_at_ms: now_ms + issued.expires_in * 1000 }
+    Credential {
+        value: issued.value.clone(),
+        expires_at_ms: now_ms + issued.expires_in * 1000,
+    }
 }
 
 /// Seconds the access_token is guaranteed to keep working, counted from `now_ms`: until the
@@ -306,24 +377,44 @@ mod tests {
     fn guaranteed_lifetime_is_until_rotation_plus_grace() {
         let t = Timing::default();
         let now = 1_000_000_000;
-        let fresh = Credential { value: "x".into(), expires_at_ms: now + 7_200_000 };
+        let fresh = Credential {
+            value: "x".into(),
+            expires_at_ms: now + 7_200_000,
+        };
         // 7200 − 3900 (rotate ahead) + 300 (grace) = 3600: the token lives one schedule period.
         assert_eq!(guaranteed_secs(&fresh, &t, now), 3600);
         // Past the rotation point: only the grace is guaranteed.
-        let due = Credential { value: "x".into(), expires_at_ms: now + 3_000_000 };
+        let due = Credential {
+            value: "x".into(),
+            expires_at_ms: now + 3_000_000,
+        };
         assert_eq!(guaranteed_secs(&due, &t, now), 300);
         // Never beyond expiry.
-        let dying = Credential { value: "x".into(), expires_at_ms: now + 120_000 };
+        let dying = Credential {
+            value: "x".into(),
+            expires_at_ms: now + 120_000,
+        };
         assert_eq!(guaranteed_secs(&dying, &t, now), 120);
-        let dead = Credential { value: "x".into(), expires_at_ms: now - 1 };
+        let dead = Credential {
+            value: "x".into(),
+            expires_at_ms: now - 1,
+        };
         assert_eq!(guaranteed_secs(&dead, &t, now), 0);
     }
 
     #[test]
     fn usable_needs_both_token_and_ticket() {
         let now = 1_000;
-        let c = |exp| Some(Credential { value: "v".into(), expires_at_ms: exp });
-        let mut s = TokenState { access_token: c(now + 10_000), ..TokenState::default() };
+        let c = |exp| {
+            Some(Credential {
+                value: "v".into(),
+                expires_at_ms: exp,
+            })
+        };
+        let mut s = TokenState {
+            access_token: c(now + 10_000),
+            ..TokenState::default()
+        };
         assert!(!usable(&s, now, 0));
         s.jsapi_ticket = c(now + 5_000);
         assert!(usable(&s, now, 0));

@@ -94,7 +94,12 @@ impl WeChatClient {
             .timeout(timeout)
             .build()
             .expect("a TLS backend is compiled in");
-        WeChatClient { http, base: base.to_string(), appid: appid.to_string(), secret }
+        WeChatClient {
+            http,
+            base: base.to_string(),
+            appid: appid.to_string(),
+            secret,
+        }
     }
 
     pub fn appid(&self) -> &str {
@@ -114,7 +119,11 @@ impl WeChatClient {
     }
 
     /// `GET /cgi-bin/ticket/getticket?type=jsapi|wx_card`.
-    pub async fn fetch_ticket(&self, access_token: &str, kind: TicketKind) -> Result<Issued, WeChatError> {
+    pub async fn fetch_ticket(
+        &self,
+        access_token: &str,
+        kind: TicketKind,
+    ) -> Result<Issued, WeChatError> {
         let url = format!(
             "{}{TICKET_PATH}?access_token={}&type={}",
             self.base,
@@ -127,7 +136,12 @@ impl WeChatClient {
 
     /// POSTs a JSON body to an invoice path with `access_token` and returns WeChat's body unchanged
     /// when errcode is 0.
-    pub async fn post(&self, path: &str, access_token: &str, json: Vec<u8>) -> Result<Reply, WeChatError> {
+    pub async fn post(
+        &self,
+        path: &str,
+        access_token: &str,
+        json: Vec<u8>,
+    ) -> Result<Reply, WeChatError> {
         let url = format!("{}{path}?access_token={}", self.base, enc(access_token));
         let req = self
             .http
@@ -143,12 +157,18 @@ impl WeChatClient {
     }
 
     /// Sends, checks the status, parses the JSON object and splits off errcode ≠ 0.
-    async fn call_raw(&self, req: reqwest::RequestBuilder) -> Result<(Vec<u8>, Map<String, Value>), WeChatError> {
+    async fn call_raw(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(Vec<u8>, Map<String, Value>), WeChatError> {
         let resp = req.send().await.map_err(classify)?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(classify)?.to_vec();
         if !status.is_success() {
-            return Err(WeChatError::Unreachable(format!("HTTP {}", status.as_u16())));
+            return Err(WeChatError::Unreachable(format!(
+                "HTTP {}",
+                status.as_u16()
+            )));
         }
         let map: Map<String, Value> = serde_json::from_slice(&bytes)
             .map_err(|_| WeChatError::Unreachable("answer is not a JSON object".into()))?;
@@ -161,11 +181,22 @@ impl WeChatClient {
 }
 
 fn issued(body: &Map<String, Value>, field: &str) -> Result<Issued, WeChatError> {
-    let value = body.get(field).and_then(Value::as_str).filter(|v| !v.is_empty());
-    let expires_in = body.get("expires_in").and_then(Value::as_u64).filter(|s| *s > 0);
+    let value = body
+        .get(field)
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty());
+    let expires_in = body
+        .get("expires_in")
+        .and_then(Value::as_u64)
+        .filter(|s| *s > 0);
     match (value, expires_in) {
-        (Some(v), Some(e)) => Ok(Issued { value: v.to_string(), expires_in: e }),
-        _ => Err(WeChatError::Unreachable(format!("answer lacks {field} or expires_in"))),
+        (Some(v), Some(e)) => Ok(Issued {
+            value: v.to_string(),
+            expires_in: e,
+        }),
+        _ => Err(WeChatError::Unreachable(format!(
+            "answer lacks {field} or expires_in"
+        ))),
     }
 }
 
@@ -193,7 +224,9 @@ pub fn enc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }

@@ -8,5 +8,8 @@ async fn main() -> Result<(), Error> {
     wxinvoice::init_tracing();
     let app = wxinvoice::App::from_env().await?;
     let app = &app;
-    run(service_fn(move |req: Request| async move { wxinvoice::handlers::get_invoice_batch(app, req).await })).await
+    run(service_fn(move |req: Request| async move {
+        wxinvoice::handlers::get_invoice_batch(app, req).await
+    }))
+    .await
 }

@@ -8,5 +8,8 @@ async fn main() -> Result<(), Error> {
     wxinvoice::init_tracing();
     let app = wxinvoice::App::from_env().await?;
     let app = &app;
-    run(service_fn(move |req: Request| async move { wxinvoice::handlers::update_status(app, req).await })).await
+    run(service_fn(move |req: Request| async move {
+        wxinvoice::handlers::update_status(app, req).await
+    }))
+    .await
 }

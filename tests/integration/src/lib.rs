@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 use wechat_sim::{Running, Sim};
@@ -51,7 +53,13 @@ pub async fn create_table(sdk: &SdkConfig) -> String {
                 .build()
                 .unwrap(),
         )
-        .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await
@@ -78,7 +86,13 @@ impl Harness {
         let sdk = aws().await;
         let table = create_table(&sdk).await;
         let app = app(&sim.base_url(), &table, &sdk, overrides);
-        Harness { sim, sdk, table, app, http: reqwest::Client::new() }
+        Harness {
+            sim,
+            sdk,
+            table,
+            app,
+            http: reqwest::Client::new(),
+        }
     }
 
     /// Another App (its own DynamoDB and HTTP clients) on the same table and simulator, as a
@@ -93,19 +107,42 @@ impl Harness {
 
     pub async fn sim_get(&self, path: &str) -> Value {
         let url = format!("{}{path}", self.sim.base_url());
-        self.http.get(url).send().await.unwrap().json().await.unwrap()
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub async fn sim_post(&self, path: &str, body: Value) -> Value {
         let url = format!("{}{path}", self.sim.base_url());
-        self.http.post(url).json(&body).send().await.unwrap().json().await.unwrap()
+        self.http
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     /// Status of one invoice as the simulator holds it.
     pub async fn invoice_status(&self, encrypt_code: &str) -> String {
         let all = self.sim_get("/__sim/invoices").await;
-        let inv = all.as_array().unwrap().iter().find(|i| i["encrypt_code"] == encrypt_code).unwrap();
-        inv["card"]["user_info"]["reimburse_status"].as_str().unwrap().to_string()
+        let inv = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["encrypt_code"] == encrypt_code)
+            .unwrap();
+        inv["card"]["user_info"]["reimburse_status"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 }
 
@@ -137,7 +174,9 @@ pub fn app(api_base: &str, table: &str, sdk: &SdkConfig, overrides: &[(&str, &st
 }
 
 pub fn fixture_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures")
+        .join(name)
 }
 
 pub fn fixture(name: &str) -> String {
@@ -166,6 +205,10 @@ pub fn set_method(v: &mut Value, method: &str) {
 }
 
 pub fn body_json(resp: &Response<Body>) -> Value {
-    serde_json::from_slice(resp.body().as_ref())
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(resp.body().as_ref())))
+    serde_json::from_slice(resp.body().as_ref()).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {:?}",
+            String::from_utf8_lossy(resp.body().as_ref())
+        )
+    })
 }

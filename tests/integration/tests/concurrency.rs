@@ -11,7 +11,11 @@ use wxinvoice::token::{now_ms, Mode};
 async fn many_concurrent_refreshes_fetch_exactly_once() {
     let h = Harness::new().await;
     // Slow WeChat, so every caller arrives while the first refresh is in flight.
-    h.sim_post("/__sim/faults", json!({"path": "/cgi-bin/token", "latency_ms": 400})).await;
+    h.sim_post(
+        "/__sim/faults",
+        json!({"path": "/cgi-bin/token", "latency_ms": 400}),
+    )
+    .await;
     // 8 independent instances (own DynamoDB and HTTP clients) × 6 concurrent requests each.
     let apps: Vec<_> = (0..8).map(|_| h.instance(&[])).collect();
     let mut tasks = Vec::new();
@@ -23,10 +27,19 @@ async fn many_concurrent_refreshes_fetch_exactly_once() {
     let results = join_all(tasks).await;
     let tokens: Vec<String> = results
         .into_iter()
-        .map(|r| r.expect("every caller gets a token").state.access_token.unwrap().value)
+        .map(|r| {
+            r.expect("every caller gets a token")
+                .state
+                .access_token
+                .unwrap()
+                .value
+        })
         .collect();
     assert_eq!(tokens.len(), 48);
-    assert!(tokens.iter().all(|t| t == &tokens[0]), "every caller got the same token");
+    assert!(
+        tokens.iter().all(|t| t == &tokens[0]),
+        "every caller got the same token"
+    );
     assert_eq!(h.calls("/cgi-bin/token"), 1, "exactly one token fetch");
     assert_eq!(h.calls("/cgi-bin/ticket/getticket"), 2);
     let stored = h.app.tokens.store().load(APPID).await.unwrap();
@@ -38,25 +51,55 @@ async fn many_concurrent_refreshes_fetch_exactly_once() {
 async fn concurrent_manual_refreshes_share_one_fetch() {
     let h = Harness::new().await;
     h.app.tokens.get(Mode::Auto).await.unwrap();
-    h.sim_post("/__sim/faults", json!({"path": "/cgi-bin/token", "latency_ms": 400})).await;
+    h.sim_post(
+        "/__sim/faults",
+        json!({"path": "/cgi-bin/token", "latency_ms": 400}),
+    )
+    .await;
     let apps: Vec<_> = (0..5).map(|_| h.instance(&[])).collect();
     let results = join_all(apps.iter().map(|a| a.tokens.get(Mode::Manual))).await;
-    let tokens: Vec<String> = results.into_iter().map(|r| r.unwrap().state.access_token.unwrap().value).collect();
+    let tokens: Vec<String> = results
+        .into_iter()
+        .map(|r| r.unwrap().state.access_token.unwrap().value)
+        .collect();
     assert!(tokens.iter().all(|t| t == &tokens[0]));
-    assert_eq!(h.calls("/cgi-bin/token"), 2, "the initial fetch and one forced refresh");
+    assert_eq!(
+        h.calls("/cgi-bin/token"),
+        2,
+        "the initial fetch and one forced refresh"
+    );
 }
 
 #[tokio::test]
 async fn a_crashed_holder_delays_refresh_by_at_most_the_lease() {
-    let h = Harness::with(&[("REFRESH_LEASE_MS", "1500"), ("WECHAT_TIMEOUT_MS", "400"), ("REFRESH_WAIT_MS", "3000")]).await;
+    let h = Harness::with(&[
+        ("REFRESH_LEASE_MS", "1500"),
+        ("WECHAT_TIMEOUT_MS", "400"),
+        ("REFRESH_WAIT_MS", "3000"),
+    ])
+    .await;
     let store = h.app.tokens.store();
     // A holder takes the lock and dies.
-    assert!(matches!(store.try_lock(APPID, "crashed", now_ms(), 1500).await.unwrap(), Lock::Acquired(_)));
+    assert!(matches!(
+        store
+            .try_lock(APPID, "crashed", now_ms(), 1500)
+            .await
+            .unwrap(),
+        Lock::Acquired(_)
+    ));
     let started = std::time::Instant::now();
-    let served = h.app.tokens.get(Mode::Auto).await.expect("the next caller refreshes after the lease");
+    let served = h
+        .app
+        .tokens
+        .get(Mode::Auto)
+        .await
+        .expect("the next caller refreshes after the lease");
     let waited = started.elapsed().as_millis();
     assert!(served.state.access_token.is_some());
-    assert!((1000..3000).contains(&waited), "waited {waited} ms for a 1500 ms lease");
+    assert!(
+        (1000..3000).contains(&waited),
+        "waited {waited} ms for a 1500 ms lease"
+    );
     assert_eq!(h.calls("/cgi-bin/token"), 1);
     assert!(store.load(APPID).await.unwrap().lock_owner.is_none());
 }
@@ -65,39 +108,88 @@ async fn a_crashed_holder_delays_refresh_by_at_most_the_lease() {
 async fn a_holder_whose_lease_ran_out_cannot_overwrite_newer_state() {
     let h = Harness::new().await;
     let store = h.app.tokens.store();
-    let cred = |v: &str| Credential { value: v.into(), expires_at_ms: now_ms() + 7_200_000 };
+    let cred = |v: &str| Credential {
+        value: v.into(),
+        expires_at_ms: now_ms() + 7_200_000,
+    };
     // A takes a short lease and stalls past it.
-    assert!(matches!(store.try_lock(APPID, "A", now_ms(), 50).await.unwrap(), Lock::Acquired(_)));
+    assert!(matches!(
+        store.try_lock(APPID, "A", now_ms(), 50).await.unwrap(),
+        Lock::Acquired(_)
+    ));
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     // B takes over and publishes.
-    assert!(matches!(store.try_lock(APPID, "B", now_ms(), 10_000).await.unwrap(), Lock::Acquired(_)));
-    let b = Update { access_token: Some(cred("from-B")), jsapi_ticket: Some(cred("ticket-B")), refreshed_at_ms: now_ms(), ..Update::default() };
+    assert!(matches!(
+        store.try_lock(APPID, "B", now_ms(), 10_000).await.unwrap(),
+        Lock::Acquired(_)
+    ));
+    let b = Update {
+        access_token: Some(cred("from-B")),
+        jsapi_ticket: Some(cred("ticket-B")),
+        refreshed_at_ms: now_ms(),
+        ..Update::default()
+    };
     assert!(store.commit(APPID, "B", &b).await.unwrap().is_some());
     // A wakes up and tries to publish its older fetch: refused, B's state stays.
-    let a = Update { access_token: Some(cred("from-A")), refreshed_at_ms: now_ms(), ..Update::default() };
+    let a = Update {
+        access_token: Some(cred("from-A")),
+        refreshed_at_ms: now_ms(),
+        ..Update::default()
+    };
     assert!(store.commit(APPID, "A", &a).await.unwrap().is_none());
     let state = store.load(APPID).await.unwrap();
     assert_eq!(state.access_token.unwrap().value, "from-B");
     assert_eq!(state.version, 1);
     // A's release does not free a lock it no longer holds.
-    assert!(matches!(store.try_lock(APPID, "C", now_ms(), 10_000).await.unwrap(), Lock::Acquired(_)));
+    assert!(matches!(
+        store.try_lock(APPID, "C", now_ms(), 10_000).await.unwrap(),
+        Lock::Acquired(_)
+    ));
     store.release(APPID, "A").await.unwrap();
-    assert!(matches!(store.try_lock(APPID, "D", now_ms(), 10_000).await.unwrap(), Lock::Held(_)));
+    assert!(matches!(
+        store.try_lock(APPID, "D", now_ms(), 10_000).await.unwrap(),
+        Lock::Held(_)
+    ));
 }
 
 #[tokio::test]
 async fn while_one_instance_refreshes_others_serve_the_valid_stored_token() {
     // Everything is due for the scheduled run, but readers still see a valid token.
     let h = Harness::new().await;
-    let first = h.app.tokens.get(Mode::Auto).await.unwrap().state.access_token.unwrap().value;
-    h.sim_post("/__sim/faults", json!({"path": "/cgi-bin/token", "latency_ms": 600})).await;
+    let first = h
+        .app
+        .tokens
+        .get(Mode::Auto)
+        .await
+        .unwrap()
+        .state
+        .access_token
+        .unwrap()
+        .value;
+    h.sim_post(
+        "/__sim/faults",
+        json!({"path": "/cgi-bin/token", "latency_ms": 600}),
+    )
+    .await;
     let scheduler = h.instance(&[("REFRESH_AHEAD_SECS", "7200")]);
     let reader = h.instance(&[]);
-    let sched = tokio::spawn(async move { scheduler.tokens.get(Mode::Scheduled).await.map(|s| s.source) });
+    let sched = tokio::spawn(async move {
+        scheduler
+            .tokens
+            .get(Mode::Scheduled)
+            .await
+            .map(|s| s.source)
+    });
     tokio::time::sleep(std::time::Duration::from_millis(150)).await;
     let started = std::time::Instant::now();
     let served = reader.tokens.get(Mode::Auto).await.unwrap();
     assert_eq!(served.state.access_token.unwrap().value, first);
-    assert!(started.elapsed().as_millis() < 300, "the reader did not wait for WeChat");
-    assert_eq!(sched.await.unwrap().unwrap(), wxinvoice::token::Source::Refreshed);
+    assert!(
+        started.elapsed().as_millis() < 300,
+        "the reader did not wait for WeChat"
+    );
+    assert_eq!(
+        sched.await.unwrap().unwrap(),
+        wxinvoice::token::Source::Refreshed
+    );
 }

@@ -22,8 +22,12 @@ async fn batch(h: &Harness, token: &str, body: &str) -> (u16, Value) {
 }
 
 async fn update(h: &Harness, token: &str, status: &str, codes: &[&str]) -> (u16, Value) {
-    let list: Vec<Value> = codes.iter().map(|c| json!({"card_id": SEED_CARD, "encrypt_code": c})).collect();
-    let body = json!({"openid": OPENID, "reimburse_status": status, "invoice_list": list}).to_string();
+    let list: Vec<Value> = codes
+        .iter()
+        .map(|c| json!({"card_id": SEED_CARD, "encrypt_code": c}))
+        .collect();
+    let body =
+        json!({"openid": OPENID, "reimburse_status": status, "invoice_list": list}).to_string();
     let req = event("apigw-v2-update-status.json", |v| {
         set_query(v, &format!("token={token}"));
         set_body(v, &body);
@@ -40,14 +44,26 @@ async fn get_token_answers_the_spec_fields_with_a_valid_signature() {
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
         keys,
-        ["access_token", "expires_in", "appid", "timestamp", "noncestr", "jsapi_ticket", "url", "signature"]
+        [
+            "access_token",
+            "expires_in",
+            "appid",
+            "timestamp",
+            "noncestr",
+            "jsapi_ticket",
+            "url",
+            "signature"
+        ]
     );
     assert_eq!(v["appid"], APPID);
     assert_eq!(v["url"], PAGE_URL);
     // A fresh token is guaranteed for one schedule period.
     let expires_in = v["expires_in"].as_u64().unwrap();
     assert!((3590..=3600).contains(&expires_in), "{expires_in}");
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     assert!(v["timestamp"].as_u64().unwrap().abs_diff(now) <= 2);
     // WeChat (the simulator) accepts the signature for the configured page.
     let check = h
@@ -59,7 +75,11 @@ async fn get_token_answers_the_spec_fields_with_a_valid_signature() {
     assert_eq!(check["valid"], true, "{v}");
     // The token works against WeChat.
     let t = v["access_token"].as_str().unwrap();
-    let info = h.sim_get(&format!("/cgi-bin/ticket/getticket?type=jsapi&access_token={t}")).await;
+    let info = h
+        .sim_get(&format!(
+            "/cgi-bin/ticket/getticket?type=jsapi&access_token={t}"
+        ))
+        .await;
     assert_eq!(info["errcode"], 0);
 }
 
@@ -70,7 +90,10 @@ async fn auto_fetches_once_then_serves_the_stored_token() {
     let (_, second) = token(&h, "type=auto").await;
     assert_eq!(first["access_token"], second["access_token"]);
     assert_eq!(first["jsapi_ticket"], second["jsapi_ticket"]);
-    assert_ne!(first["noncestr"], second["noncestr"], "fresh nonce per answer");
+    assert_ne!(
+        first["noncestr"], second["noncestr"],
+        "fresh nonce per answer"
+    );
     assert_eq!(h.calls("/cgi-bin/token"), 1);
     // One refresh fetches the jsapi and the wx_card ticket.
     assert_eq!(h.calls("/cgi-bin/ticket/getticket"), 2);
@@ -91,10 +114,17 @@ async fn manual_forces_a_refresh_and_keeps_the_previous_token() {
     assert_ne!(first["access_token"], second["access_token"]);
     assert_eq!(h.calls("/cgi-bin/token"), 2);
     let stored = h.app.tokens.store().load(APPID).await.unwrap();
-    assert_eq!(stored.access_token.unwrap().value, second["access_token"].as_str().unwrap());
-    let prev = stored.previous_access_token.expect("previous token kept for the grace period");
+    assert_eq!(
+        stored.access_token.unwrap().value,
+        second["access_token"].as_str().unwrap()
+    );
+    let prev = stored
+        .previous_access_token
+        .expect("previous token kept for the grace period");
     assert_eq!(prev.value, first["access_token"].as_str().unwrap());
-    let grace_left = prev.expires_at_ms.saturating_sub(wxinvoice::token::now_ms());
+    let grace_left = prev
+        .expires_at_ms
+        .saturating_sub(wxinvoice::token::now_ms());
     assert!((295_000..=300_000).contains(&grace_left), "{grace_left}");
     assert_eq!(stored.version, 2);
     assert!(stored.lock_owner.is_none(), "lock released");
@@ -125,7 +155,11 @@ async fn scheduled_event_refreshes_what_is_due() {
 #[tokio::test]
 async fn scheduled_failure_is_an_invocation_error() {
     let h = Harness::new().await;
-    h.sim_post("/__sim/faults", json!({"path": "/cgi-bin/token", "errcode": 40125, "errmsg": "invalid appsecret"})).await;
+    h.sim_post(
+        "/__sim/faults",
+        json!({"path": "/cgi-bin/token", "errcode": 40125, "errmsg": "invalid appsecret"}),
+    )
+    .await;
     let req = lambda_http::request::from_str(&fixture("schedule-event.json")).unwrap();
     let err = get_token(&h.app, req).await.unwrap_err().to_string();
     assert!(err.contains("40125"), "{err}");
@@ -146,15 +180,29 @@ async fn invoice_batch_passes_every_field_through() {
     let (status, v) = batch(&h, t, &body).await;
     assert_eq!(status, 200);
     // Byte for byte what WeChat answered.
-    let direct = h.sim_post(&format!("/card/invoice/reimburse/getinvoicebatch?access_token={t}"), serde_json::from_str(&body).unwrap()).await;
+    let direct = h
+        .sim_post(
+            &format!("/card/invoice/reimburse/getinvoicebatch?access_token={t}"),
+            serde_json::from_str(&body).unwrap(),
+        )
+        .await;
     assert_eq!(v, direct);
     let typed: InvoiceBatchResponse = serde_json::from_value(v.clone()).unwrap();
     assert_eq!(typed.item_list.len(), 3);
     assert_eq!(typed.item_list[0].user_info.fee, Some(4100));
-    assert_eq!(typed.item_list[1].user_info.trip_pdf_url.as_deref(), Some("https://mp.weixin.qq.com/intp/invoice/gettrip?sim=1"));
+    assert_eq!(
+        typed.item_list[1].user_info.trip_pdf_url.as_deref(),
+        Some("https://mp.weixin.qq.com/intp/invoice/gettrip?sim=1")
+    );
     // A field no model knows still arrives.
-    assert_eq!(v["item_list"][2]["user_info"]["a_field_the_models_do_not_know"]["kept"], true);
-    assert_eq!(v["item_list"][2]["user_info"]["billing_no"], "25312000000012345678");
+    assert_eq!(
+        v["item_list"][2]["user_info"]["a_field_the_models_do_not_know"]["kept"],
+        true
+    );
+    assert_eq!(
+        v["item_list"][2]["user_info"]["billing_no"],
+        "25312000000012345678"
+    );
 }
 
 #[tokio::test]
@@ -162,12 +210,26 @@ async fn update_status_runs_the_reimbursement_flow() {
     let h = Harness::new().await;
     let (_, t) = token(&h, "").await;
     let t = t["access_token"].as_str().unwrap();
-    assert_eq!(update(&h, t, "INVOICE_REIMBURSE_LOCK", &[SEED_CODE, CODE2]).await, (200, json!({"errcode": 0, "errmsg": "ok"})));
+    assert_eq!(
+        update(&h, t, "INVOICE_REIMBURSE_LOCK", &[SEED_CODE, CODE2]).await,
+        (200, json!({"errcode": 0, "errmsg": "ok"}))
+    );
     assert_eq!(h.invoice_status(CODE2).await, "INVOICE_REIMBURSE_LOCK");
-    assert_eq!(update(&h, t, "INVOICE_REIMBURSE_INIT", &[CODE2]).await.1["errcode"], 0);
+    assert_eq!(
+        update(&h, t, "INVOICE_REIMBURSE_INIT", &[CODE2]).await.1["errcode"],
+        0
+    );
     assert_eq!(h.invoice_status(CODE2).await, "INVOICE_REIMBURSE_INIT");
-    assert_eq!(update(&h, t, "INVOICE_REIMBURSE_CLOSURE", &[SEED_CODE]).await.1["errcode"], 0);
-    assert_eq!(h.invoice_status(SEED_CODE).await, "INVOICE_REIMBURSE_CLOSURE");
+    assert_eq!(
+        update(&h, t, "INVOICE_REIMBURSE_CLOSURE", &[SEED_CODE])
+            .await
+            .1["errcode"],
+        0
+    );
+    assert_eq!(
+        h.invoice_status(SEED_CODE).await,
+        "INVOICE_REIMBURSE_CLOSURE"
+    );
 }
 
 #[tokio::test]
@@ -178,61 +240,310 @@ async fn wechat_errors_pass_through_with_the_spec_hint() {
     let (status, v) = update(&h, t, "INVOICE_REIMBURSE_CLOSURE", &[CODE2]).await;
     assert_eq!(status, 200);
     assert_eq!(v["errcode"], 72039);
-    assert!(v["errmsg"].as_str().unwrap().starts_with("invoice must be lock first rid: "), "{v}");
+    assert!(
+        v["errmsg"]
+            .as_str()
+            .unwrap()
+            .starts_with("invoice must be lock first rid: "),
+        "{v}"
+    );
     assert_eq!(v["hint"], "订单未被锁定");
     // CANCEL is forwarded; WeChat refuses it from a reimburser.
     let (_, v) = update(&h, t, "INVOICE_REIMBURSE_CANCEL", &[CODE2]).await;
-    assert_eq!((v["errcode"].as_i64(), v["hint"].as_str()), (Some(72024), Some("发票状态错误")));
-    let (_, v) = update(&h, t, "INVOICE_REIMBURSE_LOCK", &["SIMencryptCodeLockedByOther01+/="]).await;
+    assert_eq!(
+        (v["errcode"].as_i64(), v["hint"].as_str()),
+        (Some(72024), Some("发票状态错误"))
+    );
+    let (_, v) = update(
+        &h,
+        t,
+        "INVOICE_REIMBURSE_LOCK",
+        &["SIMencryptCodeLockedByOther01+/="],
+    )
+    .await;
     assert_eq!(v["errcode"], 72023);
     // A token WeChat does not know: 40001 with the spec's hint.
-    let (status, v) = batch(&h, "not-a-token", &json!({"item_list": [{"card_id": SEED_CARD, "encrypt_code": SEED_CODE}]}).to_string()).await;
+    let (status, v) = batch(
+        &h,
+        "not-a-token",
+        &json!({"item_list": [{"card_id": SEED_CARD, "encrypt_code": SEED_CODE}]}).to_string(),
+    )
+    .await;
     assert_eq!(status, 200);
-    assert_eq!((v["errcode"].as_i64(), v["hint"].as_str()), (Some(40001), Some("token失效")));
+    assert_eq!(
+        (v["errcode"].as_i64(), v["hint"].as_str()),
+        (Some(40001), Some("token失效"))
+    );
     // A code outside the table: body unchanged, no hint.
     h.sim_post("/__sim/faults", json!({"path": "/card/invoice/reimburse/getinvoicebatch", "errcode": 45009, "errmsg": "reach max api daily quota limit", "times": 1})).await;
-    let (_, v) = batch(&h, t, &json!({"item_list": [{"card_id": SEED_CARD, "encrypt_code": SEED_CODE}]}).to_string()).await;
+    let (_, v) = batch(
+        &h,
+        t,
+        &json!({"item_list": [{"card_id": SEED_CARD, "encrypt_code": SEED_CODE}]}).to_string(),
+    )
+    .await;
     assert_eq!(v["errcode"], 45009);
-    assert!(v["errmsg"].as_str().unwrap().starts_with("reach max api daily quota limit rid: "));
-    assert_eq!(v.as_object().unwrap().len(), 2, "no hint outside the table: {v}");
+    assert!(v["errmsg"]
+        .as_str()
+        .unwrap()
+        .starts_with("reach max api daily quota limit rid: "));
+    assert_eq!(
+        v.as_object().unwrap().len(),
+        2,
+        "no hint outside the table: {v}"
+    );
 }
 
 /// One row per class of bad input: (endpoint, method, query, body, status, errcode, errmsg fragment).
 #[tokio::test]
 async fn bad_input_gets_a_4xx_in_the_envelope() {
     let h = Harness::new().await;
-    let ok_batch = json!({"item_list": [{"card_id": SEED_CARD, "encrypt_code": SEED_CODE}]}).to_string();
+    let ok_batch =
+        json!({"item_list": [{"card_id": SEED_CARD, "encrypt_code": SEED_CODE}]}).to_string();
     let ok_update = json!({"openid": OPENID, "reimburse_status": "INVOICE_REIMBURSE_LOCK", "invoice_list": [{"card_id": SEED_CARD, "encrypt_code": SEED_CODE}]}).to_string();
-    let many = json!({"item_list": vec![json!({"card_id": "c", "encrypt_code": "e"}); 101]}).to_string();
-    let huge = format!(r#"{{"item_list":[{{"card_id":"c","encrypt_code":"{}"}}]}}"#, "e".repeat(70_000));
+    let many =
+        json!({"item_list": vec![json!({"card_id": "c", "encrypt_code": "e"}); 101]}).to_string();
+    let huge = format!(
+        r#"{{"item_list":[{{"card_id":"c","encrypt_code":"{}"}}]}}"#,
+        "e".repeat(70_000)
+    );
     let cases: Vec<(&str, &str, &str, String, u16, i64, &str)> = vec![
-        ("token", "GET", "type=soon", String::new(), 400, 72031, "type: must be `auto` or `manual`"),
-        ("token", "GET", "type=auto&type=manual", String::new(), 400, 72031, "type: given more than once"),
-        ("token", "GET", "appid=wx1", String::new(), 400, 72031, "unknown query parameter `appid`"),
-        ("token", "POST", "type=auto", String::new(), 405, 72031, "accepts GET only"),
-        ("batch", "POST", "", ok_batch.clone(), 400, 41001, "token: the query parameter `token`"),
-        ("batch", "POST", "token=", ok_batch.clone(), 400, 41001, "`token` (access_token) is required"),
-        ("batch", "POST", "token=t&token=u", ok_batch.clone(), 400, 72031, "token: given more than once"),
-        ("batch", "POST", "token=t&debug=1", ok_batch.clone(), 400, 72031, "unknown query parameter `debug`"),
-        ("batch", "GET", "token=t", String::new(), 405, 72031, "accepts POST only"),
-        ("batch", "POST", "token=t", "{\"item_list\":[".into(), 400, 72031, "EOF while parsing a list"),
-        ("batch", "POST", "token=t", String::new(), 400, 72031, "body: a JSON object is required"),
-        ("batch", "POST", "token=t", "[]".into(), 400, 72031, "body: a JSON object is required"),
-        ("batch", "POST", "token=t", "{}".into(), 400, 72031, "missing field `item_list`"),
-        ("batch", "POST", "token=t", r#"{"item_list":{}}"#.into(), 400, 72031, "body.item_list: invalid type: map"),
-        ("batch", "POST", "token=t", r#"{"item_list":[{"card_id":7,"encrypt_code":"e"}]}"#.into(), 400, 72031, "body.item_list[0].card_id: invalid type: integer"),
-        ("batch", "POST", "token=t", r#"{"item_list":[{"card_id":"c"}]}"#.into(), 400, 72031, "missing field `encrypt_code`"),
-        ("batch", "POST", "token=t", r#"{"item_list":[{"card_id":"c","encrypt_code":"e","cardId":"c"}]}"#.into(), 400, 72031, "unknown field `cardId`"),
-        ("batch", "POST", "token=t", r#"{"item_list":[]}"#.into(), 400, 72031, "body.item_list: must not be empty"),
-        ("batch", "POST", "token=t", many, 400, 72031, "101 items is over the limit of 100"),
-        ("batch", "POST", "token=t", huge, 413, 72031, "over the limit of 65536 bytes"),
-        ("update", "POST", "token=t", ok_update.replace("INVOICE_REIMBURSE_LOCK", "LOCK"), 400, 72031, "body.reimburse_status: unknown status `LOCK`"),
-        ("update", "POST", "token=t", ok_update.replace("\"INVOICE_REIMBURSE_LOCK\"", "3"), 400, 72031, "body.reimburse_status: invalid type: integer"),
-        ("update", "POST", "token=t", ok_update.replace(OPENID, ""), 400, 72031, "body.openid: must not be empty"),
-        ("update", "POST", "token=t", r#"{"openid":"o","reimburse_status":"INVOICE_REIMBURSE_LOCK","invoice_list":[]}"#.into(), 400, 72031, "body.invoice_list: must not be empty"),
-        ("update", "POST", "token=t", r#"{"openid":"o","invoice_list":[{"card_id":"c","encrypt_code":"e"}]}"#.into(), 400, 72031, "missing field `reimburse_status`"),
+        (
+            "token",
+            "GET",
+            "type=soon",
+            String::new(),
+            400,
+            72031,
+            "type: must be `auto` or `manual`",
+        ),
+        (
+            "token",
+            "GET",
+            "type=auto&type=manual",
+            String::new(),
+            400,
+            72031,
+            "type: given more than once",
+        ),
+        (
+            "token",
+            "GET",
+            "appid=wx1",
+            String::new(),
+            400,
+            72031,
+            "unknown query parameter `appid`",
+        ),
+        (
+            "token",
+            "POST",
+            "type=auto",
+            String::new(),
+            405,
+            72031,
+            "accepts GET only",
+        ),
+        (
+            "batch",
+            "POST",
+            "",
+            ok_batch.clone(),
+            400,
+            41001,
+            "token: the query parameter `token`",
+        ),
+        (
+            "batch",
+            "POST",
+            "token=",
+            ok_batch.clone(),
+            400,
+            41001,
+            "`token` (access_token) is required",
+        ),
+        (
+            "batch",
+            "POST",
+            "token=t&token=u",
+            ok_batch.clone(),
+            400,
+            72031,
+            "token: given more than once",
+        ),
+        (
+            "batch",
+            "POST",
+            "token=t&debug=1",
+            ok_batch.clone(),
+            400,
+            72031,
+            "unknown query parameter `debug`",
+        ),
+        (
+            "batch",
+            "GET",
+            "token=t",
+            String::new(),
+            405,
+            72031,
+            "accepts POST only",
+        ),
+        (
+            "batch",
+            "POST",
+            "token=t",
+            "{\"item_list\":[".into(),
+            400,
+            72031,
+            "EOF while parsing a list",
+        ),
+        (
+            "batch",
+            "POST",
+            "token=t",
+            String::new(),
+            400,
+            72031,
+            "body: a JSON object is required",
+        ),
+        (
+            "batch",
+            "POST",
+            "token=t",
+            "[]".into(),
+            400,
+            72031,
+            "body: a JSON object is required",
+        ),
+        (
+            "batch",
+            "POST",
+            "token=t",
+            "{}".into(),
+            400,
+            72031,
+            "missing field `item_list`",
+        ),
+        (
+            "batch",
+            "POST",
+            "token=t",
+            r#"{"item_list":{}}"#.into(),
+            400,
+            72031,
+            "body.item_list: invalid type: map",
+        ),
+        (
+            "batch",
+            "POST",
+            "token=t",
+            r#"{"item_list":[{"card_id":7,"encrypt_code":"e"}]}"#.into(),
+            400,
+            72031,
+            "body.item_list[0].card_id: invalid type: integer",
+        ),
+        (
+            "batch",
+            "POST",
+            "token=t",
+            r#"{"item_list":[{"card_id":"c"}]}"#.into(),
+            400,
+            72031,
+            "missing field `encrypt_code`",
+        ),
+        (
+            "batch",
+            "POST",
+            "token=t",
+            r#"{"item_list":[{"card_id":"c","encrypt_code":"e","cardId":"c"}]}"#.into(),
+            400,
+            72031,
+            "unknown field `cardId`",
+        ),
+        (
+            "batch",
+            "POST",
+            "token=t",
+            r#"{"item_list":[]}"#.into(),
+            400,
+            72031,
+            "body.item_list: must not be empty",
+        ),
+        (
+            "batch",
+            "POST",
+            "token=t",
+            many,
+            400,
+            72031,
+            "101 items is over the limit of 100",
+        ),
+        (
+            "batch",
+            "POST",
+            "token=t",
+            huge,
+            413,
+            72031,
+            "over the limit of 65536 bytes",
+        ),
+        (
+            "update",
+            "POST",
+            "token=t",
+            ok_update.replace("INVOICE_REIMBURSE_LOCK", "LOCK"),
+            400,
+            72031,
+            "body.reimburse_status: unknown status `LOCK`",
+        ),
+        (
+            "update",
+            "POST",
+            "token=t",
+            ok_update.replace("\"INVOICE_REIMBURSE_LOCK\"", "3"),
+            400,
+            72031,
+            "body.reimburse_status: invalid type: integer",
+        ),
+        (
+            "update",
+            "POST",
+            "token=t",
+            ok_update.replace(OPENID, ""),
+            400,
+            72031,
+            "body.openid: must not be empty",
+        ),
+        (
+            "update",
+            "POST",
+            "token=t",
+            r#"{"openid":"o","reimburse_status":"INVOICE_REIMBURSE_LOCK","invoice_list":[]}"#
+                .into(),
+            400,
+            72031,
+            "body.invoice_list: must not be empty",
+        ),
+        (
+            "update",
+            "POST",
+            "token=t",
+            r#"{"openid":"o","invoice_list":[{"card_id":"c","encrypt_code":"e"}]}"#.into(),
+            400,
+            72031,
+            "missing field `reimburse_status`",
+        ),
         ("update", "POST", "", ok_update.clone(), 400, 41001, "token"),
-        ("update", "PUT", "token=t", ok_update.clone(), 405, 72031, "accepts POST only"),
+        (
+            "update",
+            "PUT",
+            "token=t",
+            ok_update.clone(),
+            405,
+            72031,
+            "accepts POST only",
+        ),
     ];
     for (endpoint, method, query, body, status, errcode, fragment) in cases {
         let fixture = match endpoint {
@@ -256,7 +567,11 @@ async fn bad_input_gets_a_4xx_in_the_envelope() {
         assert_eq!(resp.status().as_u16(), status, "{case}");
         assert_eq!(v["errcode"], errcode, "{case}");
         assert!(v["errmsg"].as_str().unwrap().contains(fragment), "{case}");
-        assert_eq!(v.as_object().unwrap().len(), 2, "only errcode and errmsg: {case}");
+        assert_eq!(
+            v.as_object().unwrap().len(),
+            2,
+            "only errcode and errmsg: {case}"
+        );
     }
     // None of it reached WeChat.
     assert_eq!(h.sim_get("/__sim/stats").await["total"], 0);
@@ -275,7 +590,10 @@ async fn base64_bodies_are_decoded() {
         v["isBase64Encoded"] = json!(true);
     });
     let v = body_json(&get_invoice_batch(&h.app, req).await.unwrap());
-    assert_eq!(v["item_list"][0]["user_info"]["billing_no"], "031001900112", "{v}");
+    assert_eq!(
+        v["item_list"][0]["user_info"]["billing_no"], "031001900112",
+        "{v}"
+    );
 }
 
 #[tokio::test]
@@ -288,7 +606,9 @@ async fn unknown_paths_are_404_and_stage_prefixes_are_ignored() {
     let resp = get_token(&h.app, req).await.unwrap();
     assert_eq!(resp.status(), 404);
     // A named stage: the handler still routes (raw_http_path has no stage).
-    let req = event("apigw-v2-get-token.json", |v| v["requestContext"]["stage"] = json!("prod"));
+    let req = event("apigw-v2-get-token.json", |v| {
+        v["requestContext"]["stage"] = json!("prod")
+    });
     assert_eq!(get_token(&h.app, req).await.unwrap().status(), 200);
 }
 
@@ -297,12 +617,16 @@ async fn wechat_faults_give_bounded_502_504() {
     let h = Harness::with(&[("WECHAT_TIMEOUT_MS", "300")]).await;
     let (_, t) = token(&h, "").await;
     let t = t["access_token"].as_str().unwrap().to_string();
-    let body = json!({"item_list": [{"card_id": SEED_CARD, "encrypt_code": SEED_CODE}]}).to_string();
+    let body =
+        json!({"item_list": [{"card_id": SEED_CARD, "encrypt_code": SEED_CODE}]}).to_string();
     let path = "/card/invoice/reimburse/getinvoicebatch";
     for (fault, status) in [
         (json!({"path": path, "drop": true, "times": 1}), 502),
         (json!({"path": path, "http_status": 500, "times": 1}), 502),
-        (json!({"path": path, "body": "<html>not json</html>", "times": 1}), 502),
+        (
+            json!({"path": path, "body": "<html>not json</html>", "times": 1}),
+            502,
+        ),
         (json!({"path": path, "latency_ms": 2000, "times": 1}), 504),
     ] {
         h.sim_post("/__sim/faults", fault.clone()).await;
@@ -316,7 +640,10 @@ async fn wechat_faults_give_bounded_502_504() {
         assert!(!errmsg.contains(&t), "no token in errmsg: {errmsg}");
     }
     // Nothing listens: 502.
-    let dead = h.instance(&[("WECHAT_API_BASE", "http://127.0.0.1:9"), ("WECHAT_TIMEOUT_MS", "300")]);
+    let dead = h.instance(&[
+        ("WECHAT_API_BASE", "http://127.0.0.1:9"),
+        ("WECHAT_TIMEOUT_MS", "300"),
+    ]);
     let req = event("apigw-v2-get-invoice-batch.json", |v| {
         set_query(v, &format!("token={t}"));
         set_body(v, &body);
@@ -328,7 +655,11 @@ async fn wechat_faults_give_bounded_502_504() {
 #[tokio::test]
 async fn a_valid_stored_token_is_served_while_wechat_is_down() {
     // Every request considers the token due (margin of nearly its whole life), so each tries to refresh.
-    let h = Harness::with(&[("REFRESH_MARGIN_SECS", "3900"), ("WECHAT_TIMEOUT_MS", "300")]).await;
+    let h = Harness::with(&[
+        ("REFRESH_MARGIN_SECS", "3900"),
+        ("WECHAT_TIMEOUT_MS", "300"),
+    ])
+    .await;
     let (_, first) = token(&h, "").await;
     for fault in [
         json!({"path": "/cgi-bin/token", "errcode": -1, "errmsg": "system error"}),
@@ -337,36 +668,66 @@ async fn a_valid_stored_token_is_served_while_wechat_is_down() {
         json!({"path": "/cgi-bin/token", "latency_ms": 1000}),
         json!({"path": "/cgi-bin/token", "errcode": 45009, "errmsg": "reach max api daily quota limit"}),
     ] {
-        h.http.delete(format!("{}/__sim/faults", h.sim.base_url())).send().await.unwrap();
+        h.http
+            .delete(format!("{}/__sim/faults", h.sim.base_url()))
+            .send()
+            .await
+            .unwrap();
         h.sim_post("/__sim/faults", fault.clone()).await;
         let (status, v) = token(&h, "type=auto").await;
         assert_eq!(status, 200, "{fault}: {v}");
         assert_eq!(v["access_token"], first["access_token"], "{fault}");
         let stored = h.app.tokens.store().load(APPID).await.unwrap();
-        assert!(stored.lock_owner.is_none(), "no lock left held after {fault}");
+        assert!(
+            stored.lock_owner.is_none(),
+            "no lock left held after {fault}"
+        );
         assert_eq!(stored.version, 1);
     }
     // manual: the caller asked for a refresh and gets WeChat's error; the stored token stays.
-    h.http.delete(format!("{}/__sim/faults", h.sim.base_url())).send().await.unwrap();
+    h.http
+        .delete(format!("{}/__sim/faults", h.sim.base_url()))
+        .send()
+        .await
+        .unwrap();
     h.sim_post("/__sim/faults", json!({"path": "/cgi-bin/token", "errcode": 45009, "errmsg": "reach max api daily quota limit"})).await;
     let (status, v) = token(&h, "type=manual").await;
     assert_eq!((status, v["errcode"].as_i64()), (200, Some(45009)), "{v}");
     let stored = h.app.tokens.store().load(APPID).await.unwrap();
-    assert_eq!(stored.access_token.unwrap().value, first["access_token"].as_str().unwrap());
+    assert_eq!(
+        stored.access_token.unwrap().value,
+        first["access_token"].as_str().unwrap()
+    );
 }
 
 #[tokio::test]
 async fn nothing_stored_and_wechat_down_is_a_clear_error() {
     let h = Harness::with(&[("WECHAT_TIMEOUT_MS", "300")]).await;
-    h.sim_post("/__sim/faults", json!({"path": "/cgi-bin/token", "latency_ms": 1000})).await;
+    h.sim_post(
+        "/__sim/faults",
+        json!({"path": "/cgi-bin/token", "latency_ms": 1000}),
+    )
+    .await;
     let started = std::time::Instant::now();
     let (status, v) = token(&h, "").await;
     assert_eq!((status, v["errcode"].as_i64()), (504, Some(-1)), "{v}");
     assert!(started.elapsed().as_millis() < 1500);
-    h.http.delete(format!("{}/__sim/faults", h.sim.base_url())).send().await.unwrap();
-    h.sim_post("/__sim/faults", json!({"path": "/cgi-bin/token", "errcode": 40125, "errmsg": "invalid appsecret"})).await;
+    h.http
+        .delete(format!("{}/__sim/faults", h.sim.base_url()))
+        .send()
+        .await
+        .unwrap();
+    h.sim_post(
+        "/__sim/faults",
+        json!({"path": "/cgi-bin/token", "errcode": 40125, "errmsg": "invalid appsecret"}),
+    )
+    .await;
     let (status, v) = token(&h, "").await;
-    assert_eq!((status, v["errcode"].as_i64()), (200, Some(40125)), "WeChat's error passes through: {v}");
+    assert_eq!(
+        (status, v["errcode"].as_i64()),
+        (200, Some(40125)),
+        "WeChat's error passes through: {v}"
+    );
 }
 
 #[tokio::test]
@@ -377,9 +738,17 @@ async fn dynamodb_failing_is_503() {
     let req = event("apigw-v2-get-token.json", |_| {});
     let resp = get_token(&missing, req).await.unwrap();
     let v = body_json(&resp);
-    assert_eq!((resp.status().as_u16(), v["errcode"].as_i64()), (503, Some(-1)), "{v}");
+    assert_eq!(
+        (resp.status().as_u16(), v["errcode"].as_i64()),
+        (503, Some(-1)),
+        "{v}"
+    );
     // DynamoDB unreachable, within the operation timeout.
-    let cfg = integration_tests::config(&h.sim.base_url(), &h.table, &[("DYNAMODB_TIMEOUT_MS", "500")]);
+    let cfg = integration_tests::config(
+        &h.sim.base_url(),
+        &h.table,
+        &[("DYNAMODB_TIMEOUT_MS", "500")],
+    );
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .test_credentials()
         .region(aws_config::Region::new("us-east-1"))
@@ -393,10 +762,16 @@ async fn dynamodb_failing_is_503() {
         .await;
     let down = wxinvoice::App::new(cfg, &sdk, wxinvoice::config::Secret::new(APPSECRET));
     let started = std::time::Instant::now();
-    let resp = get_token(&down, event("apigw-v2-get-token.json", |_| {})).await.unwrap();
+    let resp = get_token(&down, event("apigw-v2-get-token.json", |_| {}))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 503);
     assert!(started.elapsed().as_millis() < 2000);
-    assert_eq!(h.calls("/cgi-bin/token"), 0, "no WeChat call without the store");
+    assert_eq!(
+        h.calls("/cgi-bin/token"),
+        0,
+        "no WeChat call without the store"
+    );
 }
 
 #[tokio::test]
@@ -404,17 +779,43 @@ async fn appsecret_is_read_from_secrets_manager() {
     let sdk = aws().await;
     let sm = aws_sdk_secretsmanager::Client::new(&sdk);
     let name = format!("wxinvoice-test-{}", uuid::Uuid::new_v4().simple());
-    let arn = sm.create_secret().name(&name).secret_string(APPSECRET).send().await.unwrap().arn.unwrap();
+    let arn = sm
+        .create_secret()
+        .name(&name)
+        .secret_string(APPSECRET)
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
     let source = wxinvoice::config::SecretSource::SecretsManager { arn: arn.clone() };
     let secret = wxinvoice::app::resolve_secret(&source, &sdk).await.unwrap();
     assert_eq!(secret.expose(), APPSECRET);
     // JSON secrets: the `secret` field.
     let name = format!("wxinvoice-test-{}", uuid::Uuid::new_v4().simple());
-    let arn = sm.create_secret().name(&name).secret_string(r#"{"secret":"from-json"}"#).send().await.unwrap().arn.unwrap();
+    let arn = sm
+        .create_secret()
+        .name(&name)
+        .secret_string(r#"{"secret":"from-json"}"#)
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
     let source = wxinvoice::config::SecretSource::SecretsManager { arn };
-    assert_eq!(wxinvoice::app::resolve_secret(&source, &sdk).await.unwrap().expose(), "from-json");
+    assert_eq!(
+        wxinvoice::app::resolve_secret(&source, &sdk)
+            .await
+            .unwrap()
+            .expose(),
+        "from-json"
+    );
     // A missing secret is a configuration error naming the variable.
-    let source = wxinvoice::config::SecretSource::SecretsManager { arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:nope".into() };
-    let err = wxinvoice::app::resolve_secret(&source, &sdk).await.unwrap_err();
+    let source = wxinvoice::config::SecretSource::SecretsManager {
+        arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:nope".into(),
+    };
+    let err = wxinvoice::app::resolve_secret(&source, &sdk)
+        .await
+        .unwrap_err();
     assert!(err.0.contains("WECHAT_SECRET_ARN"), "{err}");
 }

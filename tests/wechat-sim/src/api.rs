@@ -68,7 +68,10 @@ fn token(st: &mut State, q: &Q) -> R {
         return Err(error(40013, "invalid appid"));
     }
     if secret != st.options.secret {
-        return Err(error(40125, "invalid appsecret, view more at http://t.cn/RAEkdVq"));
+        return Err(error(
+            40125,
+            "invalid appsecret, view more at http://t.cn/RAEkdVq",
+        ));
     }
     let day = st.now() / 86_400;
     let used = st.quota_used.entry((appid.to_string(), day)).or_insert(0);
@@ -88,12 +91,15 @@ fn stable_token(st: &mut State, method: &Method, body: &[u8]) -> R {
     if method != Method::POST {
         return Err(error(43002, "require POST method"));
     }
-    let b: Map<String, Value> = serde_json::from_slice(body).map_err(|_| error(47001, "data format error"))?;
+    let b: Map<String, Value> =
+        serde_json::from_slice(body).map_err(|_| error(47001, "data format error"))?;
     let s = |k: &str| b.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
     if s("grant_type") != Some("client_credential") {
         return Err(error(40002, "invalid grant_type"));
     }
-    let appid = s("appid").ok_or_else(|| error(41002, "appid missing"))?.to_string();
+    let appid = s("appid")
+        .ok_or_else(|| error(41002, "appid missing"))?
+        .to_string();
     let secret = s("secret").ok_or_else(|| error(41004, "appsecret missing"))?;
     if appid != st.options.appid {
         return Err(error(40013, "invalid appid"));
@@ -101,17 +107,24 @@ fn stable_token(st: &mut State, method: &Method, body: &[u8]) -> R {
     if secret != st.options.secret {
         return Err(error(40125, "invalid appsecret"));
     }
-    let force = b.get("force_refresh").and_then(Value::as_bool).unwrap_or(false);
+    let force = b
+        .get("force_refresh")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let now = st.now();
     let current = st
         .latest
         .get(&(Family::Stable, appid.clone()))
         .and_then(|t| st.tokens.get(t).map(|r| (t.clone(), r.expires_at)))
         .filter(|(_, exp)| *exp > now);
-    let answer = |token: String, exp: u64| Ok(json!({ "access_token": token, "expires_in": exp - now }));
+    let answer =
+        |token: String, exp: u64| Ok(json!({ "access_token": token, "expires_in": exp - now }));
     if force {
         let day = now / 86_400;
-        let recent = st.stable_last_force.get(&appid).is_some_and(|t| now < t + st.options.stable_force_min_interval_secs);
+        let recent = st
+            .stable_last_force
+            .get(&appid)
+            .is_some_and(|t| now < t + st.options.stable_force_min_interval_secs);
         if let (true, Some((token, exp))) = (recent, current.clone()) {
             return answer(token, exp); // too soon: "will not refresh"
         }
@@ -145,7 +158,10 @@ fn check_token(st: &State, q: &Q, work: bool) -> Result<String, Value> {
         if work || st.options.unknown_token_errcode == 40014 {
             error(40014, "invalid access_token")
         } else {
-            error(st.options.unknown_token_errcode, "invalid credential, access_token is invalid or not latest")
+            error(
+                st.options.unknown_token_errcode,
+                "invalid credential, access_token is invalid or not latest",
+            )
         }
     };
     let rec = st.tokens.get(token).ok_or_else(unknown)?;
@@ -153,7 +169,10 @@ fn check_token(st: &State, q: &Q, work: bool) -> Result<String, Value> {
         return Err(unknown());
     }
     if rec.superseded_until.is_some_and(|until| now >= until) {
-        return Err(error(40001, "invalid credential, access_token is invalid or not latest"));
+        return Err(error(
+            40001,
+            "invalid credential, access_token is invalid or not latest",
+        ));
     }
     if now >= rec.expires_at {
         return Err(error(42001, "access_token expired"));
@@ -181,7 +200,9 @@ fn oa_ticket(st: &mut State, q: &Q) -> R {
 
 /// `GET /cgi-bin/gettoken?corpid&corpsecret` (WeCom): errcode 0 included on success.
 fn work_token(st: &mut State, q: &Q) -> R {
-    let corpid = param(q, "corpid").ok_or_else(|| error(41002, "corpid missing"))?.to_string();
+    let corpid = param(q, "corpid")
+        .ok_or_else(|| error(41002, "corpid missing"))?
+        .to_string();
     let secret = param(q, "corpsecret").ok_or_else(|| error(41004, "corpsecret missing"))?;
     if corpid != st.options.corpid {
         return Err(error(40013, "invalid corpid"));
@@ -222,7 +243,8 @@ fn work_ticket(st: &mut State, q: &Q) -> R {
 
 /// The JSON object body of an invoice call; unknown keys are invalid params.
 fn body_object(body: &[u8], allowed: &[&str]) -> Result<Map<String, Value>, Value> {
-    let m: Map<String, Value> = serde_json::from_slice(body).map_err(|_| error(72031, "invalid params"))?;
+    let m: Map<String, Value> =
+        serde_json::from_slice(body).map_err(|_| error(72031, "invalid params"))?;
     if m.keys().any(|k| !allowed.contains(&k.as_str())) {
         return Err(error(72031, "invalid params"));
     }
@@ -245,7 +267,9 @@ fn list_field(m: &Map<String, Value>, k: &str) -> Result<Vec<(String, String)>, 
     };
     list.iter()
         .map(|item| {
-            let obj = item.as_object().ok_or_else(|| error(72031, "invalid params"))?;
+            let obj = item
+                .as_object()
+                .ok_or_else(|| error(72031, "invalid params"))?;
             if obj.keys().any(|k| k != "card_id" && k != "encrypt_code") {
                 return Err(error(72031, "invalid params"));
             }
@@ -274,7 +298,11 @@ fn card_answer(inv: &Invoice) -> Value {
 fn get_info(st: &State, q: &Q, body: &[u8], work: bool) -> R {
     check_token(st, q, work)?;
     let b = body_object(body, &["card_id", "encrypt_code"])?;
-    let i = find(st, &str_field(&b, "card_id")?, &str_field(&b, "encrypt_code")?)?;
+    let i = find(
+        st,
+        &str_field(&b, "card_id")?,
+        &str_field(&b, "encrypt_code")?,
+    )?;
     Ok(card_answer(&st.invoices[i]))
 }
 
@@ -316,7 +344,11 @@ fn transition(st: &State, inv: &Invoice, app: &str, target: &str) -> Result<Opti
         return Err(error(72023, "invoice has been lock by others"));
     }
     if current == target {
-        return if st.options.same_status_ok { Ok(None) } else { Err(error(72024, "invoice status error")) };
+        return if st.options.same_status_ok {
+            Ok(None)
+        } else {
+            Err(error(72024, "invoice status error"))
+        };
     }
     match (current, target) {
         (INIT, CLOSURE) => Err(error(72039, "invoice must be lock first")),
@@ -336,7 +368,11 @@ fn apply(inv: &mut Invoice, target: &str, owner: Option<String>) {
 fn update_one(st: &mut State, q: &Q, body: &[u8], work: bool) -> R {
     let app = check_token(st, q, work)?;
     let b = body_object(body, &["card_id", "encrypt_code", "reimburse_status"])?;
-    let i = find(st, &str_field(&b, "card_id")?, &str_field(&b, "encrypt_code")?)?;
+    let i = find(
+        st,
+        &str_field(&b, "card_id")?,
+        &str_field(&b, "encrypt_code")?,
+    )?;
     let target = str_field(&b, "reimburse_status")?;
     let owner = transition(st, &st.invoices[i], &app, &target)?;
     apply(&mut st.invoices[i], &target, owner);

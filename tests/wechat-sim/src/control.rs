@@ -53,7 +53,9 @@ fn result(sim: &Sim, method: &Method, path: &str, body: &[u8]) -> R {
             st.invoices = parse_invoices(text).map_err(bad)?;
             Ok(json!({ "invoices": st.invoices.len() }))
         }
-        (&Method::GET, "clock") => Ok(json!({ "offset_secs": st.clock_offset_secs, "now": st.now() })),
+        (&Method::GET, "clock") => {
+            Ok(json!({ "offset_secs": st.clock_offset_secs, "now": st.now() }))
+        }
         (&Method::POST, "clock") => {
             #[derive(Deserialize)]
             #[serde(deny_unknown_fields)]
@@ -130,9 +132,18 @@ fn result(sim: &Sim, method: &Method, path: &str, body: &[u8]) -> R {
             let ts = v.timestamp.to_string();
             let valid = v.sign_type == "SHA1"
                 && st.tickets.iter().any(|(ticket, rec)| {
-                    let mut values = [ticket.as_str(), v.appid.as_str(), ts.as_str(), v.nonce_str.as_str(), "INVOICE"];
+                    let mut values = [
+                        ticket.as_str(),
+                        v.appid.as_str(),
+                        ts.as_str(),
+                        v.nonce_str.as_str(),
+                        "INVOICE",
+                    ];
                     values.sort_unstable();
-                    rec.kind == "wx_card" && rec.app == v.appid && rec.expires_at > now && sha1_hex(&values.concat()) == v.card_sign
+                    rec.kind == "wx_card"
+                        && rec.app == v.appid
+                        && rec.expires_at > now
+                        && sha1_hex(&values.concat()) == v.card_sign
                 });
             Ok(json!({ "valid": valid }))
         }
@@ -140,11 +151,17 @@ fn result(sim: &Sim, method: &Method, path: &str, body: &[u8]) -> R {
             st.reset();
             Ok(json!({ "reset": true }))
         }
-        _ => Err((StatusCode::NOT_FOUND, format!("no control endpoint {method} /__sim/{path}"))),
+        _ => Err((
+            StatusCode::NOT_FOUND,
+            format!("no control endpoint {method} /__sim/{path}"),
+        )),
     }
 }
 
 fn sha1_hex(s: &str) -> String {
     use sha1::{Digest, Sha1};
-    Sha1::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha1::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

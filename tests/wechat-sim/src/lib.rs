@@ -72,7 +72,9 @@ impl Sim {
     /// A simulator with these options and invoices (a JSON array in the fixture's format).
     pub fn new(options: Options, invoices_json: &str) -> Result<Sim, String> {
         let state = state::State::new(options, invoices_json)?;
-        Ok(Sim { state: Arc::new(Mutex::new(state)) })
+        Ok(Sim {
+            state: Arc::new(Mutex::new(state)),
+        })
     }
 
     /// Binds `addr` (port 0 for an ephemeral one) and serves in the background.
@@ -81,7 +83,11 @@ impl Sim {
         let addr = listener.local_addr()?;
         let sim = self.clone();
         let task = tokio::spawn(async move { sim.serve(listener).await });
-        Ok(Running { addr, sim: self, task })
+        Ok(Running {
+            addr,
+            sim: self,
+            task,
+        })
     }
 
     /// Starts a simulator with default options and seed on 127.0.0.1, on an ephemeral port.
@@ -95,14 +101,18 @@ impl Sim {
 
     async fn serve(self, listener: TcpListener) {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let sim = self.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req| {
                     let sim = sim.clone();
                     async move { sim.handle(req).await }
                 });
-                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
             });
         }
     }
@@ -198,9 +208,11 @@ fn decode(s: &str) -> String {
         let b = bytes[i];
         if b == b'+' {
             out.push(b' ');
-        } else if let (b'%', Some(Some(hi)), Some(Some(lo))) =
-            (b, bytes.get(i + 1).map(|&c| hex(c)), bytes.get(i + 2).map(|&c| hex(c)))
-        {
+        } else if let (b'%', Some(Some(hi)), Some(Some(lo))) = (
+            b,
+            bytes.get(i + 1).map(|&c| hex(c)),
+            bytes.get(i + 2).map(|&c| hex(c)),
+        ) {
             out.push(hi << 4 | lo);
             i += 2;
         } else {

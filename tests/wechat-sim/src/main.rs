@@ -47,8 +47,8 @@ async fn main() {
     }
     if let Some(patch) = patch {
         let mut current = serde_json::to_value(&options).expect("options serialize");
-        let extra: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&patch).unwrap_or_else(|e| {
+        let extra: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&patch)
+            .unwrap_or_else(|e| {
                 eprintln!("wechat-sim: --options: {e}");
                 std::process::exit(2)
             });

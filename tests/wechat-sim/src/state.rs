@@ -105,10 +105,16 @@ pub struct Invoice {
 
 impl Invoice {
     pub fn card_id(&self) -> &str {
-        self.card.get("card_id").and_then(Value::as_str).unwrap_or("")
+        self.card
+            .get("card_id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
     }
     pub fn openid(&self) -> &str {
-        self.card.get("openid").and_then(Value::as_str).unwrap_or("")
+        self.card
+            .get("openid")
+            .and_then(Value::as_str)
+            .unwrap_or("")
     }
     pub fn status(&self) -> &str {
         self.card
@@ -118,7 +124,10 @@ impl Invoice {
             .unwrap_or("INVOICE_REIMBURSE_INIT")
     }
     pub fn set_status(&mut self, status: &str) {
-        let ui = self.card.entry("user_info").or_insert_with(|| Value::Object(Map::new()));
+        let ui = self
+            .card
+            .entry("user_info")
+            .or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(ui) = ui {
             ui.insert("reimburse_status".into(), Value::String(status.into()));
         }
@@ -211,13 +220,19 @@ impl State {
 
     /// The simulated time, Unix seconds.
     pub fn now(&self) -> u64 {
-        let real = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let real = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         real.saturating_add_signed(self.clock_offset_secs)
     }
 
     /// The fault that applies to this call, consuming one of its `times`.
     pub fn take_fault(&mut self, path: &str) -> Option<Fault> {
-        let i = self.faults.iter().position(|f| f.path == path || f.path == "*")?;
+        let i = self
+            .faults
+            .iter()
+            .position(|f| f.path == path || f.path == "*")?;
         let fault = self.faults[i].clone();
         if let Some(times) = self.faults[i].times.as_mut() {
             *times = times.saturating_sub(1);
@@ -241,7 +256,12 @@ impl State {
         }
         self.tokens.insert(
             token.clone(),
-            TokenRec { app: app.to_string(), family, expires_at: now + ttl, superseded_until: None },
+            TokenRec {
+                app: app.to_string(),
+                family,
+                expires_at: now + ttl,
+                superseded_until: None,
+            },
         );
         self.latest.insert((family, app.to_string()), token.clone());
         (token, ttl)
@@ -251,7 +271,14 @@ impl State {
         let now = self.now();
         let ttl = self.options.token_ttl_secs;
         let ticket = new_credential("tk");
-        self.tickets.insert(ticket.clone(), TicketRec { app: app.into(), kind: kind.into(), expires_at: now + ttl });
+        self.tickets.insert(
+            ticket.clone(),
+            TicketRec {
+                app: app.into(),
+                kind: kind.into(),
+                expires_at: now + ttl,
+            },
+        );
         (ticket, ttl)
     }
 }
@@ -272,10 +299,13 @@ fn new_credential(prefix: &str) -> String {
 }
 
 pub fn parse_invoices(json: &str) -> Result<Vec<Invoice>, String> {
-    let invoices: Vec<Invoice> = serde_json::from_str(json).map_err(|e| format!("invoices: {e}"))?;
+    let invoices: Vec<Invoice> =
+        serde_json::from_str(json).map_err(|e| format!("invoices: {e}"))?;
     for (i, inv) in invoices.iter().enumerate() {
         if inv.card_id().is_empty() || inv.encrypt_code.is_empty() {
-            return Err(format!("invoices[{i}]: card.card_id and encrypt_code are required"));
+            return Err(format!(
+                "invoices[{i}]: card.card_id and encrypt_code are required"
+            ));
         }
     }
     Ok(invoices)

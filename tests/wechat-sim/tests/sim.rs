@@ -14,16 +14,34 @@ struct T {
 
 impl T {
     async fn new() -> T {
-        T { sim: Sim::start_default().await, http: reqwest::Client::new() }
+        T {
+            sim: Sim::start_default().await,
+            http: reqwest::Client::new(),
+        }
     }
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.sim.base_url())
     }
     async fn get(&self, path: &str) -> Value {
-        self.http.get(self.url(path)).send().await.unwrap().json().await.unwrap()
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
     async fn post(&self, path: &str, body: Value) -> Value {
-        self.http.post(self.url(path)).json(&body).send().await.unwrap().json().await.unwrap()
+        self.http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
     async fn token(&self) -> String {
         let v = self.get("/cgi-bin/token?grant_type=client_credential&appid=wxa185587d4fc35145&secret=sim-appsecret").await;
@@ -38,9 +56,17 @@ impl T {
         )
         .await
     }
-    async fn batch_status(&self, token: &str, openid: &str, status: &str, list: &[(&str, &str)]) -> Value {
-        let invoice_list: Vec<Value> =
-            list.iter().map(|(c, e)| json!({"card_id": c, "encrypt_code": e})).collect();
+    async fn batch_status(
+        &self,
+        token: &str,
+        openid: &str,
+        status: &str,
+        list: &[(&str, &str)],
+    ) -> Value {
+        let invoice_list: Vec<Value> = list
+            .iter()
+            .map(|(c, e)| json!({"card_id": c, "encrypt_code": e}))
+            .collect();
         self.post(
             &format!("/card/invoice/reimburse/updatestatusbatch?access_token={token}"),
             json!({"openid": openid, "reimburse_status": status, "invoice_list": invoice_list}),
@@ -49,15 +75,21 @@ impl T {
     }
     async fn status_of(&self, token: &str, code: &str) -> String {
         let v = self.info(token, SEED_CARD, code).await;
-        v["user_info"]["reimburse_status"].as_str().unwrap_or_else(|| panic!("{v}")).to_string()
+        v["user_info"]["reimburse_status"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{v}"))
+            .to_string()
     }
     async fn advance(&self, secs: i64) {
-        self.post("/__sim/clock", json!({ "advance_secs": secs })).await;
+        self.post("/__sim/clock", json!({ "advance_secs": secs }))
+            .await;
     }
 }
 
 fn errcode(v: &Value) -> i64 {
-    v["errcode"].as_i64().unwrap_or_else(|| panic!("no errcode: {v}"))
+    v["errcode"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no errcode: {v}"))
 }
 
 #[tokio::test]
@@ -66,7 +98,7 @@ async fn token_rotation_grace_expiry_and_errors() {
     let first = t.token().await;
     let second = t.token().await;
     assert_ne!(first, second, "a new token per call");
-    let ticket = format!("/cgi-bin/ticket/getticket?type=jsapi&access_token=");
+    let ticket = "/cgi-bin/ticket/getticket?type=jsapi&access_token=";
     // Both work during the grace period.
     assert_eq!(errcode(&t.get(&format!("{ticket}{first}")).await), 0);
     t.advance(299).await;
@@ -80,19 +112,35 @@ async fn token_rotation_grace_expiry_and_errors() {
     t.advance(7200).await;
     assert_eq!(errcode(&t.get(&format!("{ticket}{second}")).await), 42001);
     // Missing, unknown.
-    assert_eq!(errcode(&t.get("/cgi-bin/ticket/getticket?type=jsapi").await), 41001);
+    assert_eq!(
+        errcode(&t.get("/cgi-bin/ticket/getticket?type=jsapi").await),
+        41001
+    );
     assert_eq!(errcode(&t.get(&format!("{ticket}garbage")).await), 40001);
     // Wrong credentials.
     let bad = |q: &str| format!("/cgi-bin/token?grant_type=client_credential&{q}");
-    assert_eq!(errcode(&t.get(&bad("appid=wxnope&secret=sim-appsecret")).await), 40013);
-    assert_eq!(errcode(&t.get(&bad("appid=wxa185587d4fc35145&secret=nope")).await), 40125);
-    assert_eq!(errcode(&t.get("/cgi-bin/token?appid=wxa185587d4fc35145&secret=sim-appsecret").await), 40002);
+    assert_eq!(
+        errcode(&t.get(&bad("appid=wxnope&secret=sim-appsecret")).await),
+        40013
+    );
+    assert_eq!(
+        errcode(&t.get(&bad("appid=wxa185587d4fc35145&secret=nope")).await),
+        40125
+    );
+    assert_eq!(
+        errcode(
+            &t.get("/cgi-bin/token?appid=wxa185587d4fc35145&secret=sim-appsecret")
+                .await
+        ),
+        40002
+    );
 }
 
 #[tokio::test]
 async fn daily_quota_gives_45009() {
     let t = T::new().await;
-    t.post("/__sim/options", json!({"daily_token_quota": 3})).await;
+    t.post("/__sim/options", json!({"daily_token_quota": 3}))
+        .await;
     for _ in 0..3 {
         t.token().await;
     }
@@ -114,7 +162,15 @@ async fn stable_token_is_idempotent_and_isolated() {
     t.token().await;
     t.advance(301).await;
     let stable = a["access_token"].as_str().unwrap();
-    assert_eq!(errcode(&t.get(&format!("/cgi-bin/ticket/getticket?type=jsapi&access_token={stable}")).await), 0);
+    assert_eq!(
+        errcode(
+            &t.get(&format!(
+                "/cgi-bin/ticket/getticket?type=jsapi&access_token={stable}"
+            ))
+            .await
+        ),
+        0
+    );
     // Force mode rotates; a second force within 30 s does not.
     let mut force = body.clone();
     force["force_refresh"] = json!(true);
@@ -153,10 +209,19 @@ async fn invoice_queries_return_seeded_cards() {
     assert_eq!(items[1]["user_info"]["billing_no"], "031001900112");
     // Malformed and missing fields.
     let path = format!("/card/invoice/reimburse/getinvoicebatch?access_token={token}");
-    let raw = t.http.post(t.url(&path)).body("{\"item_list\":[};").send().await.unwrap();
+    let raw = t
+        .http
+        .post(t.url(&path))
+        .body("{\"item_list\":[};")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(errcode(&raw.json().await.unwrap()), 72031);
     assert_eq!(errcode(&t.post(&path, json!({})).await), 40101);
-    assert_eq!(errcode(&t.post(&path, json!({"item_list": [{"cardId": "x"}]})).await), 72031);
+    assert_eq!(
+        errcode(&t.post(&path, json!({"item_list": [{"cardId": "x"}]})).await),
+        72031
+    );
 }
 
 #[tokio::test]
@@ -165,17 +230,71 @@ async fn status_machine_lock_unlock_close() {
     let token = t.token().await;
     let code2 = "SIMencryptCode02sameCardIdAsTheSpecExample+/=";
     // INIT -> CLOSURE is refused: lock first.
-    let v = t.batch_status(&token, OPENID, "INVOICE_REIMBURSE_CLOSURE", &[(SEED_CARD, SEED_CODE)]).await;
+    let v = t
+        .batch_status(
+            &token,
+            OPENID,
+            "INVOICE_REIMBURSE_CLOSURE",
+            &[(SEED_CARD, SEED_CODE)],
+        )
+        .await;
     assert_eq!(errcode(&v), 72039);
-    assert_eq!(errcode(&t.batch_status(&token, OPENID, "INVOICE_REIMBURSE_LOCK", &[(SEED_CARD, SEED_CODE), (SEED_CARD, code2)]).await), 0);
+    assert_eq!(
+        errcode(
+            &t.batch_status(
+                &token,
+                OPENID,
+                "INVOICE_REIMBURSE_LOCK",
+                &[(SEED_CARD, SEED_CODE), (SEED_CARD, code2)]
+            )
+            .await
+        ),
+        0
+    );
     assert_eq!(t.status_of(&token, code2).await, "INVOICE_REIMBURSE_LOCK");
-    assert_eq!(errcode(&t.batch_status(&token, OPENID, "INVOICE_REIMBURSE_INIT", &[(SEED_CARD, code2)]).await), 0);
+    assert_eq!(
+        errcode(
+            &t.batch_status(
+                &token,
+                OPENID,
+                "INVOICE_REIMBURSE_INIT",
+                &[(SEED_CARD, code2)]
+            )
+            .await
+        ),
+        0
+    );
     assert_eq!(t.status_of(&token, code2).await, "INVOICE_REIMBURSE_INIT");
-    assert_eq!(errcode(&t.batch_status(&token, OPENID, "INVOICE_REIMBURSE_CLOSURE", &[(SEED_CARD, SEED_CODE)]).await), 0);
+    assert_eq!(
+        errcode(
+            &t.batch_status(
+                &token,
+                OPENID,
+                "INVOICE_REIMBURSE_CLOSURE",
+                &[(SEED_CARD, SEED_CODE)]
+            )
+            .await
+        ),
+        0
+    );
     // CLOSURE is final; CANCEL cannot be set by a reimburser.
-    let v = t.batch_status(&token, OPENID, "INVOICE_REIMBURSE_INIT", &[(SEED_CARD, SEED_CODE)]).await;
+    let v = t
+        .batch_status(
+            &token,
+            OPENID,
+            "INVOICE_REIMBURSE_INIT",
+            &[(SEED_CARD, SEED_CODE)],
+        )
+        .await;
     assert_eq!(errcode(&v), 72024);
-    let v = t.batch_status(&token, OPENID, "INVOICE_REIMBURSE_CANCEL", &[(SEED_CARD, code2)]).await;
+    let v = t
+        .batch_status(
+            &token,
+            OPENID,
+            "INVOICE_REIMBURSE_CANCEL",
+            &[(SEED_CARD, code2)],
+        )
+        .await;
     assert_eq!(errcode(&v), 72024);
 }
 
@@ -186,13 +305,29 @@ async fn batch_update_is_all_or_nothing() {
     let code2 = "SIMencryptCode02sameCardIdAsTheSpecExample+/=";
     // One invoice locked by another app: 72023, and the other one stays INIT.
     let v = t
-        .batch_status(&token, OPENID, "INVOICE_REIMBURSE_LOCK", &[(SEED_CARD, code2), (SEED_CARD, "SIMencryptCodeLockedByOther01+/=")])
+        .batch_status(
+            &token,
+            OPENID,
+            "INVOICE_REIMBURSE_LOCK",
+            &[
+                (SEED_CARD, code2),
+                (SEED_CARD, "SIMencryptCodeLockedByOther01+/="),
+            ],
+        )
         .await;
     assert_eq!(errcode(&v), 72023);
     assert_eq!(t.status_of(&token, code2).await, "INVOICE_REIMBURSE_INIT");
     // One invoice of another user: 72037.
     let v = t
-        .batch_status(&token, OPENID, "INVOICE_REIMBURSE_LOCK", &[(SEED_CARD, code2), (SEED_CARD, "SIMencryptCodeOtherUser01+/=")])
+        .batch_status(
+            &token,
+            OPENID,
+            "INVOICE_REIMBURSE_LOCK",
+            &[
+                (SEED_CARD, code2),
+                (SEED_CARD, "SIMencryptCodeOtherUser01+/="),
+            ],
+        )
         .await;
     assert_eq!(errcode(&v), 72037);
     assert_eq!(t.status_of(&token, code2).await, "INVOICE_REIMBURSE_INIT");
@@ -201,16 +336,39 @@ async fn batch_update_is_all_or_nothing() {
 #[tokio::test]
 async fn faults_stats_and_reset() {
     let t = T::new().await;
-    let token_path = "/cgi-bin/token?grant_type=client_credential&appid=wxa185587d4fc35145&secret=sim-appsecret";
-    t.post("/__sim/faults", json!({"path": "/cgi-bin/token", "errcode": -1, "errmsg": "system error", "times": 2})).await;
+    let token_path =
+        "/cgi-bin/token?grant_type=client_credential&appid=wxa185587d4fc35145&secret=sim-appsecret";
+    t.post(
+        "/__sim/faults",
+        json!({"path": "/cgi-bin/token", "errcode": -1, "errmsg": "system error", "times": 2}),
+    )
+    .await;
     assert_eq!(errcode(&t.get(token_path).await), -1);
     assert_eq!(errcode(&t.get(token_path).await), -1);
     t.token().await;
-    t.post("/__sim/faults", json!({"path": "/cgi-bin/token", "http_status": 503, "times": 1})).await;
-    assert_eq!(t.http.get(t.url(token_path)).send().await.unwrap().status(), 503);
-    t.post("/__sim/faults", json!({"path": "/cgi-bin/token", "drop": true, "times": 1})).await;
-    assert!(t.http.get(t.url(token_path)).send().await.is_err(), "connection dropped");
-    t.post("/__sim/faults", json!({"path": "/cgi-bin/token", "latency_ms": 300})).await;
+    t.post(
+        "/__sim/faults",
+        json!({"path": "/cgi-bin/token", "http_status": 503, "times": 1}),
+    )
+    .await;
+    assert_eq!(
+        t.http.get(t.url(token_path)).send().await.unwrap().status(),
+        503
+    );
+    t.post(
+        "/__sim/faults",
+        json!({"path": "/cgi-bin/token", "drop": true, "times": 1}),
+    )
+    .await;
+    assert!(
+        t.http.get(t.url(token_path)).send().await.is_err(),
+        "connection dropped"
+    );
+    t.post(
+        "/__sim/faults",
+        json!({"path": "/cgi-bin/token", "latency_ms": 300}),
+    )
+    .await;
     let started = std::time::Instant::now();
     t.token().await;
     assert!(started.elapsed().as_millis() >= 300);
@@ -221,21 +379,56 @@ async fn faults_stats_and_reset() {
     t.post("/__sim/reset", json!({})).await;
     assert_eq!(t.get("/__sim/stats").await["total"], 0);
     // Bad control input is a 400, not a crash.
-    let r = t.http.post(t.url("/__sim/faults")).body("{").send().await.unwrap();
+    let r = t
+        .http
+        .post(t.url("/__sim/faults"))
+        .body("{")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
 }
 
 #[tokio::test]
 async fn wecom_paths() {
     let t = T::new().await;
-    let v = t.get("/cgi-bin/gettoken?corpid=ww5im0c0rp00000001&corpsecret=sim-corpsecret").await;
+    let v = t
+        .get("/cgi-bin/gettoken?corpid=ww5im0c0rp00000001&corpsecret=sim-corpsecret")
+        .await;
     assert_eq!(errcode(&v), 0, "WeCom success carries errcode 0");
     let token = v["access_token"].as_str().unwrap().to_string();
-    let again = t.get("/cgi-bin/gettoken?corpid=ww5im0c0rp00000001&corpsecret=sim-corpsecret").await;
-    assert_eq!(again["access_token"], v["access_token"], "idempotent within validity");
-    assert_eq!(errcode(&t.get(&format!("/cgi-bin/get_jsapi_ticket?access_token={token}")).await), 0);
-    assert_eq!(errcode(&t.get(&format!("/cgi-bin/ticket/get?type=wx_card&access_token={token}")).await), 0);
-    assert_eq!(errcode(&t.get(&format!("/cgi-bin/ticket/get?type=nope&access_token={token}")).await), 91040);
+    let again = t
+        .get("/cgi-bin/gettoken?corpid=ww5im0c0rp00000001&corpsecret=sim-corpsecret")
+        .await;
+    assert_eq!(
+        again["access_token"], v["access_token"],
+        "idempotent within validity"
+    );
+    assert_eq!(
+        errcode(
+            &t.get(&format!("/cgi-bin/get_jsapi_ticket?access_token={token}"))
+                .await
+        ),
+        0
+    );
+    assert_eq!(
+        errcode(
+            &t.get(&format!(
+                "/cgi-bin/ticket/get?type=wx_card&access_token={token}"
+            ))
+            .await
+        ),
+        0
+    );
+    assert_eq!(
+        errcode(
+            &t.get(&format!(
+                "/cgi-bin/ticket/get?type=nope&access_token={token}"
+            ))
+            .await
+        ),
+        91040
+    );
     let v = t
         .post(
             &format!("/cgi-bin/card/invoice/reimburse/getinvoiceinfobatch?access_token={token}"),
@@ -245,5 +438,11 @@ async fn wecom_paths() {
     assert_eq!(v["item_list"][0]["user_info"]["fee"], 4100);
     // An OA token is not a WeCom token.
     let oa = t.token().await;
-    assert_eq!(errcode(&t.get(&format!("/cgi-bin/get_jsapi_ticket?access_token={oa}")).await), 40014);
+    assert_eq!(
+        errcode(
+            &t.get(&format!("/cgi-bin/get_jsapi_ticket?access_token={oa}"))
+                .await
+        ),
+        40014
+    );
 }
