@@ -20,11 +20,15 @@ impl App {
     pub async fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
         let sdk = load_aws(&config).await;
-        let secret = resolve_secret(&config.secret, &sdk).await?;
+        let secret = match &config.secret {
+            Some(source) => Some(resolve_secret(source, &sdk).await?),
+            None => None,
+        };
         Ok(App::new(config, &sdk, secret))
     }
 
-    pub fn new(config: Config, sdk: &SdkConfig, secret: Secret) -> Self {
+    /// `secret`: the resolved AppSecret; `None` for functions that never fetch a token.
+    pub fn new(config: Config, sdk: &SdkConfig, secret: Option<Secret>) -> Self {
         let wechat = WeChatClient::new(
             &config.api_base,
             &config.appid,

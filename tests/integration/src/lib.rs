@@ -167,8 +167,9 @@ pub fn config(api_base: &str, table: &str, overrides: &[(&str, &str)]) -> Config
 pub fn app(api_base: &str, table: &str, sdk: &SdkConfig, overrides: &[(&str, &str)]) -> App {
     let config = config(api_base, table, overrides);
     let secret = match &config.secret {
-        wxinvoice::config::SecretSource::Plain(s) => s.clone(),
-        wxinvoice::config::SecretSource::SecretsManager { .. } => Secret::new(APPSECRET),
+        Some(wxinvoice::config::SecretSource::Plain(s)) => Some(s.clone()),
+        Some(wxinvoice::config::SecretSource::SecretsManager { .. }) => Some(Secret::new(APPSECRET)),
+        None => None,
     };
     App::new(config, sdk, secret)
 }

@@ -760,7 +760,7 @@ async fn dynamodb_failing_is_503() {
         )
         .load()
         .await;
-    let down = wxinvoice::App::new(cfg, &sdk, wxinvoice::config::Secret::new(APPSECRET));
+    let down = wxinvoice::App::new(cfg, &sdk, Some(wxinvoice::config::Secret::new(APPSECRET)));
     let started = std::time::Instant::now();
     let resp = get_token(&down, event("apigw-v2-get-token.json", |_| {}))
         .await

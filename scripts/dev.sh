@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# `make dev`: the whole gateway on this machine. Installs the local tools into .venv, starts
+# moto's DynamoDB server and creates the table, starts the WeChat simulator (unless real WeChat
+# credentials are configured), runs `cargo lambda watch` on port 9000 and one scheduled refresh.
+# Ctrl-C stops everything it started.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+ensure_venv
+RUN_DIR="$ROOT/.dev"
+mkdir -p "$RUN_DIR"
+PORT=${PORT:-9000}
+SIM_PORT=${SIM_PORT:-9100}
+MOTO_PORT=${MOTO_PORT:-5055}
+export TOKEN_TABLE=${TOKEN_TABLE:-wxinvoice-tokens}
+export JSSDK_URL=${JSSDK_URL:-http://www.hand.com}
+export RUST_LOG=${RUST_LOG:-info}
+
+if [ -z "${AWS_ENDPOINT_URL_DYNAMODB:-}" ]; then
+  use_local_aws "$MOTO_PORT"
+  start_moto "$MOTO_PORT" "$RUN_DIR/moto.log"
+fi
+"$VENV/bin/python" scripts/create_table.py "$TOKEN_TABLE"
+
+log "building the functions and the simulator"
+cargo build -p get-token -p get-invoice-batch -p update-status -p wechat-sim
+
+if [ -z "${WECHAT_SECRET:-}" ] && [ -z "${WECHAT_SECRET_ARN:-}" ]; then
+  export WECHAT_APPID=${WECHAT_APPID:-wxa185587d4fc35145}
+  export WECHAT_SECRET=sim-appsecret
+  export WECHAT_API_BASE="http://127.0.0.1:$SIM_PORT"
+  start wechat-sim "$RUN_DIR/wechat-sim.log" target/debug/wechat-sim --port "$SIM_PORT" \
+    --appid "$WECHAT_APPID" --secret "$WECHAT_SECRET"
+  wait_http "$WECHAT_API_BASE/__sim/stats" 30
+else
+  log "real WeChat credentials configured: no simulator (WECHAT_API_BASE=${WECHAT_API_BASE:-https://api.weixin.qq.com})"
+fi
+
+start "cargo lambda watch" "$RUN_DIR/watch.log" cargo lambda watch -A 127.0.0.1 -P "$PORT"
+wait_http "http://127.0.0.1:$PORT/" 300
+log "scheduled refresh"
+cargo lambda invoke get-token -A 127.0.0.1 -P "$PORT" --data-file tests/fixtures/schedule-event.json
+echo
+cat <<HELP
+wxinvoice is running on http://127.0.0.1:$PORT (Ctrl-C stops everything)
+
+  curl 'http://127.0.0.1:$PORT/core/r/api/weChat/getToken'
+  TOKEN=\$(curl -s 'http://127.0.0.1:$PORT/core/r/api/weChat/getToken' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  curl -X POST "http://127.0.0.1:$PORT/core/r/api/weChat/getInvoiceBatch?token=\$TOKEN" \\
+       -H 'content-type: application/json' -d @tests/fixtures/examples/get-invoice-batch.json
+  curl -X POST "http://127.0.0.1:$PORT/core/r/api/weChat/updateStatus?token=\$TOKEN" \\
+       -H 'content-type: application/json' -d @tests/fixtures/examples/update-status.json
+
+Simulator: ${WECHAT_API_BASE:-none}/__sim/stats    Logs: $RUN_DIR/
+HELP
+tail -n 0 -f "$RUN_DIR/watch.log"

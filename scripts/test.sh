@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# `make test`: the whole suite from a fresh clone. Installs the local tools into .venv, checks
+# formatting, clippy and the SAM template, starts moto's DynamoDB server, runs the unit and
+# integration tests, then the end-to-end tests through `cargo lambda watch` (including
+# `cargo lambda invoke` of a scheduled event), and prints a summary.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+STARTED=$(date +%s)
+RUN_DIR=$(mktemp -d)
+trap stop_all EXIT
+
+ensure_venv
+
+log "cargo fmt --check"
+cargo fmt --all --check
+log "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+log "cfn-lint template.yaml"
+cfn-lint template.yaml
+
+MOTO_PORT=$(free_port)
+use_local_aws "$MOTO_PORT"
+start_moto "$MOTO_PORT" "$RUN_DIR/moto.log"
+
+log "unit, simulator and integration tests"
+cargo test --workspace 2>&1 | tee "$RUN_DIR/tests.log"
+
+log "end-to-end through cargo lambda watch"
+SIM_PORT=$(free_port)
+PORT=$(free_port)
+export WECHAT_APPID=wxa185587d4fc35145 WECHAT_SECRET=sim-appsecret
+export WECHAT_API_BASE="http://127.0.0.1:$SIM_PORT" TOKEN_TABLE=wxinvoice-e2e
+export JSSDK_URL='https://expense.example.com/invoices?from=menu' RUST_LOG=info
+"$VENV/bin/python" scripts/create_table.py "$TOKEN_TABLE"
+cargo build -p get-token -p get-invoice-batch -p update-status -p wechat-sim
+start wechat-sim "$RUN_DIR/wechat-sim.log" target/debug/wechat-sim --port "$SIM_PORT"
+wait_http "$WECHAT_API_BASE/__sim/stats" 30
+start "cargo lambda watch" "$RUN_DIR/watch.log" cargo lambda watch -A 127.0.0.1 -P "$PORT"
+wait_http "http://127.0.0.1:$PORT/" 300
+if ! WXINVOICE_E2E_URL="http://127.0.0.1:$PORT" \
+  cargo test -p integration-tests --test e2e -- --ignored --test-threads=1 2>&1 | tee -a "$RUN_DIR/tests.log"; then
+  log "cargo lambda watch log:"
+  tail -n 50 "$RUN_DIR/watch.log"
+  exit 1
+fi
+
+read -r passed failed < <(awk '/^test result:/ {
+  for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i }
+} END { print p + 0, f + 0 }' "$RUN_DIR/tests.log")
+echo
+echo "fmt, clippy and cfn-lint clean; wall time $(( $(date +%s) - STARTED )) s"
+echo "summary: $passed passed, $failed failed"
