@@ -251,7 +251,9 @@ mod tests {
             ("JSSDK_URL", "https://example.com/"),
         ])
         .unwrap();
-        assert!(matches!(c.secret, Some(SecretSource::SecretsManager { ref arn }) if arn == "arn:x"));
+        assert!(
+            matches!(c.secret, Some(SecretSource::SecretsManager { ref arn }) if arn == "arn:x")
+        );
     }
 
     #[test]

@@ -109,7 +109,9 @@ impl WeChatClient {
     /// `GET /cgi-bin/token`: a new access_token (WeChat keeps the previous one for 5 minutes).
     pub async fn fetch_access_token(&self) -> Result<Issued, WeChatError> {
         let Some(secret) = &self.secret else {
-            return Err(WeChatError::Unreachable("this function has no AppSecret configured".into()));
+            return Err(WeChatError::Unreachable(
+                "this function has no AppSecret configured".into(),
+            ));
         };
         let url = format!(
             "{}{TOKEN_PATH}?grant_type=client_credential&appid={}&secret={}",

@@ -168,7 +168,9 @@ pub fn app(api_base: &str, table: &str, sdk: &SdkConfig, overrides: &[(&str, &st
     let config = config(api_base, table, overrides);
     let secret = match &config.secret {
         Some(wxinvoice::config::SecretSource::Plain(s)) => Some(s.clone()),
-        Some(wxinvoice::config::SecretSource::SecretsManager { .. }) => Some(Secret::new(APPSECRET)),
+        Some(wxinvoice::config::SecretSource::SecretsManager { .. }) => {
+            Some(Secret::new(APPSECRET))
+        }
         None => None,
     };
     App::new(config, sdk, secret)

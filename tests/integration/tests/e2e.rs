@@ -41,10 +41,22 @@ async fn access_token() -> String {
 async fn get_token_over_http() {
     let (status, v) = get("/core/r/api/weChat/getToken?type=auto").await;
     assert_eq!(status, 200, "{v}");
-    for field in ["access_token", "expires_in", "appid", "timestamp", "noncestr", "jsapi_ticket", "url", "signature"] {
+    for field in [
+        "access_token",
+        "expires_in",
+        "appid",
+        "timestamp",
+        "noncestr",
+        "jsapi_ticket",
+        "url",
+        "signature",
+    ] {
         assert!(v.get(field).is_some(), "{field} missing: {v}");
     }
-    assert_eq!(v["url"].as_str(), std::env::var("JSSDK_URL").ok().as_deref());
+    assert_eq!(
+        v["url"].as_str(),
+        std::env::var("JSSDK_URL").ok().as_deref()
+    );
     let check: Value = reqwest::Client::new()
         .post(format!("{}/__sim/verify/jsapi", sim()))
         .json(&json!({"url": v["url"], "noncestr": v["noncestr"], "timestamp": v["timestamp"], "signature": v["signature"]}))
@@ -64,7 +76,11 @@ async fn get_token_over_http() {
 async fn invoice_paths_over_http() {
     let token = access_token().await;
     let body = std::fs::read_to_string(fixture_path("examples/get-invoice-batch.json")).unwrap();
-    let (status, v) = post(&format!("/core/r/api/weChat/getInvoiceBatch?token={token}"), body).await;
+    let (status, v) = post(
+        &format!("/core/r/api/weChat/getInvoiceBatch?token={token}"),
+        body,
+    )
+    .await;
     assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
     assert_eq!(v["item_list"].as_array().unwrap().len(), 2);
     assert_eq!(v["item_list"][0]["card_id"], SEED_CARD);
@@ -76,11 +92,17 @@ async fn invoice_paths_over_http() {
     };
     let path = format!("/core/r/api/weChat/updateStatus?token={token}");
     let (status, v) = post(&path, update("INVOICE_REIMBURSE_LOCK", CODE2)).await;
-    assert_eq!((status, v.clone()), (200, json!({"errcode": 0, "errmsg": "ok"})));
+    assert_eq!(
+        (status, v.clone()),
+        (200, json!({"errcode": 0, "errmsg": "ok"}))
+    );
     let (_, v) = post(&path, update("INVOICE_REIMBURSE_INIT", CODE2)).await;
     assert_eq!(v["errcode"], 0);
     let (status, v) = post(&path, update("INVOICE_REIMBURSE_CLOSURE", CODE2)).await;
-    assert_eq!((status, v["errcode"].as_i64(), v["hint"].as_str()), (200, Some(72039), Some("订单未被锁定")));
+    assert_eq!(
+        (status, v["errcode"].as_i64(), v["hint"].as_str()),
+        (200, Some(72039), Some("订单未被锁定"))
+    );
 }
 
 #[tokio::test]
@@ -88,7 +110,11 @@ async fn invoice_paths_over_http() {
 async fn bad_requests_over_http() {
     let (status, v) = get("/core/r/api/weChat/updateStatus").await;
     assert_eq!((status, v["errcode"].as_i64()), (405, Some(72031)), "{v}");
-    let (status, v) = post("/core/r/api/weChat/getInvoiceBatch?token=x", "{\"item_list\":".into()).await;
+    let (status, v) = post(
+        "/core/r/api/weChat/getInvoiceBatch?token=x",
+        "{\"item_list\":".into(),
+    )
+    .await;
     assert_eq!((status, v["errcode"].as_i64()), (400, Some(72031)), "{v}");
     let (status, v) = post("/core/r/api/weChat/getInvoiceBatch", "{}".into()).await;
     assert_eq!((status, v["errcode"].as_i64()), (400, Some(41001)), "{v}");
@@ -100,15 +126,34 @@ async fn scheduled_event_through_cargo_lambda_invoke() {
     let url = reqwest::Url::parse(&base()).unwrap();
     let port = url.port().unwrap().to_string();
     let out = std::process::Command::new("cargo")
-        .args(["lambda", "invoke", "get-token", "-A", "127.0.0.1", "-P", &port, "--data-file"])
+        .args([
+            "lambda",
+            "invoke",
+            "get-token",
+            "-A",
+            "127.0.0.1",
+            "-P",
+            &port,
+            "--data-file",
+        ])
         .arg(fixture_path("schedule-event.json"))
         .output()
         .expect("cargo lambda on PATH");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     assert!(v["refreshed"].is_boolean(), "{v}");
     assert!(v["access_token_expires_in"].as_u64().unwrap() > 3600, "{v}");
-    assert!(v["wx_card_ticket_expires_in"].as_u64().unwrap() > 3600, "{v}");
-    assert!(v.get("access_token").is_none(), "the schedule result carries no token: {v}");
+    assert!(
+        v["wx_card_ticket_expires_in"].as_u64().unwrap() > 3600,
+        "{v}"
+    );
+    assert!(
+        v.get("access_token").is_none(),
+        "the schedule result carries no token: {v}"
+    );
 }
