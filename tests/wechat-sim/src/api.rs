@@ -2,6 +2,7 @@
 //! (`qyapi.weixin.qq.com`) paths on one server, following the reference's simulator checklist.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use hyper::Method;
 use serde_json::{json, Map, Value};
@@ -29,11 +30,13 @@ fn ok() -> Map<String, Value> {
 
 type Q = HashMap<String, String>;
 
-pub fn handle(sim: &Sim, method: &Method, path: &str, q: &Q, body: &[u8]) -> Value {
+pub fn handle(sim: &Sim, method: &Method, path: &str, q: &Q, body: &[u8], peer: IpAddr) -> Value {
     let mut st = sim.lock();
     let result = match path {
-        "/cgi-bin/token" => token(&mut st, q),
-        "/cgi-bin/stable_token" => stable_token(&mut st, method, body),
+        "/cgi-bin/token" => check_ip(&st, peer).and_then(|_| token(&mut st, q)),
+        "/cgi-bin/stable_token" => {
+            check_ip(&st, peer).and_then(|_| stable_token(&mut st, method, body))
+        }
         "/cgi-bin/ticket/getticket" => oa_ticket(&mut st, q),
         "/card/invoice/reimburse/getinvoiceinfo" => get_info(&st, q, body, false),
         "/card/invoice/reimburse/getinvoicebatch" => get_batch(&st, q, body, false),
@@ -52,6 +55,20 @@ pub fn handle(sim: &Sim, method: &Method, path: &str, q: &Q, body: &[u8]) -> Val
 }
 
 type R = Result<Value, Value>;
+
+/// The token APIs only answer addresses on the account's API IP allow-list.
+fn check_ip(st: &State, peer: IpAddr) -> Result<(), Value> {
+    let allowed = &st.options.ip_whitelist;
+    if allowed.is_empty()
+        || allowed
+            .iter()
+            .any(|a| a.parse::<IpAddr>().ok() == Some(peer))
+    {
+        return Ok(());
+    }
+    let msg = format!("invalid ip {peer} ipv6 ::ffff:{peer}, not in whitelist");
+    Err(error(st.options.ip_whitelist_errcode, &msg))
+}
 
 fn param<'a>(q: &'a Q, k: &str) -> Option<&'a str> {
     q.get(k).map(String::as_str).filter(|v| !v.is_empty())
@@ -112,11 +129,7 @@ fn stable_token(st: &mut State, method: &Method, body: &[u8]) -> R {
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let now = st.now();
-    let current = st
-        .latest
-        .get(&(Family::Stable, appid.clone()))
-        .and_then(|t| st.tokens.get(t).map(|r| (t.clone(), r.expires_at)))
-        .filter(|(_, exp)| *exp > now);
+    let current = st.current_token(Family::Stable, &appid);
     let answer =
         |token: String, exp: u64| Ok(json!({ "access_token": token, "expires_in": exp - now }));
     if force {
@@ -211,11 +224,7 @@ fn work_token(st: &mut State, q: &Q) -> R {
         return Err(error(40001, "invalid secret"));
     }
     let now = st.now();
-    let current = st
-        .latest
-        .get(&(Family::Work, corpid.clone()))
-        .and_then(|t| st.tokens.get(t).map(|r| (t.clone(), r.expires_at)))
-        .filter(|(_, exp)| *exp > now);
+    let current = st.current_token(Family::Work, &corpid);
     let (token, expires_in) = match current {
         Some((t, exp)) if st.options.work_token_idempotent => (t, exp - now),
         _ => st.issue_token(Family::Work, &corpid, None),

@@ -8,7 +8,7 @@ mod api;
 mod control;
 mod state;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -101,14 +101,14 @@ impl Sim {
 
     async fn serve(self, listener: TcpListener) {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let Ok((stream, peer)) = listener.accept().await else {
                 continue;
             };
             let sim = self.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req| {
                     let sim = sim.clone();
-                    async move { sim.handle(req).await }
+                    async move { sim.handle(req, peer.ip()).await }
                 });
                 let _ = http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), svc)
@@ -126,7 +126,7 @@ impl Sim {
         self.lock().calls.get(path).copied().unwrap_or(0)
     }
 
-    async fn handle(&self, req: Request<Incoming>) -> Result<Answer, Dropped> {
+    async fn handle(&self, req: Request<Incoming>, peer: IpAddr) -> Result<Answer, Dropped> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let query = parse_query(req.uri().query().unwrap_or(""));
@@ -166,7 +166,7 @@ impl Sim {
                     .expect("static response"));
             }
         }
-        let value = api::handle(self, &method, &path, &query, &body);
+        let value = api::handle(self, &method, &path, &query, &body, peer);
         Ok(json(StatusCode::OK, &value))
     }
 }

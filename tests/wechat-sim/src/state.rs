@@ -21,6 +21,11 @@ pub struct Options {
     pub token_ttl_secs: u64,
     /// How long a superseded `/cgi-bin/token` token keeps working (WeChat: 300 s).
     pub grace_secs: u64,
+    /// Addresses allowed to fetch tokens (the account's API IP allow-list); empty: any.
+    pub ip_whitelist: Vec<String>,
+    /// errcode for a caller outside the allow-list: 40164 (what users observe); the newer
+    /// Official Account docs say 61004.
+    pub ip_whitelist_errcode: i64,
     /// `/cgi-bin/token` calls per app per day before 45009 (WeChat: 2000).
     pub daily_token_quota: u64,
     /// `stable_token` force refreshes per day (WeChat: 20) and their minimum spacing (30 s).
@@ -55,6 +60,8 @@ impl Default for Options {
             corpsecret: "sim-corpsecret".into(),
             token_ttl_secs: 7200,
             grace_secs: 300,
+            ip_whitelist: Vec::new(),
+            ip_whitelist_errcode: 40164,
             daily_token_quota: 2000,
             stable_force_daily: 20,
             stable_force_min_interval_secs: 30,
@@ -182,10 +189,14 @@ pub struct State {
 impl State {
     pub fn new(options: Options, invoices_json: &str) -> Result<State, String> {
         let invoices = parse_invoices(invoices_json)?;
-        Ok(State {
-            startup: (options.clone(), invoices.clone()),
-            options,
-            invoices,
+        Ok(State::starting((options, invoices)))
+    }
+
+    fn starting(startup: (Options, Vec<Invoice>)) -> State {
+        State {
+            options: startup.0.clone(),
+            invoices: startup.1.clone(),
+            startup,
             tokens: HashMap::new(),
             latest: HashMap::new(),
             tickets: HashMap::new(),
@@ -195,27 +206,20 @@ impl State {
             calls: HashMap::new(),
             faults: Vec::new(),
             clock_offset_secs: 0,
-        })
+        }
     }
 
     /// Back to the state at startup.
     pub fn reset(&mut self) {
-        let (options, invoices) = self.startup.clone();
-        let startup = self.startup.clone();
-        *self = State {
-            startup,
-            options,
-            invoices,
-            tokens: HashMap::new(),
-            latest: HashMap::new(),
-            tickets: HashMap::new(),
-            quota_used: HashMap::new(),
-            stable_forced: HashMap::new(),
-            stable_last_force: HashMap::new(),
-            calls: HashMap::new(),
-            faults: Vec::new(),
-            clock_offset_secs: 0,
-        };
+        *self = State::starting(self.startup.clone());
+    }
+
+    /// The latest token of `family` for `app`, if still valid: (token, expires_at).
+    pub fn current_token(&self, family: Family, app: &str) -> Option<(String, u64)> {
+        let now = self.now();
+        let token = self.latest.get(&(family, app.to_string()))?;
+        let rec = self.tokens.get(token)?;
+        (rec.expires_at > now).then(|| (token.clone(), rec.expires_at))
     }
 
     /// The simulated time, Unix seconds.

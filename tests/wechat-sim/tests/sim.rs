@@ -446,3 +446,181 @@ async fn wecom_paths() {
         40014
     );
 }
+
+fn sha1_hex(s: &str) -> String {
+    use sha1::{Digest, Sha1};
+    Sha1::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn verifies_wx_config_signatures_and_card_signs() {
+    let t = T::new().await;
+    let token = t.token().await;
+    let jsapi = t
+        .get(&format!(
+            "/cgi-bin/ticket/getticket?type=jsapi&access_token={token}"
+        ))
+        .await;
+    let jsapi = jsapi["ticket"].as_str().unwrap();
+    let url = "https://expense.example.com/a?b=c";
+    let sig = sha1_hex(&format!(
+        "jsapi_ticket={jsapi}&noncestr=n0nce&timestamp=1700000000&url={url}"
+    ));
+    let check = |url: &str, sig: &str| json!({"url": url, "noncestr": "n0nce", "timestamp": 1_700_000_000u64, "signature": sig});
+    assert_eq!(
+        t.post("/__sim/verify/jsapi", check(url, &sig)).await["valid"],
+        true
+    );
+    // The client drops the fragment before checking.
+    assert_eq!(
+        t.post("/__sim/verify/jsapi", check(&format!("{url}#/list"), &sig))
+            .await["valid"],
+        true
+    );
+    assert_eq!(
+        t.post(
+            "/__sim/verify/jsapi",
+            check("https://other.example.com/", &sig)
+        )
+        .await["valid"],
+        false
+    );
+
+    let card = t
+        .get(&format!(
+            "/cgi-bin/ticket/getticket?type=wx_card&access_token={token}"
+        ))
+        .await;
+    let card = card["ticket"].as_str().unwrap();
+    let mut values = [card, "wxa185587d4fc35145", "1700000000", "n0nce", "INVOICE"];
+    values.sort_unstable();
+    let card_sign = sha1_hex(&values.concat());
+    let body = |sign: &str, appid: &str| json!({"appid": appid, "timestamp": 1_700_000_000u64, "nonce_str": "n0nce", "sign_type": "SHA1", "card_sign": sign});
+    assert_eq!(
+        t.post(
+            "/__sim/verify/card_sign",
+            body(&card_sign, "wxa185587d4fc35145")
+        )
+        .await["valid"],
+        true
+    );
+    assert_eq!(
+        t.post("/__sim/verify/card_sign", body(&card_sign, "wxother"))
+            .await["valid"],
+        false
+    );
+    // The jsapi ticket does not sign chooseInvoice.
+    let mut wrong = [
+        jsapi,
+        "wxa185587d4fc35145",
+        "1700000000",
+        "n0nce",
+        "INVOICE",
+    ];
+    wrong.sort_unstable();
+    let wrong = sha1_hex(&wrong.concat());
+    assert_eq!(
+        t.post(
+            "/__sim/verify/card_sign",
+            body(&wrong, "wxa185587d4fc35145")
+        )
+        .await["valid"],
+        false
+    );
+}
+
+#[tokio::test]
+async fn options_change_inferred_behaviours() {
+    let t = T::new().await;
+    let token = t.token().await;
+    // Same status again: ok by default, 72024 when configured.
+    let init = t
+        .batch_status(
+            &token,
+            OPENID,
+            "INVOICE_REIMBURSE_INIT",
+            &[(SEED_CARD, SEED_CODE)],
+        )
+        .await;
+    assert_eq!(errcode(&init), 0);
+    t.post(
+        "/__sim/options",
+        json!({"same_status_ok": false, "closed_errcode": 72061}),
+    )
+    .await;
+    let init = t
+        .batch_status(
+            &token,
+            OPENID,
+            "INVOICE_REIMBURSE_INIT",
+            &[(SEED_CARD, SEED_CODE)],
+        )
+        .await;
+    assert_eq!(errcode(&init), 72024);
+    let closed = t
+        .batch_status(
+            &token,
+            OPENID,
+            "INVOICE_REIMBURSE_LOCK",
+            &[(SEED_CARD, "SIMencryptCodeClosed01+/=")],
+        )
+        .await;
+    assert_eq!(errcode(&closed), 72061);
+    // Unknown options are refused.
+    let r = t
+        .http
+        .post(t.url("/__sim/options"))
+        .json(&json!({"nope": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // The API IP allow-list.
+    t.post("/__sim/options", json!({"ip_whitelist": ["10.1.2.3"]}))
+        .await;
+    let v = t.get("/cgi-bin/token?grant_type=client_credential&appid=wxa185587d4fc35145&secret=sim-appsecret").await;
+    assert_eq!(errcode(&v), 40164);
+    assert!(
+        v["errmsg"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid ip 127.0.0.1"),
+        "{v}"
+    );
+    t.post("/__sim/options", json!({"ip_whitelist": ["127.0.0.1"]}))
+        .await;
+    t.token().await;
+}
+
+#[tokio::test]
+async fn invoices_can_be_seeded() {
+    let t = T::new().await;
+    let token = t.token().await;
+    let seed = json!([{"encrypt_code": "E1", "card": {"card_id": "C1", "openid": "O1",
+        "user_info": {"fee": 1, "reimburse_status": "INVOICE_REIMBURSE_INIT"}}}]);
+    assert_eq!(t.post("/__sim/invoices", seed).await["invoices"], 1);
+    let v = t.info(&token, "C1", "E1").await;
+    assert_eq!((errcode(&v), v["user_info"]["fee"].as_i64()), (0, Some(1)));
+    assert_eq!(
+        errcode(&t.info(&token, SEED_CARD, SEED_CODE).await),
+        40073,
+        "replaced, not added"
+    );
+    assert_eq!(errcode(&t.info(&token, "C1", "E2").await), 40056);
+    let r = t
+        .http
+        .post(t.url("/__sim/invoices"))
+        .json(&json!([{"encrypt_code": "E"}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    t.post("/__sim/reset", json!({})).await;
+    assert_eq!(
+        errcode(&t.info(&t.token().await, SEED_CARD, SEED_CODE).await),
+        0
+    );
+}
