@@ -43,6 +43,9 @@ pub struct Config {
     pub table: String,
     /// The page URL signed for `wx.config` (the spec's fixed `url`).
     pub jssdk_url: String,
+    /// `false` (hardened mode): getToken leaves `access_token` out and the invoice endpoints use
+    /// the stored token, so the token never leaves the gateway.
+    pub expose_access_token: bool,
     pub timing: Timing,
     pub limits: Limits,
 }
@@ -65,6 +68,9 @@ pub struct Timing {
     pub lazy_margin: Duration,
     /// How long WeChat still honours the previous access_token after a refresh.
     pub grace: Duration,
+    /// Forced refreshes (`type=manual`, or a token WeChat reports dead) happen at most once in
+    /// this period; inside it the stored token is answered without calling WeChat.
+    pub cooldown: Duration,
 }
 
 impl Default for Timing {
@@ -77,6 +83,7 @@ impl Default for Timing {
             rotate_ahead: Duration::from_secs(3900),
             lazy_margin: Duration::from_secs(300),
             grace: Duration::from_secs(300),
+            cooldown: Duration::from_secs(60),
         }
     }
 }
@@ -149,6 +156,7 @@ impl Config {
             rotate_ahead: secs("REFRESH_AHEAD_SECS", d.rotate_ahead)?,
             lazy_margin: secs("REFRESH_MARGIN_SECS", d.lazy_margin)?,
             grace: secs("TOKEN_GRACE_SECS", d.grace)?,
+            cooldown: secs("REFRESH_COOLDOWN_SECS", d.cooldown)?,
         };
         let dl = Limits::default();
         let count = |k: &str, default: usize| -> Result<usize, ConfigError> {
@@ -174,6 +182,15 @@ impl Config {
                 .to_string(),
             table: required("TOKEN_TABLE")?,
             jssdk_url: required("JSSDK_URL")?,
+            expose_access_token: match get("EXPOSE_ACCESS_TOKEN").as_deref() {
+                None | Some("true") => true,
+                Some("false") => false,
+                Some(_) => {
+                    return Err(ConfigError(
+                        "EXPOSE_ACCESS_TOKEN must be true or false".into(),
+                    ))
+                }
+            },
             timing,
             limits,
         };

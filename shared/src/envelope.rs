@@ -75,6 +75,20 @@ impl ApiError {
         }
     }
 
+    /// WeChat's own answer for an access_token it does not accept.
+    pub fn invalid_credential() -> Self {
+        let mut body = Map::new();
+        body.insert("errcode".into(), Value::from(40001));
+        body.insert(
+            "errmsg".into(),
+            Value::from("invalid credential, access_token is invalid or not latest"),
+        );
+        ApiError::WeChat(WeChatErrorBody {
+            errcode: 40001,
+            body,
+        })
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,

@@ -7,14 +7,16 @@ use std::time::Instant;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::config::Config;
 use crate::envelope::{json_response, ApiError, MISSING_TOKEN};
-use crate::invoice::{parse_body, GetInvoiceBatchRequest, UpdateStatusRequest};
+use crate::invoice::{parse_body, GetInvoiceBatchRequest, UpdateStatusRequest, Validate};
 use crate::sign;
-use crate::token::{guaranteed_secs, now_ms, Mode, Served};
-use crate::wechat::{GET_INVOICE_BATCH_PATH, UPDATE_STATUS_BATCH_PATH};
+use crate::token::{guaranteed_secs, now_ms, Mode, Served, DEAD_TOKEN_ERRCODES};
+use crate::wechat::{WeChatError, GET_INVOICE_BATCH_PATH, UPDATE_STATUS_BATCH_PATH};
 use crate::App;
 
 pub const GET_TOKEN_PATH: &str = "/core/r/api/weChat/getToken";
@@ -34,7 +36,9 @@ struct Note {
 /// The getToken answer, fields in the spec's order.
 #[derive(Serialize)]
 struct TokenAnswer<'a> {
-    access_token: &'a str,
+    /// Left out in hardened mode (`EXPOSE_ACCESS_TOKEN=false`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_token: Option<&'a str>,
     expires_in: u64,
     appid: &'a str,
     timestamp: u64,
@@ -59,19 +63,22 @@ pub async fn get_token(app: &App, req: Request) -> Result<Response<Body>, Error>
     ))
 }
 
-async fn get_token_inner(app: &App, req: &Request) -> Result<(Response<Body>, Note), ApiError> {
+/// Everything getToken checks before any I/O: path, method, query.
+pub fn parse_get_token(req: &Request) -> Result<Mode, ApiError> {
     route(req, GET_TOKEN_PATH, Method::GET)?;
     let query = query(req, &["type"])?;
-    let mode = match query.get("type").copied() {
-        None | Some("auto") => Mode::Auto,
-        Some("manual") => Mode::Manual,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "type: must be `auto` or `manual`, not `{}`",
-                truncate(other)
-            )))
-        }
-    };
+    match query.get("type").copied() {
+        None | Some("auto") => Ok(Mode::Auto),
+        Some("manual") => Ok(Mode::Manual),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "type: must be `auto` or `manual`, not `{}`",
+            truncate(other)
+        ))),
+    }
+}
+
+async fn get_token_inner(app: &App, req: &Request) -> Result<(Response<Body>, Note), ApiError> {
+    let mode = parse_get_token(req)?;
     let served = app.tokens.get(mode).await?;
     let resp = token_answer(app, &served)?;
     Ok((resp, note(&served)))
@@ -88,7 +95,10 @@ fn token_answer(app: &App, served: &Served) -> Result<Response<Body>, ApiError> 
     let url = app.config.jssdk_url.as_str();
     let signature = sign::jsapi_signature(&ticket.value, &noncestr, timestamp, url);
     let answer = TokenAnswer {
-        access_token: &token.value,
+        access_token: app
+            .config
+            .expose_access_token
+            .then_some(token.value.as_str()),
         expires_in: guaranteed_secs(token, app.tokens.timing(), now),
         appid: &app.config.appid,
         timestamp,
@@ -159,10 +169,8 @@ async fn scheduled(app: &App) -> Result<Response<Body>, Error> {
 pub async fn get_invoice_batch(app: &App, req: Request) -> Result<Response<Body>, Error> {
     let started = Instant::now();
     let result = async {
-        route(&req, GET_INVOICE_BATCH, Method::POST)?;
-        let token = token_param(&req)?;
-        let body: GetInvoiceBatchRequest = parse_body(req.body().as_ref(), &app.config.limits)?;
-        body.validate(&app.config.limits)?;
+        let (token, body) =
+            parse_invoice::<GetInvoiceBatchRequest>(&app.config, &req, GET_INVOICE_BATCH)?;
         forward(app, GET_INVOICE_BATCH_PATH, token, &body).await
     }
     .await;
@@ -173,34 +181,85 @@ pub async fn get_invoice_batch(app: &App, req: Request) -> Result<Response<Body>
 pub async fn update_status(app: &App, req: Request) -> Result<Response<Body>, Error> {
     let started = Instant::now();
     let result = async {
-        route(&req, UPDATE_STATUS, Method::POST)?;
-        let token = token_param(&req)?;
-        let body: UpdateStatusRequest = parse_body(req.body().as_ref(), &app.config.limits)?;
-        body.validate(&app.config.limits)?;
+        let (token, body) = parse_invoice::<UpdateStatusRequest>(&app.config, &req, UPDATE_STATUS)?;
         forward(app, UPDATE_STATUS_BATCH_PATH, token, &body).await
     }
     .await;
     Ok(answer(UPDATE_STATUS, &req, started, result))
 }
 
+/// Everything an invoice endpoint checks before any I/O: path, method, the `token` parameter
+/// and the body.
+pub fn parse_invoice<T: DeserializeOwned + Validate>(
+    config: &Config,
+    req: &Request,
+    path: &str,
+) -> Result<(Option<String>, T), ApiError> {
+    route(req, path, Method::POST)?;
+    let token = token_param(config, req)?;
+    let body: T = parse_body(req.body().as_ref(), &config.limits)?;
+    body.validate(&config.limits)?;
+    Ok((token, body))
+}
+
+/// Sends the validated body to WeChat with an access_token the gateway vouches for. When WeChat
+/// reports that token dead, replaces it if it is still the stored one (single flight, within the
+/// cooldown) and retries once with the stored token: never more than one retry.
 async fn forward(
     app: &App,
     wechat_path: &str,
-    token: String,
+    caller_token: Option<String>,
     body: &impl Serialize,
 ) -> Result<(Response<Body>, Note), ApiError> {
     let json = serde_json::to_vec(body).expect("request models serialize");
-    let reply = app.wechat.post(wechat_path, &token, json).await?;
-    Ok((json_response(StatusCode::OK, reply.body), Note::default()))
+    let token = match caller_token {
+        // No open proxy: only the stored token (or the previous one in its grace period).
+        Some(t) if app.config.expose_access_token => {
+            app.tokens.check(&t).await?;
+            t
+        }
+        _ => stored_token(app).await?,
+    };
+    let dead = match app.wechat.post(wechat_path, &token, json.clone()).await {
+        Err(WeChatError::Api(b)) if DEAD_TOKEN_ERRCODES.contains(&b.errcode) => b,
+        other => return Ok((json_response(StatusCode::OK, other?.body), Note::default())),
+    };
+    let replacement = match app.tokens.replace_dead(&token).await {
+        Ok(served) => served.state.access_token.map(|c| c.value),
+        Err(_) => return Err(ApiError::WeChat(dead)),
+    };
+    match replacement {
+        Some(fresh) if fresh != token => {
+            let reply = app.wechat.post(wechat_path, &fresh, json).await?;
+            let note = Note {
+                source: Some("retried_after_dead_token"),
+                fault: None,
+            };
+            Ok((json_response(StatusCode::OK, reply.body), note))
+        }
+        _ => Err(ApiError::WeChat(dead)),
+    }
 }
 
-fn token_param(req: &Request) -> Result<String, ApiError> {
+async fn stored_token(app: &App) -> Result<String, ApiError> {
+    let served = app.tokens.get(Mode::Auto).await?;
+    served
+        .state
+        .access_token
+        .map(|c| c.value)
+        .ok_or_else(|| ApiError::Unavailable("no access_token stored".into()))
+}
+
+/// The `token` query parameter: required unless in hardened mode, where it is optional and the
+/// stored token is used.
+fn token_param(config: &Config, req: &Request) -> Result<Option<String>, ApiError> {
     let query = query(req, &["token"])?;
     match query.get("token") {
         Some(t) if t.len() > MAX_TOKEN => Err(ApiError::bad_request(format!(
             "token: longer than {MAX_TOKEN} characters"
         ))),
-        Some(t) if !t.trim().is_empty() => Ok(t.to_string()),
+        Some(t) if !t.trim().is_empty() => Ok(Some(t.to_string())),
+        _ if !config.expose_access_token => Ok(None),
         _ => Err(ApiError::BadRequest {
             errcode: MISSING_TOKEN,
             errmsg: "token: the query parameter `token` (access_token) is required".into(),

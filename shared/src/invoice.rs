@@ -201,14 +201,19 @@ fn check_str(name: &str, value: &str, max: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
-impl GetInvoiceBatchRequest {
-    pub fn validate(&self, limits: &Limits) -> Result<(), ApiError> {
+/// Checks of a parsed request body that serde cannot express (emptiness, sizes).
+pub trait Validate {
+    fn validate(&self, limits: &Limits) -> Result<(), ApiError>;
+}
+
+impl Validate for GetInvoiceBatchRequest {
+    fn validate(&self, limits: &Limits) -> Result<(), ApiError> {
         check_list("item_list", &self.item_list, limits)
     }
 }
 
-impl UpdateStatusRequest {
-    pub fn validate(&self, limits: &Limits) -> Result<(), ApiError> {
+impl Validate for UpdateStatusRequest {
+    fn validate(&self, limits: &Limits) -> Result<(), ApiError> {
         check_str("openid", &self.openid, MAX_OPENID)?;
         check_list("invoice_list", &self.invoice_list, limits)
     }

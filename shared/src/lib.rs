@@ -14,8 +14,40 @@ pub mod wechat;
 
 pub use app::App;
 
-/// Structured logs: `RUST_LOG`/`AWS_LAMBDA_LOG_LEVEL` for the level, `AWS_LAMBDA_LOG_FORMAT=JSON`
-/// for JSON lines.
+use lambda_http::tracing::subscriber::filter::{EnvFilter, LevelFilter};
+use lambda_http::tracing::subscriber::fmt::MakeWriter;
+
+/// Structured logs to stdout: the level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (INFO by
+/// default), JSON lines when `AWS_LAMBDA_LOG_FORMAT=JSON`.
 pub fn init_tracing() {
-    lambda_http::tracing::init_default_subscriber();
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_default();
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    init_tracing_with(&level, json, std::io::stdout);
+}
+
+/// The gateway's own events at `level`; every dependency at INFO at most, whatever `level` says:
+/// at DEBUG and TRACE the HTTP clients, the AWS SDK and the Lambda runtime log URLs and
+/// payloads, which carry the AppSecret, access tokens and tickets.
+pub fn log_filter(level: &str) -> EnvFilter {
+    let level: LevelFilter = level.trim().parse().unwrap_or(LevelFilter::INFO);
+    let deps = level.min(LevelFilter::INFO);
+    EnvFilter::new(format!("{deps},wxinvoice={level}"))
+}
+
+pub fn init_tracing_with<W>(level: &str, json: bool, writer: W)
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let builder = lambda_http::tracing::subscriber::fmt()
+        .with_target(false)
+        .without_time()
+        .with_env_filter(log_filter(level))
+        .with_writer(writer);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }

@@ -21,6 +21,29 @@ pub enum Mode {
     Scheduled,
 }
 
+/// What a refresh must achieve.
+#[derive(Debug, Clone, Copy)]
+enum Want<'a> {
+    /// Credentials valid beyond the lazy margin (`type=auto`).
+    Fresh,
+    /// Credentials valid beyond the scheduled rotation point, wx_card ticket included.
+    Scheduled,
+    /// A refresh published after the state had this version (`type=manual`).
+    Forced { baseline: u64 },
+    /// An access_token other than this one, which WeChat reported dead.
+    Replace { dead: &'a str },
+}
+
+impl Want<'_> {
+    /// Whether a stored, still valid token may answer when the refresh fails or is elsewhere.
+    fn accepts_stored(self) -> bool {
+        matches!(self, Want::Fresh | Want::Scheduled)
+    }
+}
+
+/// errcodes by which WeChat says an access_token is dead (superseded, malformed, expired).
+pub const DEAD_TOKEN_ERRCODES: [i64; 3] = [40001, 40014, 42001];
+
 /// How the answer came about (logged with the request).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -32,6 +55,9 @@ pub enum Source {
     Waited,
     /// A refresh was needed but failed; the stored credentials are still valid and were served.
     StoredAfterFault,
+    /// A forced refresh was asked for within the cooldown of the last one: the stored
+    /// credentials were served without calling WeChat.
+    Cooldown,
 }
 
 impl Source {
@@ -41,6 +67,7 @@ impl Source {
             Source::Refreshed => "refreshed",
             Source::Waited => "waited",
             Source::StoredAfterFault => "stored_after_fault",
+            Source::Cooldown => "cooldown",
         }
     }
 }
@@ -102,22 +129,71 @@ impl TokenService {
     /// Credentials for `mode`, refreshing when needed.
     pub async fn get(&self, mode: Mode) -> Result<Served, ApiError> {
         let state = self.store.load(self.appid()).await?;
-        let baseline = state.version;
-        if self.satisfied(mode, &state, baseline) {
+        let want = match mode {
+            Mode::Auto => Want::Fresh,
+            Mode::Scheduled => Want::Scheduled,
+            Mode::Manual => Want::Forced {
+                baseline: state.version,
+            },
+        };
+        self.run(want, state).await
+    }
+
+    /// WeChat reported `dead` as invalid. If it is still the stored access_token, replace it
+    /// (single flight, like any refresh); either way answer the stored state as it is then.
+    /// Bounded by the cooldown, so a WeChat that keeps refusing fresh tokens cannot make us burn
+    /// the daily quota.
+    pub async fn replace_dead(&self, dead: &str) -> Result<Served, ApiError> {
+        let state = self.store.load(self.appid()).await?;
+        self.run(Want::Replace { dead }, state).await
+    }
+
+    /// Accepts a caller's token only if it is the stored access_token, or the previous one
+    /// while WeChat still honours it; anything else gets WeChat's own 40001 answer.
+    pub async fn check(&self, token: &str) -> Result<TokenState, ApiError> {
+        let state = self.store.load(self.appid()).await?;
+        let now = now_ms();
+        let known = |c: &Option<Credential>| {
+            c.as_ref()
+                .is_some_and(|c| c.value == token && c.valid_for(now, 0))
+        };
+        if known(&state.access_token) || known(&state.previous_access_token) {
+            Ok(state)
+        } else {
+            Err(ApiError::invalid_credential())
+        }
+    }
+
+    async fn run(&self, want: Want<'_>, state: TokenState) -> Result<Served, ApiError> {
+        if self.satisfied(want, &state) {
             return Ok(Served {
                 state,
                 source: Source::Stored,
                 fault: None,
             });
         }
-        self.refresh(mode, baseline, state).await
+        let forced = matches!(want, Want::Forced { .. } | Want::Replace { .. });
+        if forced && self.cooling(&state) {
+            return Ok(Served {
+                state,
+                source: Source::Cooldown,
+                fault: None,
+            });
+        }
+        self.refresh(want, state).await
     }
 
-    fn satisfied(&self, mode: Mode, state: &TokenState, baseline_version: u64) -> bool {
+    /// Within the cooldown of the last published refresh, with a valid token stored.
+    fn cooling(&self, state: &TokenState) -> bool {
         let now = now_ms();
-        match mode {
-            Mode::Auto => usable(state, now, ms(self.timing.lazy_margin)),
-            Mode::Scheduled => {
+        usable(state, now, 0) && now < state.refreshed_at_ms + ms(self.timing.cooldown)
+    }
+
+    fn satisfied(&self, want: Want<'_>, state: &TokenState) -> bool {
+        let now = now_ms();
+        match want {
+            Want::Fresh => usable(state, now, ms(self.timing.lazy_margin)),
+            Want::Scheduled => {
                 let ahead = ms(self.timing.rotate_ahead);
                 usable(state, now, ahead)
                     && state
@@ -125,16 +201,15 @@ impl TokenService {
                         .as_ref()
                         .is_some_and(|c| c.valid_for(now, ahead))
             }
-            Mode::Manual => state.version > baseline_version,
+            Want::Forced { baseline } => state.version > baseline,
+            Want::Replace { dead } => {
+                usable(state, now, 0)
+                    && state.access_token.as_ref().is_some_and(|c| c.value != dead)
+            }
         }
     }
 
-    async fn refresh(
-        &self,
-        mode: Mode,
-        baseline: u64,
-        mut seen: TokenState,
-    ) -> Result<Served, ApiError> {
+    async fn refresh(&self, want: Want<'_>, mut seen: TokenState) -> Result<Served, ApiError> {
         let owner = uuid::Uuid::new_v4().to_string();
         let deadline = Instant::now() + self.timing.wait;
         loop {
@@ -145,11 +220,11 @@ impl TokenService {
                 .await
             {
                 Ok(lock) => lock,
-                Err(e) => return self.fallback(mode, seen, e.into()),
+                Err(e) => return self.fallback(want, seen, e.into()),
             };
             match lock {
                 Lock::Acquired(locked) => {
-                    if self.satisfied(mode, &locked, baseline) {
+                    if self.satisfied(want, &locked) {
                         let _ = self.store.release(self.appid(), &owner).await;
                         return Ok(Served {
                             state: locked,
@@ -157,10 +232,10 @@ impl TokenService {
                             fault: None,
                         });
                     }
-                    return self.refresh_locked(mode, &owner, locked).await;
+                    return self.refresh_locked(want, &owner, locked).await;
                 }
                 Lock::Held(current) => {
-                    if mode != Mode::Manual && usable(&current, now, 0) {
+                    if want.accepts_stored() && usable(&current, now, 0) {
                         // The holder will publish; until then the stored credentials are valid.
                         return Ok(Served {
                             state: current,
@@ -179,15 +254,15 @@ impl TokenService {
                         "a token refresh in progress did not finish within {} ms",
                         ms(self.timing.wait)
                     ));
-                    return self.fallback(mode, seen, err);
+                    return self.fallback(want, seen, err);
                 }
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_millis(400));
                 let state = match self.store.load(self.appid()).await {
                     Ok(s) => s,
-                    Err(e) => return self.fallback(mode, seen, e.into()),
+                    Err(e) => return self.fallback(want, seen, e.into()),
                 };
-                if self.satisfied(mode, &state, baseline) {
+                if self.satisfied(want, &state) {
                     return Ok(Served {
                         state,
                         source: Source::Waited,
@@ -204,7 +279,7 @@ impl TokenService {
                 if holder_gone {
                     // The holder gave up without publishing: its refresh failed.
                     let err = ApiError::Unavailable("a concurrent token refresh failed".into());
-                    return self.fallback(mode, seen, err);
+                    return self.fallback(want, seen, err);
                 }
             }
         }
@@ -213,13 +288,13 @@ impl TokenService {
     /// Fetches what is due from WeChat and publishes it, holding the lock.
     async fn refresh_locked(
         &self,
-        mode: Mode,
+        want: Want<'_>,
         owner: &str,
         locked: TokenState,
     ) -> Result<Served, ApiError> {
         // The lease covers the whole fetch; stop before it ends so we never publish late.
         let budget = self.timing.lease.mul_f32(0.9);
-        let (update, fault) = match tokio::time::timeout(budget, self.fetch(mode, &locked)).await {
+        let (update, fault) = match tokio::time::timeout(budget, self.fetch(want, &locked)).await {
             Ok(r) => r,
             Err(_) => {
                 let _ = self.store.release(self.appid(), owner).await;
@@ -227,14 +302,14 @@ impl TokenService {
                     "refresh did not finish within {} ms",
                     ms(budget)
                 ));
-                return self.fallback(mode, locked, err);
+                return self.fallback(want, locked, err);
             }
         };
         let Some(update) = update else {
             let _ = self.store.release(self.appid(), owner).await;
             let err =
                 fault.unwrap_or_else(|| ApiError::Unavailable("refresh produced nothing".into()));
-            return self.fallback(mode, locked, err);
+            return self.fallback(want, locked, err);
         };
         match self.store.commit(self.appid(), owner, &update).await {
             Ok(Some(state)) => {
@@ -265,17 +340,21 @@ impl TokenService {
                     ))
                 }
             }
-            Err(e) => self.fallback(mode, locked, e.into()),
+            Err(e) => self.fallback(want, locked, e.into()),
         }
     }
 
     /// Calls WeChat for everything due. `None` when nothing could be fetched.
-    async fn fetch(&self, mode: Mode, locked: &TokenState) -> (Option<Update>, Option<ApiError>) {
+    async fn fetch(
+        &self,
+        want: Want<'_>,
+        locked: &TokenState,
+    ) -> (Option<Update>, Option<ApiError>) {
         let now = now_ms();
-        let threshold = match mode {
-            Mode::Auto => ms(self.timing.lazy_margin),
-            Mode::Scheduled => ms(self.timing.rotate_ahead),
-            Mode::Manual => u64::MAX,
+        let threshold = match want {
+            Want::Fresh => ms(self.timing.lazy_margin),
+            Want::Scheduled => ms(self.timing.rotate_ahead),
+            Want::Forced { .. } | Want::Replace { .. } => u64::MAX,
         };
         let due = |c: &Option<Credential>| !c.as_ref().is_some_and(|c| c.valid_for(now, threshold));
         let mut update = Update {
@@ -338,10 +417,15 @@ impl TokenService {
         (fetched.then_some(update), fault)
     }
 
-    /// A refresh failed: serve what is stored if it is still valid (except for `manual`, whose
-    /// caller asked for a refresh and gets the failure).
-    fn fallback(&self, mode: Mode, stored: TokenState, err: ApiError) -> Result<Served, ApiError> {
-        if mode != Mode::Manual && usable(&stored, now_ms(), 0) {
+    /// A refresh failed: serve what is stored if it is still valid (except for a forced refresh,
+    /// whose caller asked for new credentials and gets the failure).
+    fn fallback(
+        &self,
+        want: Want<'_>,
+        stored: TokenState,
+        err: ApiError,
+    ) -> Result<Served, ApiError> {
+        if want.accepts_stored() && usable(&stored, now_ms(), 0) {
             Ok(Served {
                 state: stored,
                 source: Source::StoredAfterFault,

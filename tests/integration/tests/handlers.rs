@@ -107,7 +107,7 @@ async fn auto_fetches_once_then_serves_the_stored_token() {
 
 #[tokio::test]
 async fn manual_forces_a_refresh_and_keeps_the_previous_token() {
-    let h = Harness::new().await;
+    let h = Harness::with(&[("REFRESH_COOLDOWN_SECS", "0")]).await;
     let (_, first) = token(&h, "type=auto").await;
     let (status, second) = token(&h, "type=manual").await;
     assert_eq!(status, 200);
@@ -658,6 +658,7 @@ async fn a_valid_stored_token_is_served_while_wechat_is_down() {
     let h = Harness::with(&[
         ("REFRESH_MARGIN_SECS", "3900"),
         ("WECHAT_TIMEOUT_MS", "300"),
+        ("REFRESH_COOLDOWN_SECS", "0"),
     ])
     .await;
     let (_, first) = token(&h, "").await;
