@@ -35,7 +35,11 @@ impl App {
             secret,
             config.timing.wechat_timeout,
         );
-        let ddb = aws_sdk_dynamodb::Client::new(sdk);
+        // Every DynamoDB operation, retries included, is bounded by DYNAMODB_TIMEOUT_MS.
+        let ddb_config = aws_sdk_dynamodb::config::Builder::from(sdk)
+            .timeout_config(timeouts(&config))
+            .build();
+        let ddb = aws_sdk_dynamodb::Client::from_conf(ddb_config);
         let store = TokenStore::new(ddb, config.table.clone());
         let tokens = TokenService::new(store, wechat.clone(), config.timing);
         App {
@@ -49,14 +53,17 @@ impl App {
 /// AWS configuration from the environment (credentials, region, `AWS_ENDPOINT_URL_DYNAMODB`),
 /// with every operation bounded by `DYNAMODB_TIMEOUT_MS`.
 pub async fn load_aws(config: &Config) -> SdkConfig {
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(config.timing.dynamodb_timeout)
-        .operation_timeout(config.timing.dynamodb_timeout)
-        .build();
     aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(timeouts)
+        .timeout_config(timeouts(config))
         .load()
         .await
+}
+
+fn timeouts(config: &Config) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(config.timing.dynamodb_timeout)
+        .operation_timeout(config.timing.dynamodb_timeout)
+        .build()
 }
 
 /// The AppSecret: as given, or read once from Secrets Manager. A secret stored as JSON may hold

@@ -43,9 +43,14 @@ pub async fn aws() -> SdkConfig {
 /// Creates a table with the template's key schema under a unique name.
 pub async fn create_table(sdk: &SdkConfig) -> String {
     let name = format!("wxinvoice-test-{}", uuid::Uuid::new_v4().simple());
+    create_table_named(sdk, &name).await;
+    name
+}
+
+pub async fn create_table_named(sdk: &SdkConfig, name: &str) {
     aws_sdk_dynamodb::Client::new(sdk)
         .create_table()
-        .table_name(&name)
+        .table_name(name)
         .attribute_definitions(
             AttributeDefinition::builder()
                 .attribute_name("pk")
@@ -64,7 +69,6 @@ pub async fn create_table(sdk: &SdkConfig) -> String {
         .send()
         .await
         .expect("create table in moto");
-    name
 }
 
 pub struct Harness {

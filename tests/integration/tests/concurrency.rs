@@ -188,3 +188,103 @@ async fn while_one_instance_refreshes_others_serve_the_valid_stored_token() {
         wxinvoice::token::Source::Refreshed
     );
 }
+
+/// At least 3 OS processes and 50 concurrent requests hit an expired token at once.
+#[tokio::test]
+async fn stampede_across_processes_fetches_once() {
+    const PROCESSES: usize = 4;
+    const PER_PROCESS: usize = 15;
+    let h = Harness::new().await;
+    let old = h
+        .app
+        .tokens
+        .get(Mode::Auto)
+        .await
+        .unwrap()
+        .state
+        .access_token
+        .unwrap()
+        .value;
+    // Expire the stored token and ticket.
+    aws_sdk_dynamodb::Client::new(&h.sdk)
+        .update_item()
+        .table_name(&h.table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(APPID.into()),
+        )
+        .update_expression("SET access_token_expires_ms = :past, jsapi_ticket_expires_ms = :past")
+        .expression_attribute_values(
+            ":past",
+            aws_sdk_dynamodb::types::AttributeValue::N((now_ms() - 1).to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    // A slow WeChat widens the window in which everyone finds the token expired.
+    h.sim_post(
+        "/__sim/faults",
+        json!({"path": "/cgi-bin/token", "latency_ms": 300}),
+    )
+    .await;
+    let start_at = now_ms() + 2000;
+    let children: Vec<_> = (0..PROCESSES)
+        .map(|_| {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_stampede"))
+                .args([PER_PROCESS.to_string(), start_at.to_string()])
+                .envs([
+                    ("WECHAT_APPID", APPID),
+                    ("WECHAT_SECRET", APPSECRET),
+                    ("WECHAT_API_BASE", h.sim.base_url().as_str()),
+                    ("TOKEN_TABLE", h.table.as_str()),
+                    ("JSSDK_URL", PAGE_URL),
+                    ("AWS_ACCESS_KEY_ID", "test"),
+                    ("AWS_SECRET_ACCESS_KEY", "test"),
+                    ("AWS_REGION", "us-east-1"),
+                    ("AWS_ENDPOINT_URL_DYNAMODB", moto_endpoint().as_str()),
+                ])
+                .output()
+        })
+        .collect();
+    let outputs = join_all(children).await;
+    let mut answers = Vec::new();
+    for out in outputs {
+        let out = out.expect("stampede process runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in String::from_utf8(out.stdout).unwrap().lines() {
+            answers.push(serde_json::from_str::<serde_json::Value>(line).unwrap());
+        }
+    }
+    assert_eq!(answers.len(), PROCESSES * PER_PROCESS);
+    let first = answers[0]["token"].as_str().unwrap().to_string();
+    assert_ne!(first, old);
+    for a in &answers {
+        assert_eq!(a["status"], 200, "{a}");
+        assert_eq!(
+            a["token"],
+            first.as_str(),
+            "every request got the same new token"
+        );
+    }
+    assert_eq!(
+        h.calls("/cgi-bin/token"),
+        2,
+        "the first fetch, then exactly one for the stampede"
+    );
+    let slowest = answers
+        .iter()
+        .map(|a| a["ms"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    // The documented bound: REFRESH_WAIT_MS (5 s) for waiters.
+    assert!(slowest < 5000, "slowest answer {slowest} ms");
+    println!(
+        "stampede: {PROCESSES} processes, {} requests, {} token fetch, slowest {slowest} ms",
+        answers.len(),
+        h.calls("/cgi-bin/token") - 1
+    );
+}

@@ -1,0 +1,196 @@
+//! Token lifecycle against abuse and dead tokens: no open proxy, the forced-refresh cooldown,
+//! hardened mode, and recovery when WeChat reports the token dead (one refresh, one retry).
+
+use integration_tests::*;
+use serde_json::{json, Value};
+use wxinvoice::handlers::{get_invoice_batch, get_token};
+
+const BATCH_PATH: &str = "/card/invoice/reimburse/getinvoicebatch";
+
+async fn token_answer(app: &wxinvoice::App, query: &str) -> Value {
+    let req = event("apigw-v2-get-token.json", |v| set_query(v, query));
+    let resp = get_token(app, req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    body_json(&resp)
+}
+
+async fn batch(app: &wxinvoice::App, query: &str) -> (u16, Value) {
+    let body =
+        json!({"item_list": [{"card_id": SEED_CARD, "encrypt_code": SEED_CODE}]}).to_string();
+    let req = event("apigw-v2-get-invoice-batch.json", |v| {
+        set_query(v, query);
+        set_body(v, &body);
+    });
+    let resp = get_invoice_batch(app, req).await.unwrap();
+    (resp.status().as_u16(), body_json(&resp))
+}
+
+fn access_token(v: &Value) -> String {
+    v["access_token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn only_the_stored_token_is_forwarded() {
+    let h = Harness::with(&[("REFRESH_COOLDOWN_SECS", "0"), ("TOKEN_GRACE_SECS", "1")]).await;
+    let first = access_token(&token_answer(&h.app, "").await);
+    // A token WeChat issued but the gateway does not hold (another system's): refused here.
+    let foreign = h
+        .sim_get("/cgi-bin/token?grant_type=client_credential&appid=wxa185587d4fc35145&secret=sim-appsecret")
+        .await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for t in [foreign.as_str(), "made-up", "x"] {
+        let (status, v) = batch(&h.app, &format!("token={t}")).await;
+        assert_eq!((status, v["errcode"].as_i64()), (200, Some(40001)), "{v}");
+        assert_eq!(v["hint"], "token失效");
+    }
+    assert_eq!(h.calls(BATCH_PATH), 0, "nothing was sent to WeChat");
+    // After a refresh the previous token is still accepted during its grace period...
+    let second = access_token(&token_answer(&h.app, "type=manual").await);
+    assert_ne!(first, second);
+    let (_, v) = batch(&h.app, &format!("token={first}")).await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    assert_eq!(h.calls(BATCH_PATH), 1);
+    // ...and refused after it, without calling WeChat.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (_, v) = batch(&h.app, &format!("token={first}")).await;
+    assert_eq!(v["errcode"], 40001, "{v}");
+    assert_eq!(h.calls(BATCH_PATH), 1);
+    let (_, v) = batch(&h.app, &format!("token={second}")).await;
+    assert_eq!(v["errcode"], 0);
+}
+
+#[tokio::test]
+async fn a_thousand_manual_calls_fetch_at_most_once() {
+    let h = Harness::new().await;
+    let mut tokens = std::collections::HashSet::new();
+    for _ in 0..1000 {
+        tokens.insert(access_token(&token_answer(&h.app, "type=manual").await));
+    }
+    assert_eq!(
+        h.calls("/cgi-bin/token"),
+        1,
+        "the cooldown absorbs the rest"
+    );
+    assert_eq!(tokens.len(), 1);
+    // Once the cooldown is over, manual refreshes again.
+    let after = h.instance(&[("REFRESH_COOLDOWN_SECS", "0")]);
+    let fresh = access_token(&token_answer(&after, "type=manual").await);
+    assert!(!tokens.contains(&fresh));
+    assert_eq!(h.calls("/cgi-bin/token"), 2);
+}
+
+#[tokio::test]
+async fn hardened_mode_keeps_the_token_inside() {
+    let h = Harness::with(&[("EXPOSE_ACCESS_TOKEN", "false")]).await;
+    let v = token_answer(&h.app, "").await;
+    assert!(v.get("access_token").is_none(), "{v}");
+    assert!(v.get("jsapi_ticket").is_some() && v.get("signature").is_some());
+    // The invoice endpoints use the stored token; `token` may be left out (or is ignored).
+    let (status, v) = batch(&h.app, "").await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+    let (_, v) = batch(&h.app, "token=whatever").await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    assert_eq!(h.calls("/cgi-bin/token"), 1);
+    // Bad configuration is refused at startup.
+    let bad = std::panic::catch_unwind(|| {
+        config(
+            &h.sim.base_url(),
+            &h.table,
+            &[("EXPOSE_ACCESS_TOKEN", "no")],
+        )
+    });
+    assert!(bad.is_err());
+}
+
+#[tokio::test]
+async fn a_token_killed_by_another_system_is_replaced_once_and_the_call_retried() {
+    let h = Harness::with(&[("REFRESH_COOLDOWN_SECS", "0")]).await;
+    let ours = access_token(&token_answer(&h.app, "").await);
+    // Another system fetches with the same appid; 5 minutes later ours is dead at WeChat.
+    h.sim_get(
+        "/cgi-bin/token?grant_type=client_credential&appid=wxa185587d4fc35145&secret=sim-appsecret",
+    )
+    .await;
+    h.sim_post("/__sim/clock", json!({"advance_secs": 301}))
+        .await;
+    let (status, v) = batch(&h.app, &format!("token={ours}")).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+    assert_eq!(h.calls(BATCH_PATH), 2, "the failed call and one retry");
+    assert_eq!(
+        h.calls("/cgi-bin/token"),
+        3,
+        "ours, the other system's, one replacement"
+    );
+    let stored = h.app.tokens.store().load(APPID).await.unwrap();
+    let replacement = stored.access_token.unwrap().value;
+    assert_ne!(replacement, ours);
+    // The caller's old token is now the previous one: accepted, and retried with the stored one
+    // without another refresh.
+    let (_, v) = batch(&h.app, &format!("token={ours}")).await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    assert_eq!(h.calls("/cgi-bin/token"), 3);
+    assert_eq!(h.calls(BATCH_PATH), 4);
+}
+
+#[tokio::test]
+async fn a_wechat_that_keeps_refusing_gets_one_retry_and_no_storm() {
+    let h = Harness::new().await;
+    let ours = access_token(&token_answer(&h.app, "").await);
+    h.sim_post(
+        "/__sim/faults",
+        json!({"path": BATCH_PATH, "errcode": 40001, "errmsg": "invalid credential, access_token is invalid or not latest"}),
+    )
+    .await;
+    // Without cooldown: one replacement and one retry, then WeChat's answer.
+    let eager = h.instance(&[("REFRESH_COOLDOWN_SECS", "0")]);
+    let (status, v) = batch(&eager, &format!("token={ours}")).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(40001)), "{v}");
+    assert_eq!(h.calls(BATCH_PATH), 2);
+    assert_eq!(h.calls("/cgi-bin/token"), 2);
+    // Within the cooldown (default 60 s) the fresh token is not replaced again: no fetch, no retry.
+    let fresh = h
+        .app
+        .tokens
+        .store()
+        .load(APPID)
+        .await
+        .unwrap()
+        .access_token
+        .unwrap()
+        .value;
+    for _ in 0..20 {
+        let (_, v) = batch(&h.app, &format!("token={fresh}")).await;
+        assert_eq!(v["errcode"], 40001);
+    }
+    assert_eq!(h.calls("/cgi-bin/token"), 2, "no refresh storm");
+    assert_eq!(h.calls(BATCH_PATH), 22, "one call per request, no retries");
+    // 40014 and 42001 count as dead too.
+    for errcode in [40014, 42001] {
+        h.http
+            .delete(format!("{}/__sim/faults", h.sim.base_url()))
+            .send()
+            .await
+            .unwrap();
+        h.sim_post(
+            "/__sim/faults",
+            json!({"path": BATCH_PATH, "errcode": errcode, "times": 1}),
+        )
+        .await;
+        let current = h
+            .app
+            .tokens
+            .store()
+            .load(APPID)
+            .await
+            .unwrap()
+            .access_token
+            .unwrap()
+            .value;
+        let before = h.calls("/cgi-bin/token");
+        let (_, v) = batch(&eager, &format!("token={current}")).await;
+        assert_eq!(v["errcode"], 0, "{errcode}: {v}");
+        assert_eq!(h.calls("/cgi-bin/token"), before + 1, "{errcode}");
+    }
+}
