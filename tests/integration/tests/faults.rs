@@ -151,10 +151,12 @@ impl Moto {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("moto_server on PATH (make test puts .venv/bin there)");
+        // Dropping the guard kills and reaps the process, whatever happens next.
+        let moto = Moto(child);
         let url = format!("http://127.0.0.1:{port}/");
         for _ in 0..100 {
             if reqwest::get(&url).await.is_ok() {
-                return Moto(child);
+                return moto;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
