@@ -83,13 +83,15 @@ fn result(sim: &Sim, method: &Method, path: &str, body: &[u8]) -> R {
             Ok(json!(st.options))
         }
         (&Method::GET, "tokens") => {
-            // The latest token of each family and app, and how many were ever issued.
+            // The latest token of each family and app, and every token and ticket ever issued.
             let latest: Vec<Value> = st
                 .latest
                 .iter()
                 .map(|((family, app), token)| json!({ "family": family, "app": app, "access_token": token }))
                 .collect();
-            Ok(json!({ "latest": latest, "issued": st.tokens.len(), "tickets": st.tickets.len() }))
+            let tokens: Vec<&String> = st.tokens.keys().collect();
+            let tickets: Vec<&String> = st.tickets.keys().collect();
+            Ok(json!({ "latest": latest, "tokens": tokens, "tickets": tickets }))
         }
         (&Method::POST, "verify/jsapi") => {
             // What the WeChat client checks in wx.config: the signature over a live jsapi ticket
