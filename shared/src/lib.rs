@@ -7,6 +7,7 @@ pub mod config;
 pub mod envelope;
 pub mod handlers;
 pub mod invoice;
+pub mod runtime;
 pub mod sign;
 pub mod store;
 pub mod token;

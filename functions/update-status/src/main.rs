@@ -1,14 +1,14 @@
 //! Lambda `update-status`: wires configuration and clients once per process, then serves
 //! `wxinvoice::handlers::update_status`.
 
-use lambda_http::{run, service_fn, Error, Request};
+use lambda_http::{service_fn, Error, Request};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     wxinvoice::init_tracing();
     let app = wxinvoice::App::from_env().await?;
     let app = &app;
-    run(service_fn(move |req: Request| async move {
+    wxinvoice::runtime::run(service_fn(move |req: Request| async move {
         wxinvoice::handlers::update_status(app, req).await
     }))
     .await

@@ -194,7 +194,7 @@ pub fn fixture(name: &str) -> String {
 pub fn event(name: &str, edit: impl FnOnce(&mut Value)) -> Request {
     let mut v: Value = serde_json::from_str(&fixture(name)).unwrap();
     edit(&mut v);
-    lambda_http::request::from_str(&v.to_string()).expect("fixture converts to a request")
+    wxinvoice::runtime::request_from_json(&v.to_string()).expect("fixture converts to a request")
 }
 
 /// Sets the query string of a v2 event (raw, as API Gateway passes it).

@@ -133,19 +133,19 @@ async fn manual_forces_a_refresh_and_keeps_the_previous_token() {
 #[tokio::test]
 async fn scheduled_event_refreshes_what_is_due() {
     let h = Harness::new().await;
-    let req = lambda_http::request::from_str(&fixture("schedule-event.json")).unwrap();
+    let req = wxinvoice::runtime::request_from_json(&fixture("schedule-event.json")).unwrap();
     let resp = get_token(&h.app, req).await.unwrap();
     let v = body_json(&resp);
     assert_eq!(v["refreshed"], true, "{v}");
     assert!(v["wx_card_ticket_expires_in"].as_u64().unwrap() > 7000);
     // Fresh: the next run does nothing.
-    let req = lambda_http::request::from_str(&fixture("eventbridge-schedule.json")).unwrap();
+    let req = wxinvoice::runtime::request_from_json(&fixture("eventbridge-schedule.json")).unwrap();
     let v = body_json(&get_token(&h.app, req).await.unwrap());
     assert_eq!(v["refreshed"], false, "{v}");
     assert_eq!(h.calls("/cgi-bin/token"), 1);
     // With everything due (rotate ahead of the whole lifetime), the next run rotates.
     let eager = h.instance(&[("REFRESH_AHEAD_SECS", "7200")]);
-    let req = lambda_http::request::from_str(&fixture("schedule-event.json")).unwrap();
+    let req = wxinvoice::runtime::request_from_json(&fixture("schedule-event.json")).unwrap();
     let v = body_json(&get_token(&eager, req).await.unwrap());
     assert_eq!(v["refreshed"], true, "{v}");
     assert_eq!(v["version"], 2);
@@ -160,7 +160,7 @@ async fn scheduled_failure_is_an_invocation_error() {
         json!({"path": "/cgi-bin/token", "errcode": 40125, "errmsg": "invalid appsecret"}),
     )
     .await;
-    let req = lambda_http::request::from_str(&fixture("schedule-event.json")).unwrap();
+    let req = wxinvoice::runtime::request_from_json(&fixture("schedule-event.json")).unwrap();
     let err = get_token(&h.app, req).await.unwrap_err().to_string();
     assert!(err.contains("40125"), "{err}");
     assert!(!err.contains(APPSECRET));

@@ -117,7 +117,7 @@ async fn no_secret_or_token_reaches_the_logs() {
     token(app, "type=manual").await;
     // The scheduled refresh, rotating everything.
     let eager = h.instance(&[("REFRESH_AHEAD_SECS", "7200")]);
-    let sched = lambda_http::request::from_str(&fixture("schedule-event.json")).unwrap();
+    let sched = wxinvoice::runtime::request_from_json(&fixture("schedule-event.json")).unwrap();
     get_token(&eager, sched).await.unwrap();
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
