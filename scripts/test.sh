@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make test`: the whole suite from a fresh clone. Installs the local tools into .venv, checks
-# formatting, clippy and the SAM template, starts moto's DynamoDB server, runs the unit and
-# integration tests, then the end-to-end tests through `cargo lambda watch` (including
-# `cargo lambda invoke` of a scheduled event), and prints a summary.
+# formatting, clippy and the SAM template, starts moto's DynamoDB server, runs the unit,
+# property and integration tests, then against `cargo lambda watch`: the end-to-end tests
+# (including `cargo lambda invoke` of a scheduled event), schemathesis on openapi.yaml, and a
+# bounded load run. Prints a summary.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -36,7 +37,7 @@ export JSSDK_URL='https://expense.example.com/invoices?from=menu' RUST_LOG=info
 cargo build -p get-token -p get-invoice-batch -p update-status -p wechat-sim
 start wechat-sim "$RUN_DIR/wechat-sim.log" target/debug/wechat-sim --port "$SIM_PORT"
 wait_http "$WECHAT_API_BASE/__sim/stats" 30
-start "cargo lambda watch" "$RUN_DIR/watch.log" cargo lambda watch -A 127.0.0.1 -P "$PORT"
+start "cargo lambda watch" "$RUN_DIR/watch.log" cargo lambda watch --ignore-changes -A 127.0.0.1 -P "$PORT"
 wait_http "http://127.0.0.1:$PORT/" 300
 if ! WXINVOICE_E2E_URL="http://127.0.0.1:$PORT" \
   cargo test -p integration-tests --test e2e -- --ignored --test-threads=1 2>&1 | tee -a "$RUN_DIR/tests.log"; then
@@ -45,9 +46,20 @@ if ! WXINVOICE_E2E_URL="http://127.0.0.1:$PORT" \
   exit 1
 fi
 
+log "schemathesis on openapi.yaml (zero 5xx, answers conform to the schema)"
+PYTHONPATH=tests SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONDONTWRITEBYTECODE=1 \
+  st run openapi.yaml --url "http://127.0.0.1:$PORT" --checks not_a_server_error,response_schema_conformance \
+  --mode all --max-examples 100 --seed 1 --request-timeout 20 --no-color | tee "$RUN_DIR/schemathesis.log"
+schemathesis=$(grep -E '^ +[0-9]+ generated' "$RUN_DIR/schemathesis.log" | sed -E 's/^ +//')
+
+log "load: 10000 getToken and 2000 invoice requests, 32 at a time, over loopback"
+cargo run -q -p integration-tests --bin load -- "http://127.0.0.1:$PORT" 10000 2000 32 | tee "$RUN_DIR/load.log"
+
 read -r passed failed < <(awk '/^test result:/ {
   for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i }
 } END { print p + 0, f + 0 }' "$RUN_DIR/tests.log")
 echo
-echo "fmt, clippy and cfn-lint clean; wall time $(( $(date +%s) - STARTED )) s"
+echo "fmt, clippy and cfn-lint clean; schemathesis: $schemathesis"
+grep '^load:' "$RUN_DIR/load.log" | grep -v 'error:'
+echo "wall time $(( $(date +%s) - STARTED )) s"
 echo "summary: $passed passed, $failed failed"

@@ -255,7 +255,7 @@ async fn stored_token(app: &App) -> Result<String, ApiError> {
 fn token_param(config: &Config, req: &Request) -> Result<Option<String>, ApiError> {
     let query = query(req, &["token"])?;
     match query.get("token") {
-        Some(t) if t.len() > MAX_TOKEN => Err(ApiError::bad_request(format!(
+        Some(t) if t.chars().count() > MAX_TOKEN => Err(ApiError::bad_request(format!(
             "token: longer than {MAX_TOKEN} characters"
         ))),
         Some(t) if !t.trim().is_empty() => Ok(Some(t.to_string())),

@@ -193,7 +193,7 @@ fn check_str(name: &str, value: &str, max: usize) -> Result<(), ApiError> {
             "body.{name}: must not be empty"
         )));
     }
-    if value.len() > max {
+    if value.chars().count() > max {
         return Err(ApiError::bad_request(format!(
             "body.{name}: longer than {max} characters"
         )));
