@@ -29,12 +29,7 @@ impl App {
 
     /// `secret`: the resolved AppSecret; `None` for functions that never fetch a token.
     pub fn new(config: Config, sdk: &SdkConfig, secret: Option<Secret>) -> Self {
-        let wechat = WeChatClient::new(
-            &config.api_base,
-            &config.appid,
-            secret,
-            config.timing.wechat_timeout,
-        );
+        let wechat = WeChatClient::new(&config, secret);
         // Every DynamoDB operation, retries included, is bounded by DYNAMODB_TIMEOUT_MS.
         let ddb_config = aws_sdk_dynamodb::config::Builder::from(sdk)
             .timeout_config(timeouts(&config))

@@ -5,7 +5,27 @@
 use std::fmt;
 use std::time::Duration;
 
-pub const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
+/// Official Accounts' API host.
+pub const MP_API_BASE: &str = "https://api.weixin.qq.com";
+/// WeCom's API host.
+pub const WORK_API_BASE: &str = "https://qyapi.weixin.qq.com";
+
+/// Which WeChat: Official Accounts (`mp`) or WeCom (`work`, 企业微信).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    Mp,
+    Work,
+}
+
+/// How an Official Account's access_token is fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenApi {
+    /// `/cgi-bin/token`: a new token per call, the previous one honoured 5 more minutes.
+    Classic,
+    /// `/cgi-bin/stable_token`: isolated from `/cgi-bin/token`; the same token until its last
+    /// 5 minutes (normal mode), `force_refresh` at most 20 a day.
+    Stable,
+}
 
 /// A value that must never reach a log: Debug and Display print a placeholder.
 #[derive(Clone, PartialEq, Eq)]
@@ -35,14 +55,20 @@ pub enum SecretSource {
 
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub platform: Platform,
+    pub token_api: TokenApi,
+    /// AppID (Official Account) or corpid (WeCom).
     pub appid: String,
     /// Only the function that fetches tokens needs the AppSecret.
     pub secret: Option<SecretSource>,
     /// WeChat's API host, or the simulator's.
     pub api_base: String,
     pub table: String,
-    /// The page URL signed for `wx.config` (the spec's fixed `url`).
+    /// The page URL signed for `wx.config` when the caller names none (the spec's fixed `url`).
     pub jssdk_url: String,
+    /// Origins (`scheme://host[:port]`) whose pages may be signed and may call the API from a
+    /// browser (CORS). Default: the origin of `jssdk_url`.
+    pub allowed_origins: Vec<String>,
     /// `false` (hardened mode): getToken leaves `access_token` out and the invoice endpoints use
     /// the stored token, so the token never leaves the gateway.
     pub expose_access_token: bool,
@@ -115,6 +141,29 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// The origin (`scheme://host[:port]`, lower case, default port left out) of an http(s) URL.
+pub fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "https" => "443",
+        "http" => "80",
+        _ => return None,
+    };
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    let authority = authority.to_ascii_lowercase();
+    let authority = authority
+        .strip_suffix(&format!(":{default_port}"))
+        .unwrap_or(&authority);
+    let valid = authority
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+    valid.then(|| format!("{scheme}://{authority}"))
+}
+
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -173,15 +222,56 @@ impl Config {
             max_body_bytes: count("MAX_BODY_BYTES", dl.max_body_bytes)?,
             max_items: count("MAX_ITEMS", dl.max_items)?,
         };
+        let platform = match get("WECHAT_PLATFORM").as_deref() {
+            None | Some("mp") => Platform::Mp,
+            Some("work") => Platform::Work,
+            Some(_) => return Err(ConfigError("WECHAT_PLATFORM must be mp or work".into())),
+        };
+        let token_api = match get("WECHAT_TOKEN_API").as_deref() {
+            None | Some("classic") => TokenApi::Classic,
+            Some("stable") if platform == Platform::Mp => TokenApi::Stable,
+            Some("stable") => {
+                return Err(ConfigError(
+                    "WECHAT_TOKEN_API=stable is for Official Accounts (mp) only".into(),
+                ))
+            }
+            Some(_) => {
+                return Err(ConfigError(
+                    "WECHAT_TOKEN_API must be classic or stable".into(),
+                ))
+            }
+        };
+        let jssdk_url = required("JSSDK_URL")?;
+        let allowed_origins = match get("ALLOWED_ORIGINS") {
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(|o| {
+                    origin_of(o).ok_or_else(|| {
+                        ConfigError(format!("ALLOWED_ORIGINS: `{o}` is not an origin"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None => vec![origin_of(&jssdk_url)
+                .ok_or_else(|| ConfigError("JSSDK_URL is not an http(s) URL".into()))?],
+        };
+        let default_base = match platform {
+            Platform::Mp => MP_API_BASE,
+            Platform::Work => WORK_API_BASE,
+        };
         let config = Config {
+            platform,
+            token_api,
             appid: required("WECHAT_APPID")?,
             secret,
             api_base: get("WECHAT_API_BASE")
-                .unwrap_or_else(|| DEFAULT_API_BASE.to_string())
+                .unwrap_or_else(|| default_base.to_string())
                 .trim_end_matches('/')
                 .to_string(),
             table: required("TOKEN_TABLE")?,
-            jssdk_url: required("JSSDK_URL")?,
+            jssdk_url,
+            allowed_origins,
             expose_access_token: match get("EXPOSE_ACCESS_TOKEN").as_deref() {
                 None | Some("true") => true,
                 Some("false") => false,
@@ -240,7 +330,10 @@ mod tests {
     #[test]
     fn defaults_apply_and_secret_is_redacted() {
         let c = from(&BASE).unwrap();
-        assert_eq!(c.api_base, DEFAULT_API_BASE);
+        assert_eq!(c.api_base, MP_API_BASE);
+        assert_eq!(c.platform, Platform::Mp);
+        assert_eq!(c.token_api, TokenApi::Classic);
+        assert_eq!(c.allowed_origins, ["https://example.com"]);
         assert_eq!(c.timing.lease, Duration::from_secs(10));
         assert_eq!(c.limits.max_items, 100);
         let dbg = format!("{c:?}");
@@ -249,7 +342,11 @@ mod tests {
 
     #[test]
     fn missing_or_bad_values_are_named() {
-        let e = from(&[("WECHAT_APPID", "wx1"), ("JSSDK_URL", "u")]).unwrap_err();
+        let e = from(&[
+            ("WECHAT_APPID", "wx1"),
+            ("JSSDK_URL", "https://a.example.com/"),
+        ])
+        .unwrap_err();
         assert!(e.0.contains("TOKEN_TABLE"));
         let mut v = BASE.to_vec();
         v.push(("WECHAT_TIMEOUT_MS", "fast"));
@@ -278,5 +375,86 @@ mod tests {
         let mut v = BASE.to_vec();
         v.push(("WECHAT_API_BASE", "http://127.0.0.1:9100/"));
         assert_eq!(from(&v).unwrap().api_base, "http://127.0.0.1:9100");
+    }
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::origin_of;
+
+    #[test]
+    fn origins_are_normalised() {
+        assert_eq!(
+            origin_of("https://Expense.Example.com:443/a?b#c").as_deref(),
+            Some("https://expense.example.com")
+        );
+        assert_eq!(
+            origin_of("http://localhost:8080/").as_deref(),
+            Some("http://localhost:8080")
+        );
+        assert_eq!(
+            origin_of("http://a.example.com:80").as_deref(),
+            Some("http://a.example.com")
+        );
+        assert_eq!(
+            origin_of("https://a.example.com?x=1").as_deref(),
+            Some("https://a.example.com")
+        );
+        assert_eq!(origin_of("ftp://a.example.com/"), None);
+        assert_eq!(origin_of("https://user@evil.example.com/"), None);
+        assert_eq!(origin_of("https:///path"), None);
+        assert_eq!(origin_of("javascript:alert(1)"), None);
+    }
+}
+
+#[cfg(test)]
+mod platform_tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut map: HashMap<String, String> = [
+            ("WECHAT_APPID", "wx1"),
+            ("WECHAT_SECRET", "s"),
+            ("TOKEN_TABLE", "t"),
+            ("JSSDK_URL", "https://expense.example.com/page"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in pairs {
+            map.insert(k.to_string(), v.to_string());
+        }
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn platform_token_api_and_origins() {
+        let work = from(&[("WECHAT_PLATFORM", "work")]).unwrap();
+        assert_eq!(
+            (work.platform, work.api_base.as_str()),
+            (Platform::Work, WORK_API_BASE)
+        );
+        let stable = from(&[("WECHAT_TOKEN_API", "stable")]).unwrap();
+        assert_eq!(stable.token_api, TokenApi::Stable);
+        assert!(from(&[("WECHAT_PLATFORM", "work"), ("WECHAT_TOKEN_API", "stable")]).is_err());
+        assert!(from(&[("WECHAT_PLATFORM", "qq")])
+            .unwrap_err()
+            .0
+            .contains("WECHAT_PLATFORM"));
+        let c = from(&[(
+            "ALLOWED_ORIGINS",
+            "https://A.example.com, http://localhost:8080/",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.allowed_origins,
+            ["https://a.example.com", "http://localhost:8080"]
+        );
+        assert!(from(&[("ALLOWED_ORIGINS", "not an origin")]).is_err());
+        assert_eq!(
+            from(&[]).unwrap().allowed_origins,
+            ["https://expense.example.com"]
+        );
     }
 }

@@ -15,8 +15,8 @@ use crate::config::Config;
 use crate::envelope::{json_response, ApiError, MISSING_TOKEN};
 use crate::invoice::{parse_body, GetInvoiceBatchRequest, UpdateStatusRequest, Validate};
 use crate::sign;
-use crate::token::{guaranteed_secs, now_ms, Mode, Served, DEAD_TOKEN_ERRCODES};
-use crate::wechat::{WeChatError, GET_INVOICE_BATCH_PATH, UPDATE_STATUS_BATCH_PATH};
+use crate::token::{guaranteed_secs, Mode, Served, DEAD_TOKEN_ERRCODES};
+use crate::wechat::WeChatError;
 use crate::App;
 
 pub const GET_TOKEN_PATH: &str = "/core/r/api/weChat/getToken";
@@ -89,7 +89,7 @@ fn token_answer(app: &App, served: &Served) -> Result<Response<Body>, ApiError> 
     else {
         return Err(ApiError::Unavailable("no access_token stored".into()));
     };
-    let now = now_ms();
+    let now = app.tokens.clock().now_ms();
     let timestamp = now / 1000;
     let noncestr = sign::noncestr();
     let url = app.config.jssdk_url.as_str();
@@ -99,7 +99,12 @@ fn token_answer(app: &App, served: &Served) -> Result<Response<Body>, ApiError> 
             .config
             .expose_access_token
             .then_some(token.value.as_str()),
-        expires_in: guaranteed_secs(token, app.tokens.timing(), now),
+        expires_in: guaranteed_secs(
+            token,
+            app.tokens.timing(),
+            now,
+            app.wechat.new_token_ends_previous(),
+        ),
         appid: &app.config.appid,
         timestamp,
         noncestr,
@@ -126,7 +131,7 @@ async fn scheduled(app: &App) -> Result<Response<Body>, Error> {
     let ms = started.elapsed().as_millis() as u64;
     match result {
         Ok(served) => {
-            let now = now_ms();
+            let now = app.tokens.clock().now_ms();
             let left = |c: &Option<crate::store::Credential>| {
                 c.as_ref()
                     .map(|c| c.expires_at_ms.saturating_sub(now) / 1000)
@@ -171,7 +176,7 @@ pub async fn get_invoice_batch(app: &App, req: Request) -> Result<Response<Body>
     let result = async {
         let (token, body) =
             parse_invoice::<GetInvoiceBatchRequest>(&app.config, &req, GET_INVOICE_BATCH)?;
-        forward(app, GET_INVOICE_BATCH_PATH, token, &body).await
+        forward(app, app.wechat.paths().invoice_batch, token, &body).await
     }
     .await;
     Ok(answer(GET_INVOICE_BATCH, &req, started, result))
@@ -182,7 +187,7 @@ pub async fn update_status(app: &App, req: Request) -> Result<Response<Body>, Er
     let started = Instant::now();
     let result = async {
         let (token, body) = parse_invoice::<UpdateStatusRequest>(&app.config, &req, UPDATE_STATUS)?;
-        forward(app, UPDATE_STATUS_BATCH_PATH, token, &body).await
+        forward(app, app.wechat.paths().update_status_batch, token, &body).await
     }
     .await;
     Ok(answer(UPDATE_STATUS, &req, started, result))

@@ -3,6 +3,8 @@
 //! else serves the stored credentials while they are valid, or waits (bounded) for the holder's
 //! write. A failed refresh never removes valid stored credentials.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::Timing;
@@ -81,6 +83,25 @@ pub struct Served {
     pub fault: Option<ApiError>,
 }
 
+/// The gateway's clock. Production uses the system clock; tests move it forward together with the
+/// simulator's to play out hours of token lifecycle in seconds.
+#[derive(Clone, Default, Debug)]
+pub struct Clock {
+    offset_ms: Arc<AtomicI64>,
+}
+
+impl Clock {
+    pub fn now_ms(&self) -> u64 {
+        now_ms().saturating_add_signed(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    pub fn advance(&self, d: Duration) {
+        self.offset_ms
+            .fetch_add(d.as_millis() as i64, Ordering::Relaxed);
+    }
+}
+
+/// The system clock, Unix milliseconds.
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -103,6 +124,7 @@ pub struct TokenService {
     store: TokenStore,
     wechat: WeChatClient,
     timing: Timing,
+    clock: Clock,
 }
 
 impl TokenService {
@@ -111,11 +133,20 @@ impl TokenService {
             store,
             wechat,
             timing,
+            clock: Clock::default(),
         }
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn timing(&self) -> &Timing {
         &self.timing
+    }
+
+    pub fn wechat(&self) -> &WeChatClient {
+        &self.wechat
     }
 
     pub fn store(&self) -> &TokenStore {
@@ -152,7 +183,7 @@ impl TokenService {
     /// while WeChat still honours it; anything else gets WeChat's own 40001 answer.
     pub async fn check(&self, token: &str) -> Result<TokenState, ApiError> {
         let state = self.store.load(self.appid()).await?;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let known = |c: &Option<Credential>| {
             c.as_ref()
                 .is_some_and(|c| c.value == token && c.valid_for(now, 0))
@@ -185,13 +216,19 @@ impl TokenService {
 
     /// Within the cooldown of the last published refresh, with a valid token stored.
     fn cooling(&self, state: &TokenState) -> bool {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         usable(state, now, 0) && now < state.refreshed_at_ms + ms(self.timing.cooldown)
     }
 
     fn satisfied(&self, want: Want<'_>, state: &TokenState) -> bool {
-        let now = now_ms();
+        let now = self.clock.now_ms();
+        // A valid token refreshed within the cooldown is not fetched again unforced: where WeChat
+        // answers the same token until late in its life (stable_token, WeCom), being "due" must
+        // not turn every request into a fetch.
+        let just_refreshed =
+            usable(state, now, 0) && now < state.refreshed_at_ms + ms(self.timing.cooldown);
         match want {
+            Want::Fresh | Want::Scheduled if just_refreshed => true,
             Want::Fresh => usable(state, now, ms(self.timing.lazy_margin)),
             Want::Scheduled => {
                 let ahead = ms(self.timing.rotate_ahead);
@@ -213,7 +250,7 @@ impl TokenService {
         let owner = uuid::Uuid::new_v4().to_string();
         let deadline = Instant::now() + self.timing.wait;
         loop {
-            let now = now_ms();
+            let now = self.clock.now_ms();
             let lock = match self
                 .store
                 .try_lock(self.appid(), &owner, now, ms(self.timing.lease))
@@ -269,7 +306,7 @@ impl TokenService {
                         fault: None,
                     });
                 }
-                let now = now_ms();
+                let now = self.clock.now_ms();
                 let holder_gone = state.lock_owner.is_none();
                 let lease_over = state.lock_owner.is_some() && state.lock_until_ms < now;
                 seen = state;
@@ -313,7 +350,7 @@ impl TokenService {
         };
         match self.store.commit(self.appid(), owner, &update).await {
             Ok(Some(state)) => {
-                if usable(&state, now_ms(), 0) {
+                if usable(&state, self.clock.now_ms(), 0) {
                     Ok(Served {
                         state,
                         source: Source::Refreshed,
@@ -328,7 +365,7 @@ impl TokenService {
             Ok(None) => {
                 // Our lease ran out and another holder took over: its state wins, ours is dropped.
                 let state = self.store.load(self.appid()).await?;
-                if usable(&state, now_ms(), 0) {
+                if usable(&state, self.clock.now_ms(), 0) {
                     Ok(Served {
                         state,
                         source: Source::Waited,
@@ -350,7 +387,7 @@ impl TokenService {
         want: Want<'_>,
         locked: &TokenState,
     ) -> (Option<Update>, Option<ApiError>) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let threshold = match want {
             Want::Fresh => ms(self.timing.lazy_margin),
             Want::Scheduled => ms(self.timing.rotate_ahead),
@@ -364,14 +401,15 @@ impl TokenService {
         let mut fault = None;
 
         let token = if due(&locked.access_token) {
-            match self.wechat.fetch_access_token().await {
+            let force = matches!(want, Want::Forced { .. } | Want::Replace { .. });
+            match self.wechat.fetch_access_token(force).await {
                 Ok(issued) => {
                     // WeChat keeps honouring the old token for the grace period.
                     let grace_end = now + ms(self.timing.grace);
                     update.previous_access_token = locked
                         .access_token
                         .as_ref()
-                        .filter(|c| c.valid_for(now, 0))
+                        .filter(|c| c.valid_for(now, 0) && c.value != issued.value)
                         .map(|c| Credential {
                             value: c.value.clone(),
                             expires_at_ms: c.expires_at_ms.min(grace_end),
@@ -389,7 +427,8 @@ impl TokenService {
             }
         };
         // A new access_token rotates both tickets with it, so all three age together.
-        let rotated = update.access_token.is_some();
+        let rotated = update.previous_access_token.is_some()
+            || (update.access_token.is_some() && locked.access_token.is_none());
         for kind in [TicketKind::Jsapi, TicketKind::WxCard] {
             let current = match kind {
                 TicketKind::Jsapi => &locked.jsapi_ticket,
@@ -425,7 +464,7 @@ impl TokenService {
         stored: TokenState,
         err: ApiError,
     ) -> Result<Served, ApiError> {
-        if want.accepts_stored() && usable(&stored, now_ms(), 0) {
+        if want.accepts_stored() && usable(&stored, self.clock.now_ms(), 0) {
             Ok(Served {
                 state: stored,
                 source: Source::StoredAfterFault,
@@ -444,10 +483,19 @@ fn credential(issued: &Issued, now_ms: u64) -> Credential {
     }
 }
 
-/// Seconds the access_token is guaranteed to keep working, counted from `now_ms`: until the
-/// scheduled rotation (plus WeChat's grace for the previous token), and never past its expiry.
-pub fn guaranteed_secs(token: &Credential, timing: &Timing, now_ms: u64) -> u64 {
+/// Seconds the access_token is guaranteed to keep working, counted from `now_ms`: never past its
+/// expiry, and where a new token ends the previous one (`rotation_ends_it`, the classic
+/// `/cgi-bin/token`), until the scheduled rotation plus WeChat's grace for the previous token.
+pub fn guaranteed_secs(
+    token: &Credential,
+    timing: &Timing,
+    now_ms: u64,
+    rotation_ends_it: bool,
+) -> u64 {
     let remaining = token.expires_at_ms.saturating_sub(now_ms);
+    if !rotation_ends_it {
+        return remaining / 1000;
+    }
     let rotation_at = token.expires_at_ms.saturating_sub(ms(timing.rotate_ahead));
     let until_rotation = rotation_at.saturating_sub(now_ms) + ms(timing.grace);
     remaining.min(until_rotation) / 1000
@@ -466,24 +514,26 @@ mod tests {
             expires_at_ms: now + 7_200_000,
         };
         // 7200 − 3900 (rotate ahead) + 300 (grace) = 3600: the token lives one schedule period.
-        assert_eq!(guaranteed_secs(&fresh, &t, now), 3600);
+        assert_eq!(guaranteed_secs(&fresh, &t, now, true), 3600);
         // Past the rotation point: only the grace is guaranteed.
         let due = Credential {
             value: "x".into(),
             expires_at_ms: now + 3_000_000,
         };
-        assert_eq!(guaranteed_secs(&due, &t, now), 300);
+        assert_eq!(guaranteed_secs(&due, &t, now, true), 300);
         // Never beyond expiry.
         let dying = Credential {
             value: "x".into(),
             expires_at_ms: now + 120_000,
         };
-        assert_eq!(guaranteed_secs(&dying, &t, now), 120);
+        assert_eq!(guaranteed_secs(&dying, &t, now, true), 120);
         let dead = Credential {
             value: "x".into(),
             expires_at_ms: now - 1,
         };
-        assert_eq!(guaranteed_secs(&dead, &t, now), 0);
+        assert_eq!(guaranteed_secs(&dead, &t, now, true), 0);
+        // Stable and WeCom tokens are not ended by a newer one: their whole remaining life.
+        assert_eq!(guaranteed_secs(&fresh, &t, now, false), 7200);
     }
 
     #[test]

@@ -2,17 +2,41 @@
 //! Every call has an explicit timeout; errors never carry the request URL (it holds the
 //! AppSecret or an access_token).
 
-use std::time::Duration;
-
 use serde_json::{Map, Value};
 
-use crate::config::Secret;
+use crate::config::{Config, Platform, Secret, TokenApi};
 use crate::envelope::{ApiError, WeChatErrorBody};
 
-pub const TOKEN_PATH: &str = "/cgi-bin/token";
-pub const TICKET_PATH: &str = "/cgi-bin/ticket/getticket";
-pub const GET_INVOICE_BATCH_PATH: &str = "/card/invoice/reimburse/getinvoicebatch";
-pub const UPDATE_STATUS_BATCH_PATH: &str = "/card/invoice/reimburse/updatestatusbatch";
+/// WeChat's paths for one platform.
+#[derive(Debug, Clone, Copy)]
+pub struct Paths {
+    pub token: &'static str,
+    pub jsapi_ticket: &'static str,
+    pub wx_card_ticket: &'static str,
+    pub invoice_batch: &'static str,
+    pub update_status_batch: &'static str,
+}
+
+/// Official Accounts (api.weixin.qq.com); with `WECHAT_TOKEN_API=stable` the token comes from
+/// `/cgi-bin/stable_token` instead.
+pub const MP_PATHS: Paths = Paths {
+    token: "/cgi-bin/token",
+    jsapi_ticket: "/cgi-bin/ticket/getticket",
+    wx_card_ticket: "/cgi-bin/ticket/getticket",
+    invoice_batch: "/card/invoice/reimburse/getinvoicebatch",
+    update_status_batch: "/card/invoice/reimburse/updatestatusbatch",
+};
+
+pub const MP_STABLE_TOKEN_PATH: &str = "/cgi-bin/stable_token";
+
+/// WeCom (qyapi.weixin.qq.com): note `getinvoiceinfobatch`, not the Official Account name.
+pub const WORK_PATHS: Paths = Paths {
+    token: "/cgi-bin/gettoken",
+    jsapi_ticket: "/cgi-bin/get_jsapi_ticket",
+    wx_card_ticket: "/cgi-bin/ticket/get",
+    invoice_batch: "/cgi-bin/card/invoice/reimburse/getinvoiceinfobatch",
+    update_status_batch: "/cgi-bin/card/invoice/reimburse/updatestatusbatch",
+};
 
 /// A credential as WeChat issued it.
 #[derive(Clone, PartialEq, Eq)]
@@ -85,20 +109,33 @@ pub struct WeChatClient {
     base: String,
     appid: String,
     secret: Option<Secret>,
+    platform: Platform,
+    token_api: TokenApi,
+    paths: Paths,
 }
 
 impl WeChatClient {
-    pub fn new(base: &str, appid: &str, secret: Option<Secret>, timeout: Duration) -> Self {
+    /// `secret`: the AppSecret (corpsecret for WeCom); `None` for a client that never fetches a
+    /// token.
+    pub fn new(config: &Config, secret: Option<Secret>) -> Self {
+        let timeout = config.timing.wechat_timeout;
         let http = reqwest::Client::builder()
             .connect_timeout(timeout)
             .timeout(timeout)
             .build()
             .expect("a TLS backend is compiled in");
+        let paths = match config.platform {
+            Platform::Mp => MP_PATHS,
+            Platform::Work => WORK_PATHS,
+        };
         WeChatClient {
             http,
-            base: base.to_string(),
-            appid: appid.to_string(),
+            base: config.api_base.clone(),
+            appid: config.appid.clone(),
             secret,
+            platform: config.platform,
+            token_api: config.token_api,
+            paths,
         }
     }
 
@@ -106,35 +143,76 @@ impl WeChatClient {
         &self.appid
     }
 
-    /// `GET /cgi-bin/token`: a new access_token (WeChat keeps the previous one for 5 minutes).
-    pub async fn fetch_access_token(&self) -> Result<Issued, WeChatError> {
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    /// Whether each new token ends the previous one after WeChat's grace period (the classic
+    /// `/cgi-bin/token`); stable and WeCom tokens keep working until their own expiry.
+    pub fn new_token_ends_previous(&self) -> bool {
+        self.platform == Platform::Mp && self.token_api == TokenApi::Classic
+    }
+
+    /// A new access_token. `force` only matters for `stable_token`, where normal mode answers the
+    /// current token and `force_refresh` (at most 20 a day) replaces it.
+    pub async fn fetch_access_token(&self, force: bool) -> Result<Issued, WeChatError> {
         let Some(secret) = &self.secret else {
             return Err(WeChatError::Unreachable(
                 "this function has no AppSecret configured".into(),
             ));
         };
-        let url = format!(
-            "{}{TOKEN_PATH}?grant_type=client_credential&appid={}&secret={}",
-            self.base,
-            enc(&self.appid),
-            enc(secret.expose())
-        );
-        let body = self.call(self.http.get(url)).await?;
+        let (base, appid, secret) = (&self.base, enc(&self.appid), enc(secret.expose()));
+        let req = match (self.platform, self.token_api) {
+            (Platform::Mp, TokenApi::Classic) => self.http.get(format!(
+                "{base}{}?grant_type=client_credential&appid={appid}&secret={secret}",
+                self.paths.token
+            )),
+            (Platform::Mp, TokenApi::Stable) => {
+                let body = serde_json::json!({
+                    "grant_type": "client_credential",
+                    "appid": self.appid,
+                    "secret": self.secret.as_ref().map(Secret::expose),
+                    "force_refresh": force,
+                });
+                self.http
+                    .post(format!("{base}{MP_STABLE_TOKEN_PATH}"))
+                    .json(&body)
+            }
+            (Platform::Work, _) => self.http.get(format!(
+                "{base}{}?corpid={appid}&corpsecret={secret}",
+                self.paths.token
+            )),
+        };
+        let body = self.call(req).await?;
         issued(&body, "access_token")
     }
 
-    /// `GET /cgi-bin/ticket/getticket?type=jsapi|wx_card`.
+    /// A JS-SDK ticket: `/cgi-bin/ticket/getticket?type=jsapi|wx_card` (Official Accounts),
+    /// `/cgi-bin/get_jsapi_ticket` and `/cgi-bin/ticket/get?type=wx_card` (WeCom).
     pub async fn fetch_ticket(
         &self,
         access_token: &str,
         kind: TicketKind,
     ) -> Result<Issued, WeChatError> {
-        let url = format!(
-            "{}{TICKET_PATH}?access_token={}&type={}",
-            self.base,
-            enc(access_token),
-            kind.as_str()
-        );
+        let token = enc(access_token);
+        let url = match (self.platform, kind) {
+            (Platform::Mp, _) => format!(
+                "{}{}?access_token={token}&type={}",
+                self.base,
+                self.paths.jsapi_ticket,
+                kind.as_str()
+            ),
+            (Platform::Work, TicketKind::Jsapi) => {
+                format!(
+                    "{}{}?access_token={token}",
+                    self.base, self.paths.jsapi_ticket
+                )
+            }
+            (Platform::Work, TicketKind::WxCard) => format!(
+                "{}{}?access_token={token}&type=wx_card",
+                self.base, self.paths.wx_card_ticket
+            ),
+        };
         let body = self.call(self.http.get(url)).await?;
         issued(&body, "ticket")
     }

@@ -166,7 +166,10 @@ async fn while_one_instance_refreshes_others_serve_the_valid_stored_token() {
         json!({"path": "/cgi-bin/token", "latency_ms": 600}),
     )
     .await;
-    let scheduler = h.instance(&[("REFRESH_AHEAD_SECS", "7200")]);
+    let scheduler = h.instance(&[
+        ("REFRESH_AHEAD_SECS", "7200"),
+        ("REFRESH_COOLDOWN_SECS", "0"),
+    ]);
     let reader = h.instance(&[]);
     let sched = tokio::spawn(async move {
         scheduler

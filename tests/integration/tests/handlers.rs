@@ -144,7 +144,10 @@ async fn scheduled_event_refreshes_what_is_due() {
     assert_eq!(v["refreshed"], false, "{v}");
     assert_eq!(h.calls("/cgi-bin/token"), 1);
     // With everything due (rotate ahead of the whole lifetime), the next run rotates.
-    let eager = h.instance(&[("REFRESH_AHEAD_SECS", "7200")]);
+    let eager = h.instance(&[
+        ("REFRESH_AHEAD_SECS", "7200"),
+        ("REFRESH_COOLDOWN_SECS", "0"),
+    ]);
     let req = wxinvoice::runtime::request_from_json(&fixture("schedule-event.json")).unwrap();
     let v = body_json(&get_token(&eager, req).await.unwrap());
     assert_eq!(v["refreshed"], true, "{v}");

@@ -116,7 +116,10 @@ async fn no_secret_or_token_reaches_the_logs() {
     h.sim_post("/__sim/faults", json!({"path": "/cgi-bin/token", "errcode": 40125, "errmsg": "invalid appsecret", "times": 1})).await;
     token(app, "type=manual").await;
     // The scheduled refresh, rotating everything.
-    let eager = h.instance(&[("REFRESH_AHEAD_SECS", "7200")]);
+    let eager = h.instance(&[
+        ("REFRESH_AHEAD_SECS", "7200"),
+        ("REFRESH_COOLDOWN_SECS", "0"),
+    ]);
     let sched = wxinvoice::runtime::request_from_json(&fixture("schedule-event.json")).unwrap();
     get_token(&eager, sched).await.unwrap();
 
