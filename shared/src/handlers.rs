@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use lambda_http::http::header::{self, HeaderValue};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
@@ -11,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::envelope::{json_response, ApiError, MISSING_TOKEN};
 use crate::invoice::{parse_body, GetInvoiceBatchRequest, UpdateStatusRequest, Validate};
 use crate::sign;
@@ -46,7 +47,16 @@ struct TokenAnswer<'a> {
     jsapi_ticket: &'a str,
     url: &'a str,
     signature: String,
+    /// For `wx.invoke('chooseInvoice', {timestamp, nonceStr: noncestr, signType: sign_type,
+    /// cardSign: card_sign})`: signed with the wx_card ticket, the same timestamp and noncestr.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    card_sign: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sign_type: Option<&'static str>,
 }
+
+/// Longest page URL accepted for signing.
+const MAX_URL: usize = 4096;
 
 /// `GET /core/r/api/weChat/getToken`, and the hourly scheduled event (which reaches lambda_http
 /// as a pass-through request).
@@ -54,37 +64,69 @@ pub async fn get_token(app: &App, req: Request) -> Result<Response<Body>, Error>
     if matches!(req.request_context_ref(), Some(RequestContext::PassThrough)) {
         return scheduled(app).await;
     }
+    if let Some(resp) = preflight(&app.config, &req, GET_TOKEN_PATH, "GET") {
+        return Ok(resp);
+    }
     let started = Instant::now();
-    Ok(answer(
-        GET_TOKEN_PATH,
-        &req,
-        started,
-        get_token_inner(app, &req).await,
-    ))
+    let result = get_token_inner(app, &req).await;
+    Ok(answer(app, GET_TOKEN_PATH, &req, started, result))
 }
 
-/// Everything getToken checks before any I/O: path, method, query.
-pub fn parse_get_token(req: &Request) -> Result<Mode, ApiError> {
+/// Everything getToken checks before any I/O: path, method, query; the mode and the page URL to
+/// sign (the configured one when the caller names none).
+pub fn parse_get_token(config: &Config, req: &Request) -> Result<(Mode, String), ApiError> {
     route(req, GET_TOKEN_PATH, Method::GET)?;
-    let query = query(req, &["type"])?;
-    match query.get("type").copied() {
-        None | Some("auto") => Ok(Mode::Auto),
-        Some("manual") => Ok(Mode::Manual),
-        Some(other) => Err(ApiError::bad_request(format!(
-            "type: must be `auto` or `manual`, not `{}`",
-            truncate(other)
-        ))),
+    let query = query(req, &["type", "url"])?;
+    let mode = match query.get("type").copied() {
+        None | Some("auto") => Mode::Auto,
+        Some("manual") => Mode::Manual,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "type: must be `auto` or `manual`, not `{}`",
+                truncate(other)
+            )))
+        }
+    };
+    let url = match query.get("url") {
+        None => config.jssdk_url.clone(),
+        Some(url) => page_url(config, url)?,
+    };
+    Ok((mode, url))
+}
+
+/// The page URL to sign, as `wx.config` sees it: the query value (percent-decoded once, by the
+/// query parsing) up to any `#`, otherwise byte for byte; only for the allowed origins.
+fn page_url(config: &Config, url: &str) -> Result<String, ApiError> {
+    if url.chars().count() > MAX_URL {
+        return Err(ApiError::bad_request(format!(
+            "url: longer than {MAX_URL} characters"
+        )));
     }
+    let page = url.split('#').next().unwrap_or_default();
+    let Some(origin) = config::origin_of(page) else {
+        return Err(ApiError::bad_request(format!(
+            "url: `{}` is not an http(s) URL (send encodeURIComponent(location.href.split('#')[0]))",
+            truncate(page)
+        )));
+    };
+    if !config.allowed_origins.contains(&origin) {
+        return Err(ApiError::bad_request(format!(
+            "url: origin {} is not allowed; allowed: {}",
+            truncate(&origin),
+            config.allowed_origins.join(", ")
+        )));
+    }
+    Ok(page.to_string())
 }
 
 async fn get_token_inner(app: &App, req: &Request) -> Result<(Response<Body>, Note), ApiError> {
-    let mode = parse_get_token(req)?;
+    let (mode, url) = parse_get_token(&app.config, req)?;
     let served = app.tokens.get(mode).await?;
-    let resp = token_answer(app, &served)?;
+    let resp = token_answer(app, &served, &url)?;
     Ok((resp, note(&served)))
 }
 
-fn token_answer(app: &App, served: &Served) -> Result<Response<Body>, ApiError> {
+fn token_answer(app: &App, served: &Served, url: &str) -> Result<Response<Body>, ApiError> {
     let (Some(token), Some(ticket)) = (&served.state.access_token, &served.state.jsapi_ticket)
     else {
         return Err(ApiError::Unavailable("no access_token stored".into()));
@@ -92,8 +134,13 @@ fn token_answer(app: &App, served: &Served) -> Result<Response<Body>, ApiError> 
     let now = app.tokens.clock().now_ms();
     let timestamp = now / 1000;
     let noncestr = sign::noncestr();
-    let url = app.config.jssdk_url.as_str();
     let signature = sign::jsapi_signature(&ticket.value, &noncestr, timestamp, url);
+    let card_sign = served
+        .state
+        .wx_card_ticket
+        .as_ref()
+        .filter(|c| c.valid_for(now, 0))
+        .map(|c| sign::card_sign(&c.value, &app.config.appid, timestamp, &noncestr));
     let answer = TokenAnswer {
         access_token: app
             .config
@@ -111,6 +158,8 @@ fn token_answer(app: &App, served: &Served) -> Result<Response<Body>, ApiError> 
         jsapi_ticket: &ticket.value,
         url,
         signature,
+        sign_type: card_sign.as_ref().map(|_| "SHA1"),
+        card_sign,
     };
     let body = serde_json::to_string(&answer).expect("plain struct serializes");
     Ok(json_response(StatusCode::OK, body))
@@ -172,6 +221,9 @@ async fn scheduled(app: &App) -> Result<Response<Body>, Error> {
 
 /// `POST /core/r/api/weChat/getInvoiceBatch?token=…`
 pub async fn get_invoice_batch(app: &App, req: Request) -> Result<Response<Body>, Error> {
+    if let Some(resp) = preflight(&app.config, &req, GET_INVOICE_BATCH, "POST") {
+        return Ok(resp);
+    }
     let started = Instant::now();
     let result = async {
         let (token, body) =
@@ -179,18 +231,21 @@ pub async fn get_invoice_batch(app: &App, req: Request) -> Result<Response<Body>
         forward(app, app.wechat.paths().invoice_batch, token, &body).await
     }
     .await;
-    Ok(answer(GET_INVOICE_BATCH, &req, started, result))
+    Ok(answer(app, GET_INVOICE_BATCH, &req, started, result))
 }
 
 /// `POST /core/r/api/weChat/updateStatus?token=…`
 pub async fn update_status(app: &App, req: Request) -> Result<Response<Body>, Error> {
+    if let Some(resp) = preflight(&app.config, &req, UPDATE_STATUS, "POST") {
+        return Ok(resp);
+    }
     let started = Instant::now();
     let result = async {
         let (token, body) = parse_invoice::<UpdateStatusRequest>(&app.config, &req, UPDATE_STATUS)?;
         forward(app, app.wechat.paths().update_status_batch, token, &body).await
     }
     .await;
-    Ok(answer(UPDATE_STATUS, &req, started, result))
+    Ok(answer(app, UPDATE_STATUS, &req, started, result))
 }
 
 /// Everything an invoice endpoint checks before any I/O: path, method, the `token` parameter
@@ -317,12 +372,13 @@ fn truncate(s: &str) -> String {
 
 /// Turns the outcome into the response and writes the request's one log line.
 fn answer(
+    app: &App,
     endpoint: &str,
     req: &Request,
     started: Instant,
     result: Result<(Response<Body>, Note), ApiError>,
 ) -> Response<Body> {
-    let (resp, note, errcode, errmsg) = match result {
+    let (mut resp, note, errcode, errmsg) = match result {
         Ok((resp, note)) => (resp, note, 0, None),
         Err(e) => {
             let (errcode, errmsg) = (e.errcode(), e.errmsg());
@@ -340,5 +396,57 @@ fn answer(
         ms = started.elapsed().as_millis() as u64,
         "request"
     );
+    if let Some(origin) = cors_origin(&app.config, req) {
+        let h = resp.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
     resp
+}
+
+/// The request's `Origin`, when it is one of the allowed origins. (Behind API Gateway, its CORS
+/// configuration, set from the same list, answers preflights and replaces these headers; locally
+/// and behind a function URL, these are what the browser sees.)
+fn cors_origin(config: &Config, req: &Request) -> Option<HeaderValue> {
+    let origin = req.headers().get(header::ORIGIN)?;
+    let normalized = config::origin_of(origin.to_str().ok()?)?;
+    config
+        .allowed_origins
+        .contains(&normalized)
+        .then(|| origin.clone())
+}
+
+/// Answers a CORS preflight (`OPTIONS` on the path): 204, with the CORS headers only for an
+/// allowed origin.
+fn preflight(
+    config: &Config,
+    req: &Request,
+    path: &str,
+    method: &'static str,
+) -> Option<Response<Body>> {
+    if req.method() != Method::OPTIONS || req.raw_http_path() != path {
+        return None;
+    }
+    let mut resp = Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(Body::Empty)
+        .expect("static response");
+    if let Some(origin) = cors_origin(config, req) {
+        let h = resp.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static(method),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("content-type"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    Some(resp)
 }

@@ -19,8 +19,62 @@ pub const SEED_CARD: &str = "pIKi3wcA2zJYhWaAUWmf3aMNd_r0";
 pub const SEED_CODE: &str = "O/mPnGTpBu22a1szmK2ogzhFPBh9eYzv2p70L8yzyykBoTdEGnOi8TSuvAUzX8XrOHONZv9BQ5sPsgyjLQjJMCy433SEqFIQys8K/CgLWKRMh42topKL2kjiQeB0IIwo";
 pub const CODE2: &str = "SIMencryptCode02sameCardIdAsTheSpecExample+/=";
 pub const OPENID: &str = "or6qc1XNFyAhiatjzyd7aboPkLz8";
-pub const APPID: &str = "wxa185587d4fc35145";
-pub const APPSECRET: &str = "sim-appsecret";
+const MP_APPID: &str = "wxa185587d4fc35145";
+const MP_SECRET: &str = "sim-appsecret";
+const CORPID: &str = "ww5im0c0rp00000001";
+const CORPSECRET: &str = "sim-corpsecret";
+
+/// The platform the suite runs for: `WECHAT_PLATFORM=work` runs it against WeCom, otherwise
+/// Official Accounts (`WECHAT_TOKEN_API=stable` selects stable_token there).
+pub fn is_work() -> bool {
+    std::env::var("WECHAT_PLATFORM").is_ok_and(|p| p == "work")
+}
+
+fn is_stable() -> bool {
+    !is_work() && std::env::var("WECHAT_TOKEN_API").is_ok_and(|t| t == "stable")
+}
+
+/// AppID (Official Account) or corpid (WeCom) of the simulator's app.
+pub fn appid() -> String {
+    if is_work() { CORPID } else { MP_APPID }.to_string()
+}
+
+pub fn appsecret() -> String {
+    if is_work() { CORPSECRET } else { MP_SECRET }.to_string()
+}
+
+/// The simulator path that issues access tokens on this platform.
+pub fn token_path() -> &'static str {
+    if is_work() {
+        wxinvoice::wechat::WORK_PATHS.token
+    } else if is_stable() {
+        wxinvoice::wechat::MP_STABLE_TOKEN_PATH
+    } else {
+        wxinvoice::wechat::MP_PATHS.token
+    }
+}
+
+pub fn paths() -> &'static wxinvoice::wechat::Paths {
+    if is_work() {
+        &wxinvoice::wechat::WORK_PATHS
+    } else {
+        &wxinvoice::wechat::MP_PATHS
+    }
+}
+
+/// The batch query path on this platform.
+pub fn batch_path() -> &'static str {
+    paths().invoice_batch
+}
+
+/// A URL of the simulator that needs a valid access_token (the jsapi ticket).
+pub fn jsapi_ticket_url(token: &str) -> String {
+    if is_work() {
+        format!("{}?access_token={token}", paths().jsapi_ticket)
+    } else {
+        format!("{}?type=jsapi&access_token={token}", paths().jsapi_ticket)
+    }
+}
 pub const PAGE_URL: &str = "https://expense.example.com/invoices?from=menu";
 
 /// moto's endpoint; the test command starts moto and sets this.
@@ -87,6 +141,17 @@ impl Harness {
     /// A harness whose App has these configuration overrides (environment variable names).
     pub async fn with(overrides: &[(&str, &str)]) -> Harness {
         let sim = Sim::start_default().await;
+        if is_work() {
+            // The suite expects a new token per forced fetch; WeCom may answer the same one
+            // (work_token_idempotent, the default), which a test of its own covers.
+            let url = format!("{}/__sim/options", sim.base_url());
+            reqwest::Client::new()
+                .post(url)
+                .json(&serde_json::json!({"work_token_idempotent": false}))
+                .send()
+                .await
+                .unwrap();
+        }
         let sdk = aws().await;
         let table = create_table(&sdk).await;
         let app = app(&sim.base_url(), &table, &sdk, overrides);
@@ -107,6 +172,46 @@ impl Harness {
 
     pub fn calls(&self, path: &str) -> u64 {
         self.sim.sim.calls(path)
+    }
+
+    pub fn paths(&self) -> &'static wxinvoice::wechat::Paths {
+        paths()
+    }
+
+    /// Token fetches so far.
+    pub fn token_calls(&self) -> u64 {
+        self.calls(token_path())
+    }
+
+    /// Ticket fetches so far (jsapi and wx_card).
+    pub fn ticket_calls(&self) -> u64 {
+        let p = paths();
+        if p.jsapi_ticket == p.wx_card_ticket {
+            self.calls(p.jsapi_ticket)
+        } else {
+            self.calls(p.jsapi_ticket) + self.calls(p.wx_card_ticket)
+        }
+    }
+
+    /// A token fetched from WeChat by another system with the same credentials.
+    pub async fn foreign_token(&self) -> String {
+        let v = if is_work() {
+            self.sim_get(&format!(
+                "{}?corpid={CORPID}&corpsecret={CORPSECRET}",
+                token_path()
+            ))
+            .await
+        } else if is_stable() {
+            let body = serde_json::json!({"grant_type": "client_credential", "appid": MP_APPID, "secret": MP_SECRET});
+            self.sim_post(token_path(), body).await
+        } else {
+            let q = format!("?grant_type=client_credential&appid={MP_APPID}&secret={MP_SECRET}");
+            self.sim_get(&format!("{}{q}", token_path())).await
+        };
+        v["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{v}"))
+            .to_string()
     }
 
     pub async fn sim_get(&self, path: &str) -> Value {
@@ -152,9 +257,14 @@ impl Harness {
 
 /// The configuration a deployment would have, pointed at the simulator and the table.
 pub fn config(api_base: &str, table: &str, overrides: &[(&str, &str)]) -> Config {
+    let (id, secret) = (appid(), appsecret());
+    let platform = if is_work() { "work" } else { "mp" };
+    let token_api = if is_stable() { "stable" } else { "classic" };
     let mut env: HashMap<String, String> = [
-        ("WECHAT_APPID", APPID),
-        ("WECHAT_SECRET", APPSECRET),
+        ("WECHAT_PLATFORM", platform),
+        ("WECHAT_TOKEN_API", token_api),
+        ("WECHAT_APPID", id.as_str()),
+        ("WECHAT_SECRET", secret.as_str()),
         ("WECHAT_API_BASE", api_base),
         ("TOKEN_TABLE", table),
         ("JSSDK_URL", PAGE_URL),
@@ -173,7 +283,7 @@ pub fn app(api_base: &str, table: &str, sdk: &SdkConfig, overrides: &[(&str, &st
     let secret = match &config.secret {
         Some(wxinvoice::config::SecretSource::Plain(s)) => Some(s.clone()),
         Some(wxinvoice::config::SecretSource::SecretsManager { .. }) => {
-            Some(Secret::new(APPSECRET))
+            Some(Secret::new(appsecret()))
         }
         None => None,
     };

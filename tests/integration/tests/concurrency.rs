@@ -13,7 +13,7 @@ async fn many_concurrent_refreshes_fetch_exactly_once() {
     // Slow WeChat, so every caller arrives while the first refresh is in flight.
     h.sim_post(
         "/__sim/faults",
-        json!({"path": "/cgi-bin/token", "latency_ms": 400}),
+        json!({"path": token_path(), "latency_ms": 400}),
     )
     .await;
     // 8 independent instances (own DynamoDB and HTTP clients) × 6 concurrent requests each.
@@ -40,9 +40,9 @@ async fn many_concurrent_refreshes_fetch_exactly_once() {
         tokens.iter().all(|t| t == &tokens[0]),
         "every caller got the same token"
     );
-    assert_eq!(h.calls("/cgi-bin/token"), 1, "exactly one token fetch");
-    assert_eq!(h.calls("/cgi-bin/ticket/getticket"), 2);
-    let stored = h.app.tokens.store().load(APPID).await.unwrap();
+    assert_eq!(h.token_calls(), 1, "exactly one token fetch");
+    assert_eq!(h.ticket_calls(), 2);
+    let stored = h.app.tokens.store().load(&appid()).await.unwrap();
     assert_eq!(stored.access_token.unwrap().value, tokens[0]);
     assert_eq!(stored.version, 1);
 }
@@ -52,7 +52,7 @@ async fn concurrent_manual_refreshes_share_one_fetch() {
     let h = Harness::new().await;
     h.sim_post(
         "/__sim/faults",
-        json!({"path": "/cgi-bin/token", "latency_ms": 400}),
+        json!({"path": token_path(), "latency_ms": 400}),
     )
     .await;
     let apps: Vec<_> = (0..5).map(|_| h.instance(&[])).collect();
@@ -62,7 +62,7 @@ async fn concurrent_manual_refreshes_share_one_fetch() {
         .map(|r| r.unwrap().state.access_token.unwrap().value)
         .collect();
     assert!(tokens.iter().all(|t| t == &tokens[0]));
-    assert_eq!(h.calls("/cgi-bin/token"), 1, "one forced refresh for all");
+    assert_eq!(h.token_calls(), 1, "one forced refresh for all");
 }
 
 #[tokio::test]
@@ -77,7 +77,7 @@ async fn a_crashed_holder_delays_refresh_by_at_most_the_lease() {
     // A holder takes the lock and dies.
     assert!(matches!(
         store
-            .try_lock(APPID, "crashed", now_ms(), 1500)
+            .try_lock(&appid(), "crashed", now_ms(), 1500)
             .await
             .unwrap(),
         Lock::Acquired(_)
@@ -95,8 +95,8 @@ async fn a_crashed_holder_delays_refresh_by_at_most_the_lease() {
         (1000..3000).contains(&waited),
         "waited {waited} ms for a 1500 ms lease"
     );
-    assert_eq!(h.calls("/cgi-bin/token"), 1);
-    assert!(store.load(APPID).await.unwrap().lock_owner.is_none());
+    assert_eq!(h.token_calls(), 1);
+    assert!(store.load(&appid()).await.unwrap().lock_owner.is_none());
 }
 
 #[tokio::test]
@@ -109,13 +109,16 @@ async fn a_holder_whose_lease_ran_out_cannot_overwrite_newer_state() {
     };
     // A takes a short lease and stalls past it.
     assert!(matches!(
-        store.try_lock(APPID, "A", now_ms(), 50).await.unwrap(),
+        store.try_lock(&appid(), "A", now_ms(), 50).await.unwrap(),
         Lock::Acquired(_)
     ));
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     // B takes over and publishes.
     assert!(matches!(
-        store.try_lock(APPID, "B", now_ms(), 10_000).await.unwrap(),
+        store
+            .try_lock(&appid(), "B", now_ms(), 10_000)
+            .await
+            .unwrap(),
         Lock::Acquired(_)
     ));
     let b = Update {
@@ -124,25 +127,31 @@ async fn a_holder_whose_lease_ran_out_cannot_overwrite_newer_state() {
         refreshed_at_ms: now_ms(),
         ..Update::default()
     };
-    assert!(store.commit(APPID, "B", &b).await.unwrap().is_some());
+    assert!(store.commit(&appid(), "B", &b).await.unwrap().is_some());
     // A wakes up and tries to publish its older fetch: refused, B's state stays.
     let a = Update {
         access_token: Some(cred("from-A")),
         refreshed_at_ms: now_ms(),
         ..Update::default()
     };
-    assert!(store.commit(APPID, "A", &a).await.unwrap().is_none());
-    let state = store.load(APPID).await.unwrap();
+    assert!(store.commit(&appid(), "A", &a).await.unwrap().is_none());
+    let state = store.load(&appid()).await.unwrap();
     assert_eq!(state.access_token.unwrap().value, "from-B");
     assert_eq!(state.version, 1);
     // A's release does not free a lock it no longer holds.
     assert!(matches!(
-        store.try_lock(APPID, "C", now_ms(), 10_000).await.unwrap(),
+        store
+            .try_lock(&appid(), "C", now_ms(), 10_000)
+            .await
+            .unwrap(),
         Lock::Acquired(_)
     ));
-    store.release(APPID, "A").await.unwrap();
+    store.release(&appid(), "A").await.unwrap();
     assert!(matches!(
-        store.try_lock(APPID, "D", now_ms(), 10_000).await.unwrap(),
+        store
+            .try_lock(&appid(), "D", now_ms(), 10_000)
+            .await
+            .unwrap(),
         Lock::Held(_)
     ));
 }
@@ -163,7 +172,7 @@ async fn while_one_instance_refreshes_others_serve_the_valid_stored_token() {
         .value;
     h.sim_post(
         "/__sim/faults",
-        json!({"path": "/cgi-bin/token", "latency_ms": 600}),
+        json!({"path": token_path(), "latency_ms": 600}),
     )
     .await;
     let scheduler = h.instance(&[
@@ -212,10 +221,7 @@ async fn stampede_across_processes_fetches_once() {
     aws_sdk_dynamodb::Client::new(&h.sdk)
         .update_item()
         .table_name(&h.table)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(APPID.into()),
-        )
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(appid()))
         .update_expression("SET access_token_expires_ms = :past, jsapi_ticket_expires_ms = :past")
         .expression_attribute_values(
             ":past",
@@ -227,17 +233,26 @@ async fn stampede_across_processes_fetches_once() {
     // A slow WeChat widens the window in which everyone finds the token expired.
     h.sim_post(
         "/__sim/faults",
-        json!({"path": "/cgi-bin/token", "latency_ms": 300}),
+        json!({"path": token_path(), "latency_ms": 300}),
     )
     .await;
     let start_at = now_ms() + 2000;
+    let (id, secret) = (appid(), appsecret());
+    let platform = if is_work() { "work" } else { "mp" };
     let children: Vec<_> = (0..PROCESSES)
         .map(|_| {
             tokio::process::Command::new(env!("CARGO_BIN_EXE_stampede"))
                 .args([PER_PROCESS.to_string(), start_at.to_string()])
                 .envs([
-                    ("WECHAT_APPID", APPID),
-                    ("WECHAT_SECRET", APPSECRET),
+                    ("WECHAT_PLATFORM", platform),
+                    (
+                        "WECHAT_TOKEN_API",
+                        std::env::var("WECHAT_TOKEN_API")
+                            .as_deref()
+                            .unwrap_or("classic"),
+                    ),
+                    ("WECHAT_APPID", id.as_str()),
+                    ("WECHAT_SECRET", secret.as_str()),
                     ("WECHAT_API_BASE", h.sim.base_url().as_str()),
                     ("TOKEN_TABLE", h.table.as_str()),
                     ("JSSDK_URL", PAGE_URL),
@@ -274,7 +289,7 @@ async fn stampede_across_processes_fetches_once() {
         );
     }
     assert_eq!(
-        h.calls("/cgi-bin/token"),
+        h.token_calls(),
         2,
         "the first fetch, then exactly one for the stampede"
     );
@@ -288,6 +303,6 @@ async fn stampede_across_processes_fetches_once() {
     println!(
         "stampede: {PROCESSES} processes, {} requests, {} token fetch, slowest {slowest} ms",
         answers.len(),
-        h.calls("/cgi-bin/token") - 1
+        h.token_calls() - 1
     );
 }

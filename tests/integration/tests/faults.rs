@@ -37,7 +37,7 @@ async fn wechat_fault_matrix() {
     let (_, first, _) = get(&h.app, "").await;
     let stored = first["access_token"].as_str().unwrap().to_string();
     let empty_table = create_table(&h.sdk).await;
-    let path = "/cgi-bin/token";
+    let path = token_path();
     let faults = [
         (
             "slow (2 s)",
@@ -117,7 +117,7 @@ async fn wechat_fault_matrix() {
                 "{name}: answered in {ms} ms (WeChat timeout 500 ms)"
             );
         }
-        let state = h.app.tokens.store().load(APPID).await.unwrap();
+        let state = h.app.tokens.store().load(&appid()).await.unwrap();
         assert_eq!(
             state.access_token.unwrap().value,
             stored,

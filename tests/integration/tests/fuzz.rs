@@ -105,12 +105,22 @@ proptest! {
         set_query(&mut v, &query);
         let req = wxinvoice::runtime::request_from_json(&v.to_string()).unwrap();
         let params = req.query_string_parameters();
-        match parse_get_token(&req) {
-            Ok(_) => {
-                // Accepted only with nothing but one `type` of auto or manual.
+        let cfg = config("http://127.0.0.1:9", "t", &[]);
+        match parse_get_token(&cfg, &req) {
+            Ok((_, url)) => {
+                // Accepted only with at most one `type` (auto or manual) and one `url` of an
+                // allowed origin, which is what gets signed.
                 let all: Vec<(&str, &str)> = params.iter().collect();
-                prop_assert!(all.len() <= 1, "{query}");
-                prop_assert!(all.iter().all(|(k, v)| *k == "type" && (*v == "auto" || *v == "manual")), "{query}");
+                prop_assert!(all.len() <= 2, "{query}");
+                for (k, v) in &all {
+                    match *k {
+                        "type" => prop_assert!(*v == "auto" || *v == "manual", "{query}"),
+                        "url" => prop_assert_eq!(v.split('#').next().unwrap(), url.as_str()),
+                        _ => prop_assert!(false, "{query}"),
+                    }
+                }
+                let origin = wxinvoice::config::origin_of(&url);
+                prop_assert!(origin.is_some_and(|o| cfg.allowed_origins.contains(&o)), "{url}");
             }
             Err(e) => prop_assert!(e.into_response().status().is_client_error()),
         }

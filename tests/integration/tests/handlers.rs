@@ -52,14 +52,23 @@ async fn get_token_answers_the_spec_fields_with_a_valid_signature() {
             "noncestr",
             "jsapi_ticket",
             "url",
-            "signature"
-        ]
+            "signature",
+            "card_sign",
+            "sign_type"
+        ],
+        "the spec's fields, then chooseInvoice's"
     );
-    assert_eq!(v["appid"], APPID);
+    assert_eq!(v["appid"], appid().as_str());
     assert_eq!(v["url"], PAGE_URL);
-    // A fresh token is guaranteed for one schedule period.
+    // A fresh classic token is guaranteed for one schedule period (the next rotation ends it
+    // 5 minutes later); WeCom and stable tokens for their whole life.
     let expires_in = v["expires_in"].as_u64().unwrap();
-    assert!((3590..=3600).contains(&expires_in), "{expires_in}");
+    let full = if token_path() == "/cgi-bin/token" {
+        3600
+    } else {
+        7200
+    };
+    assert!((full - 10..=full).contains(&expires_in), "{expires_in}");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -75,11 +84,7 @@ async fn get_token_answers_the_spec_fields_with_a_valid_signature() {
     assert_eq!(check["valid"], true, "{v}");
     // The token works against WeChat.
     let t = v["access_token"].as_str().unwrap();
-    let info = h
-        .sim_get(&format!(
-            "/cgi-bin/ticket/getticket?type=jsapi&access_token={t}"
-        ))
-        .await;
+    let info = h.sim_get(&jsapi_ticket_url(t)).await;
     assert_eq!(info["errcode"], 0);
 }
 
@@ -94,15 +99,15 @@ async fn auto_fetches_once_then_serves_the_stored_token() {
         first["noncestr"], second["noncestr"],
         "fresh nonce per answer"
     );
-    assert_eq!(h.calls("/cgi-bin/token"), 1);
+    assert_eq!(h.token_calls(), 1);
     // One refresh fetches the jsapi and the wx_card ticket.
-    assert_eq!(h.calls("/cgi-bin/ticket/getticket"), 2);
+    assert_eq!(h.ticket_calls(), 2);
     // A second instance reads the same state without calling WeChat.
     let other = h.instance(&[]);
     let req = event("apigw-v2-get-token.json", |_| {});
     let v = body_json(&get_token(&other, req).await.unwrap());
     assert_eq!(v["access_token"], first["access_token"]);
-    assert_eq!(h.calls("/cgi-bin/token"), 1);
+    assert_eq!(h.token_calls(), 1);
 }
 
 #[tokio::test]
@@ -112,8 +117,8 @@ async fn manual_forces_a_refresh_and_keeps_the_previous_token() {
     let (status, second) = token(&h, "type=manual").await;
     assert_eq!(status, 200);
     assert_ne!(first["access_token"], second["access_token"]);
-    assert_eq!(h.calls("/cgi-bin/token"), 2);
-    let stored = h.app.tokens.store().load(APPID).await.unwrap();
+    assert_eq!(h.token_calls(), 2);
+    let stored = h.app.tokens.store().load(&appid()).await.unwrap();
     assert_eq!(
         stored.access_token.unwrap().value,
         second["access_token"].as_str().unwrap()
@@ -142,7 +147,7 @@ async fn scheduled_event_refreshes_what_is_due() {
     let req = wxinvoice::runtime::request_from_json(&fixture("eventbridge-schedule.json")).unwrap();
     let v = body_json(&get_token(&h.app, req).await.unwrap());
     assert_eq!(v["refreshed"], false, "{v}");
-    assert_eq!(h.calls("/cgi-bin/token"), 1);
+    assert_eq!(h.token_calls(), 1);
     // With everything due (rotate ahead of the whole lifetime), the next run rotates.
     let eager = h.instance(&[
         ("REFRESH_AHEAD_SECS", "7200"),
@@ -152,7 +157,7 @@ async fn scheduled_event_refreshes_what_is_due() {
     let v = body_json(&get_token(&eager, req).await.unwrap());
     assert_eq!(v["refreshed"], true, "{v}");
     assert_eq!(v["version"], 2);
-    assert_eq!(h.calls("/cgi-bin/token"), 2);
+    assert_eq!(h.token_calls(), 2);
 }
 
 #[tokio::test]
@@ -160,13 +165,13 @@ async fn scheduled_failure_is_an_invocation_error() {
     let h = Harness::new().await;
     h.sim_post(
         "/__sim/faults",
-        json!({"path": "/cgi-bin/token", "errcode": 40125, "errmsg": "invalid appsecret"}),
+        json!({"path": token_path(), "errcode": 40125, "errmsg": "invalid appsecret"}),
     )
     .await;
     let req = wxinvoice::runtime::request_from_json(&fixture("schedule-event.json")).unwrap();
     let err = get_token(&h.app, req).await.unwrap_err().to_string();
     assert!(err.contains("40125"), "{err}");
-    assert!(!err.contains(APPSECRET));
+    assert!(!err.contains(&appsecret()));
 }
 
 #[tokio::test]
@@ -185,7 +190,7 @@ async fn invoice_batch_passes_every_field_through() {
     // Byte for byte what WeChat answered.
     let direct = h
         .sim_post(
-            &format!("/card/invoice/reimburse/getinvoicebatch?access_token={t}"),
+            &format!("{}?access_token={t}", batch_path()),
             serde_json::from_str(&body).unwrap(),
         )
         .await;
@@ -278,7 +283,7 @@ async fn wechat_errors_pass_through_with_the_spec_hint() {
         (Some(40001), Some("token失效"))
     );
     // A code outside the table: body unchanged, no hint.
-    h.sim_post("/__sim/faults", json!({"path": "/card/invoice/reimburse/getinvoicebatch", "errcode": 45009, "errmsg": "reach max api daily quota limit", "times": 1})).await;
+    h.sim_post("/__sim/faults", json!({"path": batch_path(), "errcode": 45009, "errmsg": "reach max api daily quota limit", "times": 1})).await;
     let (_, v) = batch(
         &h,
         t,
@@ -622,7 +627,7 @@ async fn wechat_faults_give_bounded_502_504() {
     let t = t["access_token"].as_str().unwrap().to_string();
     let body =
         json!({"item_list": [{"card_id": SEED_CARD, "encrypt_code": SEED_CODE}]}).to_string();
-    let path = "/card/invoice/reimburse/getinvoicebatch";
+    let path = batch_path();
     for (fault, status) in [
         (json!({"path": path, "drop": true, "times": 1}), 502),
         (json!({"path": path, "http_status": 500, "times": 1}), 502),
@@ -667,11 +672,11 @@ async fn a_valid_stored_token_is_served_while_wechat_is_down() {
     .await;
     let (_, first) = token(&h, "").await;
     for fault in [
-        json!({"path": "/cgi-bin/token", "errcode": -1, "errmsg": "system error"}),
-        json!({"path": "/cgi-bin/token", "http_status": 503}),
-        json!({"path": "/cgi-bin/token", "drop": true}),
-        json!({"path": "/cgi-bin/token", "latency_ms": 1000}),
-        json!({"path": "/cgi-bin/token", "errcode": 45009, "errmsg": "reach max api daily quota limit"}),
+        json!({"path": token_path(), "errcode": -1, "errmsg": "system error"}),
+        json!({"path": token_path(), "http_status": 503}),
+        json!({"path": token_path(), "drop": true}),
+        json!({"path": token_path(), "latency_ms": 1000}),
+        json!({"path": token_path(), "errcode": 45009, "errmsg": "reach max api daily quota limit"}),
     ] {
         h.http
             .delete(format!("{}/__sim/faults", h.sim.base_url()))
@@ -682,7 +687,7 @@ async fn a_valid_stored_token_is_served_while_wechat_is_down() {
         let (status, v) = token(&h, "type=auto").await;
         assert_eq!(status, 200, "{fault}: {v}");
         assert_eq!(v["access_token"], first["access_token"], "{fault}");
-        let stored = h.app.tokens.store().load(APPID).await.unwrap();
+        let stored = h.app.tokens.store().load(&appid()).await.unwrap();
         assert!(
             stored.lock_owner.is_none(),
             "no lock left held after {fault}"
@@ -695,10 +700,10 @@ async fn a_valid_stored_token_is_served_while_wechat_is_down() {
         .send()
         .await
         .unwrap();
-    h.sim_post("/__sim/faults", json!({"path": "/cgi-bin/token", "errcode": 45009, "errmsg": "reach max api daily quota limit"})).await;
+    h.sim_post("/__sim/faults", json!({"path": token_path(), "errcode": 45009, "errmsg": "reach max api daily quota limit"})).await;
     let (status, v) = token(&h, "type=manual").await;
     assert_eq!((status, v["errcode"].as_i64()), (200, Some(45009)), "{v}");
-    let stored = h.app.tokens.store().load(APPID).await.unwrap();
+    let stored = h.app.tokens.store().load(&appid()).await.unwrap();
     assert_eq!(
         stored.access_token.unwrap().value,
         first["access_token"].as_str().unwrap()
@@ -710,7 +715,7 @@ async fn nothing_stored_and_wechat_down_is_a_clear_error() {
     let h = Harness::with(&[("WECHAT_TIMEOUT_MS", "300")]).await;
     h.sim_post(
         "/__sim/faults",
-        json!({"path": "/cgi-bin/token", "latency_ms": 1000}),
+        json!({"path": token_path(), "latency_ms": 1000}),
     )
     .await;
     let started = std::time::Instant::now();
@@ -724,7 +729,7 @@ async fn nothing_stored_and_wechat_down_is_a_clear_error() {
         .unwrap();
     h.sim_post(
         "/__sim/faults",
-        json!({"path": "/cgi-bin/token", "errcode": 40125, "errmsg": "invalid appsecret"}),
+        json!({"path": token_path(), "errcode": 40125, "errmsg": "invalid appsecret"}),
     )
     .await;
     let (status, v) = token(&h, "").await;
@@ -765,18 +770,14 @@ async fn dynamodb_failing_is_503() {
         )
         .load()
         .await;
-    let down = wxinvoice::App::new(cfg, &sdk, Some(wxinvoice::config::Secret::new(APPSECRET)));
+    let down = wxinvoice::App::new(cfg, &sdk, Some(wxinvoice::config::Secret::new(appsecret())));
     let started = std::time::Instant::now();
     let resp = get_token(&down, event("apigw-v2-get-token.json", |_| {}))
         .await
         .unwrap();
     assert_eq!(resp.status(), 503);
     assert!(started.elapsed().as_millis() < 2000);
-    assert_eq!(
-        h.calls("/cgi-bin/token"),
-        0,
-        "no WeChat call without the store"
-    );
+    assert_eq!(h.token_calls(), 0, "no WeChat call without the store");
 }
 
 #[tokio::test]
@@ -787,7 +788,7 @@ async fn appsecret_is_read_from_secrets_manager() {
     let arn = sm
         .create_secret()
         .name(&name)
-        .secret_string(APPSECRET)
+        .secret_string(appsecret())
         .send()
         .await
         .unwrap()
@@ -795,7 +796,7 @@ async fn appsecret_is_read_from_secrets_manager() {
         .unwrap();
     let source = wxinvoice::config::SecretSource::SecretsManager { arn: arn.clone() };
     let secret = wxinvoice::app::resolve_secret(&source, &sdk).await.unwrap();
-    assert_eq!(secret.expose(), APPSECRET);
+    assert_eq!(secret.expose(), appsecret());
     // JSON secrets: the `secret` field.
     let name = format!("wxinvoice-test-{}", uuid::Uuid::new_v4().simple());
     let arn = sm

@@ -74,7 +74,7 @@ async fn no_secret_or_token_reaches_the_logs() {
         .app
         .tokens
         .store()
-        .load(APPID)
+        .load(&appid())
         .await
         .unwrap()
         .access_token
@@ -91,7 +91,7 @@ async fn no_secret_or_token_reaches_the_logs() {
     // WeChat reports the token dead: replaced, retried.
     h.sim_post(
         "/__sim/faults",
-        json!({"path": "/card/invoice/reimburse/getinvoicebatch", "errcode": 40001, "times": 1}),
+        json!({"path": batch_path(), "errcode": 40001, "times": 1}),
     )
     .await;
     batch(app, &q, &good).await;
@@ -105,7 +105,7 @@ async fn no_secret_or_token_reaches_the_logs() {
         .app
         .tokens
         .store()
-        .load(APPID)
+        .load(&appid())
         .await
         .unwrap()
         .access_token
@@ -113,7 +113,11 @@ async fn no_secret_or_token_reaches_the_logs() {
         .value;
     batch(app, &format!("token={current}"), &good).await;
     token(app, "type=manual").await;
-    h.sim_post("/__sim/faults", json!({"path": "/cgi-bin/token", "errcode": 40125, "errmsg": "invalid appsecret", "times": 1})).await;
+    h.sim_post(
+        "/__sim/faults",
+        json!({"path": token_path(), "errcode": 40125, "errmsg": "invalid appsecret", "times": 1}),
+    )
+    .await;
     token(app, "type=manual").await;
     // The scheduled refresh, rotating everything.
     let eager = h.instance(&[
@@ -131,7 +135,7 @@ async fn no_secret_or_token_reaches_the_logs() {
     );
     assert_eq!(logs.lines().count(), 14, "nothing else is logged:\n{logs}");
     let issued = h.sim_get("/__sim/tokens").await;
-    let mut secrets: Vec<String> = vec![APPSECRET.to_string()];
+    let mut secrets: Vec<String> = vec![appsecret()];
     for kind in ["tokens", "tickets"] {
         for s in issued[kind].as_array().unwrap() {
             secrets.push(s.as_str().unwrap().to_string());
