@@ -17,6 +17,8 @@ SIM_PORT=${SIM_PORT:-9100}
 MOTO_PORT=${MOTO_PORT:-5055}
 export TOKEN_TABLE=${TOKEN_TABLE:-wxinvoice-tokens}
 export JSSDK_URL=${JSSDK_URL:-http://www.hand.com}
+# The example page (examples/h5, served on port 8080) may be signed and call the API.
+export ALLOWED_ORIGINS=${ALLOWED_ORIGINS:-http://www.hand.com,http://localhost:8080,http://127.0.0.1:8080}
 export RUST_LOG=${RUST_LOG:-info}
 
 if [ -z "${AWS_ENDPOINT_URL_DYNAMODB:-}" ]; then
@@ -39,7 +41,10 @@ else
   log "real WeChat credentials configured: no simulator (WECHAT_API_BASE=${WECHAT_API_BASE:-https://api.weixin.qq.com})"
 fi
 
-start "cargo lambda watch" "$RUN_DIR/watch.log" cargo lambda watch -A 127.0.0.1 -P "$PORT"
+# The gateway answers CORS itself, for ALLOWED_ORIGINS only, as the SAM template configures it.
+H5_PORT=${H5_PORT:-8080}
+start "examples/h5" "$RUN_DIR/h5.log" "$VENV/bin/python" -m http.server "$H5_PORT" --bind 127.0.0.1 --directory examples/h5
+start "cargo lambda watch" "$RUN_DIR/watch.log" cargo lambda watch --disable-cors -A 127.0.0.1 -P "$PORT"
 wait_http "http://127.0.0.1:$PORT/" 300
 log "scheduled refresh"
 cargo lambda invoke get-token -A 127.0.0.1 -P "$PORT" --data-file tests/fixtures/schedule-event.json
@@ -54,6 +59,7 @@ wxinvoice is running on http://127.0.0.1:$PORT (Ctrl-C stops everything)
   curl -X POST "http://127.0.0.1:$PORT/core/r/api/weChat/updateStatus?token=\$TOKEN" \\
        -H 'content-type: application/json' -d @tests/fixtures/examples/update-status.json
 
+Example page: http://127.0.0.1:$H5_PORT/index.html?api=http://127.0.0.1:$PORT (the JS-SDK only works inside WeChat)
 Simulator: ${WECHAT_API_BASE:-none}/__sim/stats    Logs: $RUN_DIR/
 HELP
 tail -n 0 -f "$RUN_DIR/watch.log"

@@ -24,20 +24,24 @@ MOTO_PORT=$(free_port)
 use_local_aws "$MOTO_PORT"
 start_moto "$MOTO_PORT" "$RUN_DIR/moto.log"
 
-log "unit, simulator and integration tests"
+log "unit, simulator and integration tests (Official Accounts)"
 cargo test --workspace 2>&1 | tee "$RUN_DIR/tests.log"
+log "integration tests again, for WeCom"
+WECHAT_PLATFORM=work cargo test -p integration-tests 2>&1 | tee -a "$RUN_DIR/tests.log"
 
 log "end-to-end through cargo lambda watch"
 SIM_PORT=$(free_port)
 PORT=$(free_port)
+H5_PORT=$(free_port)
 export WECHAT_APPID=wxa185587d4fc35145 WECHAT_SECRET=sim-appsecret
 export WECHAT_API_BASE="http://127.0.0.1:$SIM_PORT" TOKEN_TABLE=wxinvoice-e2e
 export JSSDK_URL='https://expense.example.com/invoices?from=menu' RUST_LOG=info
+export ALLOWED_ORIGINS="https://expense.example.com,http://127.0.0.1:$H5_PORT"
 "$VENV/bin/python" scripts/create_table.py "$TOKEN_TABLE"
 cargo build -p get-token -p get-invoice-batch -p update-status -p wechat-sim
 start wechat-sim "$RUN_DIR/wechat-sim.log" target/debug/wechat-sim --port "$SIM_PORT"
 wait_http "$WECHAT_API_BASE/__sim/stats" 30
-start "cargo lambda watch" "$RUN_DIR/watch.log" cargo lambda watch --ignore-changes -A 127.0.0.1 -P "$PORT"
+start "cargo lambda watch" "$RUN_DIR/watch.log" cargo lambda watch --ignore-changes --disable-cors -A 127.0.0.1 -P "$PORT"
 wait_http "http://127.0.0.1:$PORT/" 300
 if ! WXINVOICE_E2E_URL="http://127.0.0.1:$PORT" \
   cargo test -p integration-tests --test e2e -- --ignored --test-threads=1 2>&1 | tee -a "$RUN_DIR/tests.log"; then
@@ -55,11 +59,33 @@ schemathesis=$(grep -E '^ +[0-9]+ generated' "$RUN_DIR/schemathesis.log" | sed -
 log "load: 10000 getToken and 2000 invoice requests, 32 at a time, over loopback"
 cargo run -q -p integration-tests --bin load -- "http://127.0.0.1:$PORT" 10000 2000 32 | tee "$RUN_DIR/load.log"
 
+log "browser: the example page (examples/h5) in headless Chromium"
+browser="did not run"
+if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi wenquanyi; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing Debian's chromium and a CJK font"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei; } \
+      >"$RUN_DIR/apt.log" 2>&1 || log "apt-get failed (see $RUN_DIR/apt.log)"
+  fi
+fi
+if [ -x /usr/bin/chromium ] && command -v npm >/dev/null; then
+  (cd tests/browser && npm ci --silent --no-audit --no-fund)
+  start "examples/h5 server" "$RUN_DIR/h5.log" "$VENV/bin/python" -m http.server "$H5_PORT" --bind 127.0.0.1 --directory examples/h5
+  wait_http "http://127.0.0.1:$H5_PORT/index.html" 30
+  API="http://127.0.0.1:$PORT" SIM="$WECHAT_API_BASE" H5="http://127.0.0.1:$H5_PORT" SHOT="$ROOT/target/h5-example.png" \
+    node tests/browser/h5.mjs | tee "$RUN_DIR/browser.log"
+  browser=$(grep -E '^browser: [0-9]+ passed' "$RUN_DIR/browser.log" | sed 's/^browser: //')
+  browser_passed=$(echo "$browser" | sed -E 's/ passed.*//')
+else
+  log "THE BROWSER TEST DID NOT RUN: /usr/bin/chromium or npm is missing and could not be installed"
+fi
+
 read -r passed failed < <(awk '/^test result:/ {
   for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i }
 } END { print p + 0, f + 0 }' "$RUN_DIR/tests.log")
 echo
-echo "fmt, clippy and cfn-lint clean; schemathesis: $schemathesis"
+passed=$((passed + ${browser_passed:-0}))
+echo "fmt, clippy and cfn-lint clean; schemathesis: $schemathesis; browser: $browser (target/h5-example.png)"
 grep '^load:' "$RUN_DIR/load.log" | grep -v 'error:'
 echo "wall time $(( $(date +%s) - STARTED )) s"
 echo "summary: $passed passed, $failed failed"
