@@ -24,7 +24,9 @@ impl App {
             Some(source) => Some(resolve_secret(source, &sdk).await?),
             None => None,
         };
-        Ok(App::new(config, &sdk, secret))
+        let app = App::new(config, &sdk, secret);
+        app.tokens.warm().await;
+        Ok(app)
     }
 
     /// `secret`: the resolved AppSecret; `None` for functions that never fetch a token.

@@ -97,6 +97,9 @@ pub struct Timing {
     /// Forced refreshes (`type=manual`, or a token WeChat reports dead) happen at most once in
     /// this period; inside it the stored token is answered without calling WeChat.
     pub cooldown: Duration,
+    /// How long an instance answers from its in-process copy of the state without reading the
+    /// store; shorter than `grace`, so a token another instance replaced is still honoured.
+    pub cache_ttl: Duration,
 }
 
 impl Default for Timing {
@@ -110,6 +113,7 @@ impl Default for Timing {
             lazy_margin: Duration::from_secs(300),
             grace: Duration::from_secs(300),
             cooldown: Duration::from_secs(60),
+            cache_ttl: Duration::from_secs(30),
         }
     }
 }
@@ -206,6 +210,7 @@ impl Config {
             lazy_margin: secs("REFRESH_MARGIN_SECS", d.lazy_margin)?,
             grace: secs("TOKEN_GRACE_SECS", d.grace)?,
             cooldown: secs("REFRESH_COOLDOWN_SECS", d.cooldown)?,
+            cache_ttl: secs("CACHE_TTL_SECS", d.cache_ttl)?,
         };
         let dl = Limits::default();
         let count = |k: &str, default: usize| -> Result<usize, ConfigError> {
@@ -296,6 +301,11 @@ impl Config {
             return Err(ConfigError(
                 "REFRESH_LEASE_MS must be longer than three WeChat calls (3 × WECHAT_TIMEOUT_MS)"
                     .into(),
+            ));
+        }
+        if t.cache_ttl >= t.grace {
+            return Err(ConfigError(
+                "CACHE_TTL_SECS must be shorter than TOKEN_GRACE_SECS (a replaced token must still work)".into(),
             ));
         }
         if t.lazy_margin > t.rotate_ahead {

@@ -1,15 +1,15 @@
-//! Token lifecycle: serve the stored access_token and tickets, and refresh them single-flight
-//! across all Lambda instances under the DynamoDB lock. Only the lock holder calls WeChat; everyone
+//! Token lifecycle: serve the stored access_token and tickets (through a short in-process cache),
+//! and refresh them single-flight across all Lambda instances under the DynamoDB lock. Only the lock holder calls WeChat; everyone
 //! else serves the stored credentials while they are valid, or waits (bounded) for the holder's
 //! write. A failed refresh never removes valid stored credentials.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::Timing;
 use crate::envelope::ApiError;
-use crate::store::{Credential, Lock, TokenState, TokenStore, Update};
+use crate::store::{Credential, Lock, StoreError, TokenState, TokenStore, Update};
 use crate::wechat::{Issued, TicketKind, WeChatClient};
 
 /// Why credentials are wanted.
@@ -49,6 +49,8 @@ pub const DEAD_TOKEN_ERRCODES: [i64; 3] = [40001, 40014, 42001];
 /// How the answer came about (logged with the request).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
+    /// From this instance's cache (younger than CACHE_TTL_SECS); no request to the store.
+    Cached,
     /// Read from the store; no refresh needed.
     Stored,
     /// This request refreshed and published.
@@ -65,6 +67,7 @@ pub enum Source {
 impl Source {
     pub fn as_str(self) -> &'static str {
         match self {
+            Source::Cached => "cached",
             Source::Stored => "stored",
             Source::Refreshed => "refreshed",
             Source::Waited => "waited",
@@ -125,6 +128,8 @@ pub struct TokenService {
     wechat: WeChatClient,
     timing: Timing,
     clock: Clock,
+    /// The state last read or written, and when (clock ms).
+    cache: Arc<Mutex<Option<(TokenState, u64)>>>,
 }
 
 impl TokenService {
@@ -134,6 +139,7 @@ impl TokenService {
             wechat,
             timing,
             clock: Clock::default(),
+            cache: Arc::default(),
         }
     }
 
@@ -157,9 +163,45 @@ impl TokenService {
         self.wechat.appid()
     }
 
-    /// Credentials for `mode`, refreshing when needed.
-    pub async fn get(&self, mode: Mode) -> Result<Served, ApiError> {
+    /// The cached state while it is younger than the cache TTL. The bound is safe: a token
+    /// replaced by another instance stays valid at WeChat for the grace period, which is longer.
+    fn cached(&self) -> Option<TokenState> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let (state, at) = cache.as_ref()?;
+        (self.clock.now_ms() < at + ms(self.timing.cache_ttl)).then(|| state.clone())
+    }
+
+    fn remember(&self, state: &TokenState) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        *cache = Some((state.clone(), self.clock.now_ms()));
+    }
+
+    /// Reads the state once, at cold start: it opens (and pays the TLS handshake of) the
+    /// connection to DynamoDB during init, and fills the cache. Failures are left to requests.
+    pub async fn warm(&self) {
+        let _ = self.load().await;
+    }
+
+    /// Reads the store (strongly consistent) and refreshes the cache.
+    async fn load(&self) -> Result<TokenState, StoreError> {
         let state = self.store.load(self.appid()).await?;
+        self.remember(&state);
+        Ok(state)
+    }
+
+    /// Credentials for `mode`, refreshing when needed. `auto` is answered from the cache while it
+    /// holds credentials fresh enough; `manual` and the schedule always read the store.
+    pub async fn get(&self, mode: Mode) -> Result<Served, ApiError> {
+        if mode == Mode::Auto {
+            if let Some(state) = self.cached().filter(|s| self.satisfied(Want::Fresh, s)) {
+                return Ok(Served {
+                    state,
+                    source: Source::Cached,
+                    fault: None,
+                });
+            }
+        }
+        let state = self.load().await?;
         let want = match mode {
             Mode::Auto => Want::Fresh,
             Mode::Scheduled => Want::Scheduled,
@@ -175,20 +217,28 @@ impl TokenService {
     /// Bounded by the cooldown, so a WeChat that keeps refusing fresh tokens cannot make us burn
     /// the daily quota.
     pub async fn replace_dead(&self, dead: &str) -> Result<Served, ApiError> {
-        let state = self.store.load(self.appid()).await?;
+        let state = self.load().await?;
         self.run(Want::Replace { dead }, state).await
     }
 
     /// Accepts a caller's token only if it is the stored access_token, or the previous one
     /// while WeChat still honours it; anything else gets WeChat's own 40001 answer.
+    /// The cache answers for a token it knows; an unknown one is looked up in the store before
+    /// it is refused (another instance may have just refreshed).
     pub async fn check(&self, token: &str) -> Result<TokenState, ApiError> {
-        let state = self.store.load(self.appid()).await?;
-        let now = self.clock.now_ms();
-        let known = |c: &Option<Credential>| {
-            c.as_ref()
-                .is_some_and(|c| c.value == token && c.valid_for(now, 0))
+        let known = |state: &TokenState| {
+            let now = self.clock.now_ms();
+            let is = |c: &Option<Credential>| {
+                c.as_ref()
+                    .is_some_and(|c| c.value == token && c.valid_for(now, 0))
+            };
+            is(&state.access_token) || is(&state.previous_access_token)
         };
-        if known(&state.access_token) || known(&state.previous_access_token) {
+        if let Some(state) = self.cached().filter(|s| known(s)) {
+            return Ok(state);
+        }
+        let state = self.load().await?;
+        if known(&state) {
             Ok(state)
         } else {
             Err(ApiError::invalid_credential())
@@ -295,7 +345,7 @@ impl TokenService {
                 }
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_millis(400));
-                let state = match self.store.load(self.appid()).await {
+                let state = match self.load().await {
                     Ok(s) => s,
                     Err(e) => return self.fallback(want, seen, e.into()),
                 };
@@ -350,6 +400,7 @@ impl TokenService {
         };
         match self.store.commit(self.appid(), owner, &update).await {
             Ok(Some(state)) => {
+                self.remember(&state);
                 if usable(&state, self.clock.now_ms(), 0) {
                     Ok(Served {
                         state,
@@ -364,7 +415,7 @@ impl TokenService {
             }
             Ok(None) => {
                 // Our lease ran out and another holder took over: its state wins, ours is dropped.
-                let state = self.store.load(self.appid()).await?;
+                let state = self.load().await?;
                 if usable(&state, self.clock.now_ms(), 0) {
                     Ok(Served {
                         state,

@@ -29,7 +29,12 @@ fn access_token(v: &Value) -> String {
 
 #[tokio::test]
 async fn only_the_stored_token_is_forwarded() {
-    let h = Harness::with(&[("REFRESH_COOLDOWN_SECS", "0"), ("TOKEN_GRACE_SECS", "1")]).await;
+    let h = Harness::with(&[
+        ("REFRESH_COOLDOWN_SECS", "0"),
+        ("TOKEN_GRACE_SECS", "1"),
+        ("CACHE_TTL_SECS", "0"),
+    ])
+    .await;
     let first = access_token(&token_answer(&h.app, "").await);
     // A token WeChat issued but the gateway does not hold (another system's): refused here.
     let foreign = h.foreign_token().await;
@@ -192,4 +197,31 @@ async fn a_wechat_that_keeps_refusing_gets_one_retry_and_no_storm() {
         assert_eq!(v["errcode"], 0, "{errcode}: {v}");
         assert_eq!(h.token_calls(), before + 1, "{errcode}");
     }
+}
+
+#[tokio::test]
+async fn warm_instances_answer_from_their_cache_and_see_refreshes_within_its_ttl() {
+    let h = Harness::with(&[("CACHE_TTL_SECS", "1"), ("REFRESH_COOLDOWN_SECS", "0")]).await;
+    let a = h.instance(&[("CACHE_TTL_SECS", "1")]);
+    let first = a.tokens.get(wxinvoice::token::Mode::Auto).await.unwrap();
+    let mut from_store = 0;
+    for _ in 0..100 {
+        let served = a.tokens.get(wxinvoice::token::Mode::Auto).await.unwrap();
+        if served.source != wxinvoice::token::Source::Cached {
+            from_store += 1;
+        }
+    }
+    assert!(
+        from_store <= 10,
+        "{from_store} of 100 warm requests read the store"
+    );
+    // Another instance refreshes; a caller hands its new token to `a` at once: accepted.
+    let other = access_token(&token_answer(&h.app, "type=manual").await);
+    assert_ne!(other, first.state.access_token.as_ref().unwrap().value);
+    let (_, v) = batch(&a, &format!("token={other}")).await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    // And `a` serves the new token once its cache is older than the TTL.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let served = a.tokens.get(wxinvoice::token::Mode::Auto).await.unwrap();
+    assert_eq!(served.state.access_token.unwrap().value, other);
 }
