@@ -1,6 +1,8 @@
-# The two commands of the README.
-.PHONY: dev test
+# The two commands of the README, and the benchmark.
+.PHONY: dev test bench
 dev:
 	@bash scripts/dev.sh
 test:
 	@bash scripts/test.sh
+bench:
+	@bash scripts/bench.sh

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `make bench`: the Lambda-faithful benchmark. Builds the functions, the floor and the emulator in
+# release mode, installs the Python peer into .venv, starts moto's DynamoDB server and the WeChat
+# simulator, and runs lambda-bench (cold starts, warm latency, peak RSS, DynamoDB requests per
+# call; arm64 bootstrap sizes when `cargo lambda build --release --arm64` has run). Prints a table
+# and writes target/bench.json. A benchmark: no figure fails it.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+RUN_DIR=$(mktemp -d)
+trap stop_all EXIT
+
+ensure_venv
+log "installing the Python peer (awslambdaric, wechatpy, boto3) into .venv"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check -r benches/python-peer/requirements.txt
+log "release build"
+cargo build --release -p get-token -p get-invoice-batch -p bench-hello -p lambda-bench -p wechat-sim
+
+MOTO_PORT=$(free_port)
+SIM_PORT=$(free_port)
+use_local_aws "$MOTO_PORT"
+start_moto "$MOTO_PORT" "$RUN_DIR/moto.log"
+start wechat-sim "$RUN_DIR/wechat-sim.log" target/release/wechat-sim --port "$SIM_PORT"
+wait_http "http://127.0.0.1:$SIM_PORT/__sim/stats" 30
+export WECHAT_APPID=wxa185587d4fc35145 WECHAT_SECRET=sim-appsecret
+export WECHAT_API_BASE="http://127.0.0.1:$SIM_PORT" TOKEN_TABLE=wxinvoice-bench
+export JSSDK_URL='https://expense.example.com/invoices?from=menu'
+"$VENV/bin/python" scripts/create_table.py "$TOKEN_TABLE"
+
+BENCH_MOTO="$AWS_ENDPOINT_URL_DYNAMODB" BENCH_BIN_DIR="$ROOT/target/release" BENCH_PYTHON="$VENV/bin/python" \
+BENCH_PEER_DIR="$ROOT/benches/python-peer" BENCH_FIXTURES="$ROOT/tests/fixtures" BENCH_OUT="$ROOT/target/bench.json" \
+BENCH_ARM64_DIR="$ROOT/target/lambda" \
+  target/release/lambda-bench
