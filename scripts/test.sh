@@ -19,6 +19,14 @@ log "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 log "cfn-lint template.yaml"
 cfn-lint template.yaml
+log "cargo lambda build --release --arm64 (what sam build deploys)"
+cargo lambda build --release --arm64 -p get-token -p get-invoice-batch -p update-status
+sizes=""
+for f in get-token get-invoice-batch update-status; do
+  bytes=$(stat -c %s "target/lambda/$f/bootstrap")
+  sizes="$sizes $f $(awk -v b="$bytes" 'BEGIN { printf "%.2f MB", b / 1e6 }');"
+done
+log "arm64 bootstraps:$sizes"
 
 MOTO_PORT=$(free_port)
 use_local_aws "$MOTO_PORT"
@@ -85,7 +93,8 @@ read -r passed failed < <(awk '/^test result:/ {
 } END { print p + 0, f + 0 }' "$RUN_DIR/tests.log")
 echo
 passed=$((passed + ${browser_passed:-0}))
-echo "fmt, clippy and cfn-lint clean; schemathesis: $schemathesis; browser: $browser (target/h5-example.png)"
+echo "fmt, clippy and cfn-lint clean; arm64 bootstraps:$sizes"
+echo "schemathesis: $schemathesis; browser: $browser (target/h5-example.png)"
 grep '^load:' "$RUN_DIR/load.log" | grep -v 'error:'
 echo "wall time $(( $(date +%s) - STARTED )) s"
 echo "summary: $passed passed, $failed failed"

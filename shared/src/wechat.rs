@@ -2,6 +2,8 @@
 //! Every call has an explicit timeout; errors never carry the request URL (it holds the
 //! AppSecret or an access_token).
 
+use std::sync::{Arc, OnceLock};
+
 use serde_json::{Map, Value};
 
 use crate::config::{Config, Platform, Secret, TokenApi};
@@ -105,7 +107,10 @@ pub struct Reply {
 
 #[derive(Clone)]
 pub struct WeChatClient {
-    http: reqwest::Client,
+    /// Built on first use: getToken answers from the stored state and rarely calls WeChat, so
+    /// its cold start does not pay for the TLS set-up (loading the system's root certificates).
+    http: Arc<OnceLock<reqwest::Client>>,
+    timeout: std::time::Duration,
     base: String,
     appid: String,
     secret: Option<Secret>,
@@ -118,18 +123,13 @@ impl WeChatClient {
     /// `secret`: the AppSecret (corpsecret for WeCom); `None` for a client that never fetches a
     /// token.
     pub fn new(config: &Config, secret: Option<Secret>) -> Self {
-        let timeout = config.timing.wechat_timeout;
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .build()
-            .expect("a TLS backend is compiled in");
         let paths = match config.platform {
             Platform::Mp => MP_PATHS,
             Platform::Work => WORK_PATHS,
         };
         WeChatClient {
-            http,
+            http: Arc::default(),
+            timeout: config.timing.wechat_timeout,
             base: config.api_base.clone(),
             appid: config.appid.clone(),
             secret,
@@ -137,6 +137,16 @@ impl WeChatClient {
             token_api: config.token_api,
             paths,
         }
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .connect_timeout(self.timeout)
+                .timeout(self.timeout)
+                .build()
+                .expect("a TLS backend is compiled in")
+        })
     }
 
     pub fn appid(&self) -> &str {
@@ -163,7 +173,7 @@ impl WeChatClient {
         };
         let (base, appid, secret) = (&self.base, enc(&self.appid), enc(secret.expose()));
         let req = match (self.platform, self.token_api) {
-            (Platform::Mp, TokenApi::Classic) => self.http.get(format!(
+            (Platform::Mp, TokenApi::Classic) => self.http().get(format!(
                 "{base}{}?grant_type=client_credential&appid={appid}&secret={secret}",
                 self.paths.token
             )),
@@ -174,11 +184,11 @@ impl WeChatClient {
                     "secret": self.secret.as_ref().map(Secret::expose),
                     "force_refresh": force,
                 });
-                self.http
+                self.http()
                     .post(format!("{base}{MP_STABLE_TOKEN_PATH}"))
                     .json(&body)
             }
-            (Platform::Work, _) => self.http.get(format!(
+            (Platform::Work, _) => self.http().get(format!(
                 "{base}{}?corpid={appid}&corpsecret={secret}",
                 self.paths.token
             )),
@@ -213,7 +223,7 @@ impl WeChatClient {
                 self.base, self.paths.wx_card_ticket
             ),
         };
-        let body = self.call(self.http.get(url)).await?;
+        let body = self.call(self.http().get(url)).await?;
         issued(&body, "ticket")
     }
 
@@ -227,7 +237,7 @@ impl WeChatClient {
     ) -> Result<Reply, WeChatError> {
         let url = format!("{}{path}?access_token={}", self.base, enc(access_token));
         let req = self
-            .http
+            .http()
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(json);
