@@ -77,6 +77,20 @@ pub fn jsapi_ticket_url(token: &str) -> String {
 }
 pub const PAGE_URL: &str = "https://expense.example.com/invoices?from=menu";
 
+/// getToken's fields: the spec's, then chooseInvoice's.
+pub const TOKEN_FIELDS: [&str; 10] = [
+    "access_token",
+    "expires_in",
+    "appid",
+    "timestamp",
+    "noncestr",
+    "jsapi_ticket",
+    "url",
+    "signature",
+    "card_sign",
+    "sign_type",
+];
+
 /// moto's endpoint; the test command starts moto and sets this.
 pub fn moto_endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| {
@@ -176,6 +190,20 @@ impl Harness {
 
     pub fn paths(&self) -> &'static wxinvoice::wechat::Paths {
         paths()
+    }
+
+    /// The token state as DynamoDB holds it now.
+    pub async fn stored(&self) -> wxinvoice::store::TokenState {
+        self.app.tokens.store().load(&appid()).await.unwrap()
+    }
+
+    /// The access_token DynamoDB holds now.
+    pub async fn stored_token(&self) -> String {
+        self.stored()
+            .await
+            .access_token
+            .expect("a stored access_token")
+            .value
     }
 
     /// Token fetches so far.

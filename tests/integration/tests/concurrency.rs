@@ -42,7 +42,7 @@ async fn many_concurrent_refreshes_fetch_exactly_once() {
     );
     assert_eq!(h.token_calls(), 1, "exactly one token fetch");
     assert_eq!(h.ticket_calls(), 2);
-    let stored = h.app.tokens.store().load(&appid()).await.unwrap();
+    let stored = h.stored().await;
     assert_eq!(stored.access_token.unwrap().value, tokens[0]);
     assert_eq!(stored.version, 1);
 }

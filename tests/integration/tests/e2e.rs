@@ -1,7 +1,7 @@
 //! End to end through `cargo lambda watch` (started by `make test`): the three documented paths
 //! over real HTTP, and `cargo lambda invoke` of the scheduled event.
 
-use integration_tests::{fixture_path, CODE2, SEED_CARD};
+use integration_tests::{fixture_path, CODE2, SEED_CARD, TOKEN_FIELDS};
 use serde_json::{json, Value};
 
 fn base() -> String {
@@ -41,16 +41,7 @@ async fn access_token() -> String {
 async fn get_token_over_http() {
     let (status, v) = get("/core/r/api/weChat/getToken?type=auto").await;
     assert_eq!(status, 200, "{v}");
-    for field in [
-        "access_token",
-        "expires_in",
-        "appid",
-        "timestamp",
-        "noncestr",
-        "jsapi_ticket",
-        "url",
-        "signature",
-    ] {
+    for field in TOKEN_FIELDS {
         assert!(v.get(field).is_some(), "{field} missing: {v}");
     }
     assert_eq!(

@@ -117,7 +117,7 @@ async fn wechat_fault_matrix() {
                 "{name}: answered in {ms} ms (WeChat timeout 500 ms)"
             );
         }
-        let state = h.app.tokens.store().load(&appid()).await.unwrap();
+        let state = h.stored().await;
         assert_eq!(
             state.access_token.unwrap().value,
             stored,

@@ -164,21 +164,7 @@ async fn card_sign_opens_choose_invoice() {
     );
     // The keys of the answer, in order.
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(
-        keys,
-        [
-            "access_token",
-            "expires_in",
-            "appid",
-            "timestamp",
-            "noncestr",
-            "jsapi_ticket",
-            "url",
-            "signature",
-            "card_sign",
-            "sign_type"
-        ]
-    );
+    assert_eq!(keys, TOKEN_FIELDS);
 }
 
 #[tokio::test]

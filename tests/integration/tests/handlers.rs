@@ -43,19 +43,7 @@ async fn get_token_answers_the_spec_fields_with_a_valid_signature() {
     assert_eq!(status, 200, "{v}");
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
-        keys,
-        [
-            "access_token",
-            "expires_in",
-            "appid",
-            "timestamp",
-            "noncestr",
-            "jsapi_ticket",
-            "url",
-            "signature",
-            "card_sign",
-            "sign_type"
-        ],
+        keys, TOKEN_FIELDS,
         "the spec's fields, then chooseInvoice's"
     );
     assert_eq!(v["appid"], appid().as_str());
@@ -118,7 +106,7 @@ async fn manual_forces_a_refresh_and_keeps_the_previous_token() {
     assert_eq!(status, 200);
     assert_ne!(first["access_token"], second["access_token"]);
     assert_eq!(h.token_calls(), 2);
-    let stored = h.app.tokens.store().load(&appid()).await.unwrap();
+    let stored = h.stored().await;
     assert_eq!(
         stored.access_token.unwrap().value,
         second["access_token"].as_str().unwrap()
@@ -687,7 +675,7 @@ async fn a_valid_stored_token_is_served_while_wechat_is_down() {
         let (status, v) = token(&h, "type=auto").await;
         assert_eq!(status, 200, "{fault}: {v}");
         assert_eq!(v["access_token"], first["access_token"], "{fault}");
-        let stored = h.app.tokens.store().load(&appid()).await.unwrap();
+        let stored = h.stored().await;
         assert!(
             stored.lock_owner.is_none(),
             "no lock left held after {fault}"
@@ -703,7 +691,7 @@ async fn a_valid_stored_token_is_served_while_wechat_is_down() {
     h.sim_post("/__sim/faults", json!({"path": token_path(), "errcode": 45009, "errmsg": "reach max api daily quota limit"})).await;
     let (status, v) = token(&h, "type=manual").await;
     assert_eq!((status, v["errcode"].as_i64()), (200, Some(45009)), "{v}");
-    let stored = h.app.tokens.store().load(&appid()).await.unwrap();
+    let stored = h.stored().await;
     assert_eq!(
         stored.access_token.unwrap().value,
         first["access_token"].as_str().unwrap()

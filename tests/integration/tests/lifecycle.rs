@@ -123,7 +123,7 @@ async fn a_token_killed_by_another_system_is_replaced_once_and_the_call_retried(
         2 + others,
         "ours, (another system's,) one replacement"
     );
-    let stored = h.app.tokens.store().load(&appid()).await.unwrap();
+    let stored = h.stored().await;
     let replacement = stored.access_token.unwrap().value;
     assert_ne!(replacement, ours);
     // The caller's old token is now the previous one: accepted, and retried with the stored one
@@ -150,16 +150,7 @@ async fn a_wechat_that_keeps_refusing_gets_one_retry_and_no_storm() {
     assert_eq!(h.calls(batch_path()), 2);
     assert_eq!(h.token_calls(), 2);
     // Within the cooldown (default 60 s) the fresh token is not replaced again: no fetch, no retry.
-    let fresh = h
-        .app
-        .tokens
-        .store()
-        .load(&appid())
-        .await
-        .unwrap()
-        .access_token
-        .unwrap()
-        .value;
+    let fresh = h.stored_token().await;
     for _ in 0..20 {
         let (_, v) = batch(&h.app, &format!("token={fresh}")).await;
         assert_eq!(v["errcode"], 40001);
@@ -182,16 +173,7 @@ async fn a_wechat_that_keeps_refusing_gets_one_retry_and_no_storm() {
             json!({"path": batch_path(), "errcode": errcode, "times": 1}),
         )
         .await;
-        let current = h
-            .app
-            .tokens
-            .store()
-            .load(&appid())
-            .await
-            .unwrap()
-            .access_token
-            .unwrap()
-            .value;
+        let current = h.stored_token().await;
         let before = h.token_calls();
         let (_, v) = batch(&eager, &format!("token={current}")).await;
         assert_eq!(v["errcode"], 0, "{errcode}: {v}");

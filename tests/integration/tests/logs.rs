@@ -70,16 +70,7 @@ async fn no_secret_or_token_reaches_the_logs() {
         .unwrap()
         .to_string()
         .max(t);
-    let current = h
-        .app
-        .tokens
-        .store()
-        .load(&appid())
-        .await
-        .unwrap()
-        .access_token
-        .unwrap()
-        .value;
+    let current = h.stored_token().await;
     let q = format!("token={current}");
     batch(app, &q, &good).await;
     update(app, &q, "INVOICE_REIMBURSE_LOCK").await;
@@ -101,16 +92,7 @@ async fn no_secret_or_token_reaches_the_logs() {
         json!({"path": "*", "drop": true, "times": 2}),
     )
     .await;
-    let current = h
-        .app
-        .tokens
-        .store()
-        .load(&appid())
-        .await
-        .unwrap()
-        .access_token
-        .unwrap()
-        .value;
+    let current = h.stored_token().await;
     batch(app, &format!("token={current}"), &good).await;
     token(app, "type=manual").await;
     h.sim_post(
