@@ -397,7 +397,10 @@ async fn main() {
             "AWS_ENDPOINT_URL_DYNAMODB".to_string(),
             format!("http://{proxy}"),
         ),
-        ("RUST_LOG".into(), std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "info".into())),
+        (
+            "RUST_LOG".into(),
+            std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "info".into()),
+        ),
     ])
     .collect();
     let rust = |name: &'static str| Function {

@@ -70,12 +70,18 @@ async fn day(
     (h.calls(token_path), tickets, answered)
 }
 
+/// Prints the day's counts (figures, no credentials).
+fn report(counts: &str, requests: u64) {
+    println!("simulated day, {counts}, {requests} requests");
+}
+
 #[tokio::test]
 async fn classic_token_one_fetch_per_hourly_rotation() {
     let mut o = MP.to_vec();
     o.push(("WECHAT_TOKEN_API", "classic"));
     let (fetches, tickets, answered) = day(&o, "/cgi-bin/token", json!({})).await;
-    println!("simulated day, classic /cgi-bin/token: {fetches} token fetches, {tickets} ticket fetches, {answered} requests");
+    let line = format!("classic /cgi-bin/token: {fetches} token fetches, {tickets} ticket fetches");
+    report(&line, answered);
     // The first fetch, then one rotation per scheduled run (each token lives one hour + grace).
     assert!((24..=26).contains(&fetches), "{fetches}");
     assert!(tickets <= 2 * fetches + 2, "{tickets}");
@@ -86,7 +92,8 @@ async fn stable_token_normal_mode_does_not_storm() {
     let mut o = MP.to_vec();
     o.push(("WECHAT_TOKEN_API", "stable"));
     let (fetches, tickets, answered) = day(&o, "/cgi-bin/stable_token", json!({})).await;
-    println!("simulated day, stable_token: {fetches} token fetches, {tickets} ticket fetches, {answered} requests");
+    let line = format!("stable_token: {fetches} token fetches, {tickets} ticket fetches");
+    report(&line, answered);
     // WeChat renews a stable token in its last 5 minutes; the schedule asks hourly once a token
     // is due and readers once in that window: far below one fetch per request.
     assert!(fetches <= 40, "{fetches}");
@@ -101,7 +108,8 @@ async fn wecom_same_token_answers_do_not_storm() {
         json!({"work_token_idempotent": true}),
     )
     .await;
-    println!("simulated day, WeCom gettoken (same token while valid): {fetches} token fetches, {tickets} ticket fetches, {answered} requests");
+    let line = format!("WeCom gettoken (same token while valid): {fetches} token fetches, {tickets} ticket fetches");
+    report(&line, answered);
     assert!(fetches <= 100, "{fetches}");
     assert!(tickets <= 60, "{tickets}");
 }
