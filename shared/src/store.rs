@@ -48,12 +48,6 @@ pub struct TokenState {
     pub lock_until_ms: u64,
 }
 
-impl TokenState {
-    pub fn locked_at(&self, now_ms: u64) -> bool {
-        self.lock_owner.is_some() && self.lock_until_ms >= now_ms
-    }
-}
-
 /// What a refresh publishes; `None` fields keep their stored value.
 #[derive(Debug, Default, Clone)]
 pub struct Update {
@@ -102,10 +96,6 @@ impl TokenStore {
             client,
             table: table.into(),
         }
-    }
-
-    pub fn table(&self) -> &str {
-        &self.table
     }
 
     fn key(appid: &str) -> AttributeValue {

@@ -151,10 +151,6 @@ impl TokenService {
         &self.timing
     }
 
-    pub fn wechat(&self) -> &WeChatClient {
-        &self.wechat
-    }
-
     pub fn store(&self) -> &TokenStore {
         &self.store
     }

@@ -241,19 +241,18 @@ impl WeChatClient {
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(json);
-        let (bytes, _) = self.call_raw(req).await?;
-        Ok(Reply { body: bytes })
+        let body = self.call_raw(req).await?;
+        Ok(Reply { body })
     }
 
     async fn call(&self, req: reqwest::RequestBuilder) -> Result<Map<String, Value>, WeChatError> {
-        self.call_raw(req).await.map(|(_, map)| map)
+        let bytes = self.call_raw(req).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|_| WeChatError::Unreachable("answer is not a JSON object".into()))
     }
 
     /// Sends, checks the status, parses the JSON object and splits off errcode ≠ 0.
-    async fn call_raw(
-        &self,
-        req: reqwest::RequestBuilder,
-    ) -> Result<(Vec<u8>, Map<String, Value>), WeChatError> {
+    async fn call_raw(&self, req: reqwest::RequestBuilder) -> Result<Vec<u8>, WeChatError> {
         let resp = req.send().await.map_err(classify)?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(classify)?.to_vec();
@@ -263,11 +262,23 @@ impl WeChatClient {
                 status.as_u16()
             )));
         }
-        let map: Map<String, Value> = serde_json::from_slice(&bytes)
-            .map_err(|_| WeChatError::Unreachable("answer is not a JSON object".into()))?;
-        match map.get("errcode").map(Value::as_i64) {
-            None | Some(Some(0)) => Ok((bytes, map)),
-            Some(Some(errcode)) => Err(WeChatError::Api(WeChatErrorBody { errcode, body: map })),
+        // Only errcode is read here: a successful invoice answer goes back byte for byte, so
+        // it is not built into a JSON tree on every request.
+        #[derive(serde::Deserialize)]
+        struct Head {
+            errcode: Option<Value>,
+        }
+        let not_json = || WeChatError::Unreachable("answer is not a JSON object".into());
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(not_json());
+        }
+        let head: Head = serde_json::from_slice(&bytes).map_err(|_| not_json())?;
+        match head.errcode.as_ref().map(Value::as_i64) {
+            None | Some(Some(0)) => Ok(bytes),
+            Some(Some(errcode)) => {
+                let body = serde_json::from_slice(&bytes).map_err(|_| not_json())?;
+                Err(WeChatError::Api(WeChatErrorBody { errcode, body }))
+            }
             Some(None) => Err(WeChatError::Unreachable("errcode is not a number".into())),
         }
     }

@@ -206,6 +206,16 @@ impl Harness {
             .value
     }
 
+    /// Injects a simulator fault (see the README's `/__sim/faults`).
+    pub async fn fault(&self, fault: Value) {
+        self.sim_post("/__sim/faults", fault).await;
+    }
+
+    pub async fn clear_faults(&self) {
+        let url = format!("{}/__sim/faults", self.sim.base_url());
+        self.http.delete(url).send().await.unwrap();
+    }
+
     /// Token fetches so far.
     pub fn token_calls(&self) -> u64 {
         self.calls(token_path())

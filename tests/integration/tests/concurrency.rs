@@ -11,11 +11,8 @@ use wxinvoice::token::{now_ms, Mode};
 async fn many_concurrent_refreshes_fetch_exactly_once() {
     let h = Harness::new().await;
     // Slow WeChat, so every caller arrives while the first refresh is in flight.
-    h.sim_post(
-        "/__sim/faults",
-        json!({"path": token_path(), "latency_ms": 400}),
-    )
-    .await;
+    h.fault(json!({"path": token_path(), "latency_ms": 400}))
+        .await;
     // 8 independent instances (own DynamoDB and HTTP clients) × 6 concurrent requests each.
     let apps: Vec<_> = (0..8).map(|_| h.instance(&[])).collect();
     let mut tasks = Vec::new();
@@ -50,11 +47,8 @@ async fn many_concurrent_refreshes_fetch_exactly_once() {
 #[tokio::test]
 async fn concurrent_manual_refreshes_share_one_fetch() {
     let h = Harness::new().await;
-    h.sim_post(
-        "/__sim/faults",
-        json!({"path": token_path(), "latency_ms": 400}),
-    )
-    .await;
+    h.fault(json!({"path": token_path(), "latency_ms": 400}))
+        .await;
     let apps: Vec<_> = (0..5).map(|_| h.instance(&[])).collect();
     let results = join_all(apps.iter().map(|a| a.tokens.get(Mode::Manual))).await;
     let tokens: Vec<String> = results
@@ -170,11 +164,8 @@ async fn while_one_instance_refreshes_others_serve_the_valid_stored_token() {
         .access_token
         .unwrap()
         .value;
-    h.sim_post(
-        "/__sim/faults",
-        json!({"path": token_path(), "latency_ms": 600}),
-    )
-    .await;
+    h.fault(json!({"path": token_path(), "latency_ms": 600}))
+        .await;
     let scheduler = h.instance(&[
         ("REFRESH_AHEAD_SECS", "7200"),
         ("REFRESH_COOLDOWN_SECS", "0"),
@@ -231,11 +222,8 @@ async fn stampede_across_processes_fetches_once() {
         .await
         .unwrap();
     // A slow WeChat widens the window in which everyone finds the token expired.
-    h.sim_post(
-        "/__sim/faults",
-        json!({"path": token_path(), "latency_ms": 300}),
-    )
-    .await;
+    h.fault(json!({"path": token_path(), "latency_ms": 300}))
+        .await;
     let start_at = now_ms() + 2000;
     let (id, secret) = (appid(), appsecret());
     let platform = if is_work() { "work" } else { "mp" };

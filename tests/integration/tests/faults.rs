@@ -79,12 +79,8 @@ async fn wechat_fault_matrix() {
     println!("| fault | auto, valid token stored | manual | auto, nothing stored |");
     println!("|---|---|---|---|");
     for (name, fault, status, errcode) in faults {
-        h.http
-            .delete(format!("{}/__sim/faults", h.sim.base_url()))
-            .send()
-            .await
-            .unwrap();
-        h.sim_post("/__sim/faults", fault).await;
+        h.clear_faults().await;
+        h.fault(fault).await;
         // auto: the stored token keeps being served.
         let (s1, v1, ms1) = get(&h.app, "type=auto").await;
         assert_eq!(

@@ -151,11 +151,8 @@ async fn scheduled_event_refreshes_what_is_due() {
 #[tokio::test]
 async fn scheduled_failure_is_an_invocation_error() {
     let h = Harness::new().await;
-    h.sim_post(
-        "/__sim/faults",
-        json!({"path": token_path(), "errcode": 40125, "errmsg": "invalid appsecret"}),
-    )
-    .await;
+    h.fault(json!({"path": token_path(), "errcode": 40125, "errmsg": "invalid appsecret"}))
+        .await;
     let req = wxinvoice::runtime::request_from_json(&fixture("schedule-event.json")).unwrap();
     let err = get_token(&h.app, req).await.unwrap_err().to_string();
     assert!(err.contains("40125"), "{err}");
@@ -271,7 +268,7 @@ async fn wechat_errors_pass_through_with_the_spec_hint() {
         (Some(40001), Some("token失效"))
     );
     // A code outside the table: body unchanged, no hint.
-    h.sim_post("/__sim/faults", json!({"path": batch_path(), "errcode": 45009, "errmsg": "reach max api daily quota limit", "times": 1})).await;
+    h.fault(json!({"path": batch_path(), "errcode": 45009, "errmsg": "reach max api daily quota limit", "times": 1})).await;
     let (_, v) = batch(
         &h,
         t,
@@ -625,7 +622,7 @@ async fn wechat_faults_give_bounded_502_504() {
         ),
         (json!({"path": path, "latency_ms": 2000, "times": 1}), 504),
     ] {
-        h.sim_post("/__sim/faults", fault.clone()).await;
+        h.fault(fault.clone()).await;
         let started = std::time::Instant::now();
         let (got, v) = batch(&h, &t, &body).await;
         let ms = started.elapsed().as_millis();
@@ -666,12 +663,8 @@ async fn a_valid_stored_token_is_served_while_wechat_is_down() {
         json!({"path": token_path(), "latency_ms": 1000}),
         json!({"path": token_path(), "errcode": 45009, "errmsg": "reach max api daily quota limit"}),
     ] {
-        h.http
-            .delete(format!("{}/__sim/faults", h.sim.base_url()))
-            .send()
-            .await
-            .unwrap();
-        h.sim_post("/__sim/faults", fault.clone()).await;
+        h.clear_faults().await;
+        h.fault(fault.clone()).await;
         let (status, v) = token(&h, "type=auto").await;
         assert_eq!(status, 200, "{fault}: {v}");
         assert_eq!(v["access_token"], first["access_token"], "{fault}");
@@ -683,12 +676,8 @@ async fn a_valid_stored_token_is_served_while_wechat_is_down() {
         assert_eq!(stored.version, 1);
     }
     // manual: the caller asked for a refresh and gets WeChat's error; the stored token stays.
-    h.http
-        .delete(format!("{}/__sim/faults", h.sim.base_url()))
-        .send()
-        .await
-        .unwrap();
-    h.sim_post("/__sim/faults", json!({"path": token_path(), "errcode": 45009, "errmsg": "reach max api daily quota limit"})).await;
+    h.clear_faults().await;
+    h.fault(json!({"path": token_path(), "errcode": 45009, "errmsg": "reach max api daily quota limit"})).await;
     let (status, v) = token(&h, "type=manual").await;
     assert_eq!((status, v["errcode"].as_i64()), (200, Some(45009)), "{v}");
     let stored = h.stored().await;
@@ -701,25 +690,15 @@ async fn a_valid_stored_token_is_served_while_wechat_is_down() {
 #[tokio::test]
 async fn nothing_stored_and_wechat_down_is_a_clear_error() {
     let h = Harness::with(&[("WECHAT_TIMEOUT_MS", "300")]).await;
-    h.sim_post(
-        "/__sim/faults",
-        json!({"path": token_path(), "latency_ms": 1000}),
-    )
-    .await;
+    h.fault(json!({"path": token_path(), "latency_ms": 1000}))
+        .await;
     let started = std::time::Instant::now();
     let (status, v) = token(&h, "").await;
     assert_eq!((status, v["errcode"].as_i64()), (504, Some(-1)), "{v}");
     assert!(started.elapsed().as_millis() < 1500);
-    h.http
-        .delete(format!("{}/__sim/faults", h.sim.base_url()))
-        .send()
-        .await
-        .unwrap();
-    h.sim_post(
-        "/__sim/faults",
-        json!({"path": token_path(), "errcode": 40125, "errmsg": "invalid appsecret"}),
-    )
-    .await;
+    h.clear_faults().await;
+    h.fault(json!({"path": token_path(), "errcode": 40125, "errmsg": "invalid appsecret"}))
+        .await;
     let (status, v) = token(&h, "").await;
     assert_eq!(
         (status, v["errcode"].as_i64()),

@@ -138,9 +138,7 @@ async fn a_token_killed_by_another_system_is_replaced_once_and_the_call_retried(
 async fn a_wechat_that_keeps_refusing_gets_one_retry_and_no_storm() {
     let h = Harness::new().await;
     let ours = access_token(&token_answer(&h.app, "").await);
-    h.sim_post(
-        "/__sim/faults",
-        json!({"path": batch_path(), "errcode": 40001, "errmsg": "invalid credential, access_token is invalid or not latest"}),
+    h.fault(json!({"path": batch_path(), "errcode": 40001, "errmsg": "invalid credential, access_token is invalid or not latest"}),
     )
     .await;
     // Without cooldown: one replacement and one retry, then WeChat's answer.
@@ -163,16 +161,9 @@ async fn a_wechat_that_keeps_refusing_gets_one_retry_and_no_storm() {
     );
     // 40014 and 42001 count as dead too.
     for errcode in [40014, 42001] {
-        h.http
-            .delete(format!("{}/__sim/faults", h.sim.base_url()))
-            .send()
-            .await
-            .unwrap();
-        h.sim_post(
-            "/__sim/faults",
-            json!({"path": batch_path(), "errcode": errcode, "times": 1}),
-        )
-        .await;
+        h.clear_faults().await;
+        h.fault(json!({"path": batch_path(), "errcode": errcode, "times": 1}))
+            .await;
         let current = h.stored_token().await;
         let before = h.token_calls();
         let (_, v) = batch(&eager, &format!("token={current}")).await;

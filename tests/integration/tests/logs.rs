@@ -80,23 +80,16 @@ async fn no_secret_or_token_reaches_the_logs() {
     batch(app, "", &good).await;
     batch(app, &q, "{not json").await;
     // WeChat reports the token dead: replaced, retried.
-    h.sim_post(
-        "/__sim/faults",
-        json!({"path": batch_path(), "errcode": 40001, "times": 1}),
-    )
-    .await;
+    h.fault(json!({"path": batch_path(), "errcode": 40001, "times": 1}))
+        .await;
     batch(app, &q, &good).await;
     // WeChat down for the invoice call and for the token call.
-    h.sim_post(
-        "/__sim/faults",
-        json!({"path": "*", "drop": true, "times": 2}),
-    )
-    .await;
+    h.fault(json!({"path": "*", "drop": true, "times": 2}))
+        .await;
     let current = h.stored_token().await;
     batch(app, &format!("token={current}"), &good).await;
     token(app, "type=manual").await;
-    h.sim_post(
-        "/__sim/faults",
+    h.fault(
         json!({"path": token_path(), "errcode": 40125, "errmsg": "invalid appsecret", "times": 1}),
     )
     .await;
