@@ -1,6 +1,9 @@
 //! Wiring: the configuration and the clients one Lambda process keeps for its whole life
 //! (built once, before the runtime loop), and the resolution of the AppSecret.
 
+use std::path::PathBuf;
+
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
@@ -47,13 +50,44 @@ impl App {
     }
 }
 
+/// Makes both TLS stacks (the AWS SDK's and the WeChat client's, which find roots through
+/// rustls-native-certs) read the system's CA bundle file alone. Left alone, they read the bundle
+/// and then every file in /etc/ssl/certs and /etc/pki/tls/certs, on Debian the same roots again
+/// one file each: 3.5 ms of a 12 ms cold start. An explicit SSL_CERT_FILE or SSL_CERT_DIR is kept;
+/// a host without a bundle file keeps the default search. Linux only: elsewhere the defaults are
+/// the platform's own store. Changes the environment, so it must run before any other thread.
+pub fn prefer_ca_bundle_file() {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let explicit = ["SSL_CERT_FILE", "SSL_CERT_DIR"].map(|k| std::env::var_os(k).is_some());
+    if let Some(bundle) = ca_bundle_to_use(explicit, openssl_probe::probe().cert_file) {
+        std::env::set_var("SSL_CERT_FILE", bundle);
+    }
+}
+
+/// The bundle file to name in SSL_CERT_FILE, given whether SSL_CERT_FILE and SSL_CERT_DIR are
+/// set and the bundle found on the host: none when the operator chose either.
+fn ca_bundle_to_use(explicit: [bool; 2], found: Option<PathBuf>) -> Option<PathBuf> {
+    if explicit.contains(&true) {
+        None
+    } else {
+        found
+    }
+}
+
 /// AWS configuration from the environment (credentials, region, `AWS_ENDPOINT_URL_DYNAMODB`),
 /// with every operation bounded by `DYNAMODB_TIMEOUT_MS`.
 pub async fn load_aws(config: &Config) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(timeouts(config))
-        .load()
-        .await
+    let mut loader =
+        aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts(config));
+    // Lambda hands the function's credentials in the environment, the first place the default
+    // chain looks. Naming that source skips building the rest of the chain (an STS client for
+    // web identity, ECS and IMDS providers) during init.
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        loader = loader.credentials_provider(EnvironmentVariableCredentialsProvider::new());
+    }
+    loader.load().await
 }
 
 fn timeouts(config: &Config) -> TimeoutConfig {
@@ -98,4 +132,18 @@ pub async fn resolve_secret(source: &SecretSource, sdk: &SdkConfig) -> Result<Se
             .ok_or_else(|| ConfigError("the JSON secret has no `secret` field".into()));
     }
     Ok(Secret::new(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ca_bundle_file_is_named_only_when_the_operator_chose_nothing() {
+        let found = Some(PathBuf::from("/etc/pki/tls/certs/ca-bundle.crt"));
+        assert_eq!(ca_bundle_to_use([false, false], found.clone()), found);
+        assert_eq!(ca_bundle_to_use([true, false], found.clone()), None);
+        assert_eq!(ca_bundle_to_use([false, true], found.clone()), None);
+        assert_eq!(ca_bundle_to_use([false, false], None), None);
+    }
 }

@@ -18,6 +18,13 @@ pub use app::App;
 use lambda_http::tracing::subscriber::filter::{EnvFilter, LevelFilter};
 use lambda_http::tracing::subscriber::fmt::MakeWriter;
 
+/// Process-wide set-up, first thing in `main` while the process has a single thread (the
+/// binaries run tokio's current-thread runtime: a Lambda process serves one event at a time).
+pub fn init_process() {
+    app::prefer_ca_bundle_file();
+    init_tracing();
+}
+
 /// Structured logs to stdout: the level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (INFO by
 /// default), JSON lines when `AWS_LAMBDA_LOG_FORMAT=JSON`.
 pub fn init_tracing() {

@@ -1,5 +1,6 @@
 //! `lambda-bench`: a Lambda Runtime API emulator that starts function processes exactly as Lambda
-//! does (`AWS_LAMBDA_RUNTIME_API` pointing at itself, the usual `AWS_LAMBDA_*` variables), hands
+//! does (a clean environment: `AWS_LAMBDA_RUNTIME_API` pointing at itself, the usual `AWS_LAMBDA_*`
+//! variables, the function's own configuration; nothing from the caller's shell), hands
 //! them API Gateway v2 events and measures: cold start (spawn to first answer posted), warm
 //! latency (event handed over to answer posted), peak RSS, and DynamoDB requests per warm call
 //! (through a counting proxy in front of moto). It runs our get-token and get-invoice-batch, a
@@ -203,7 +204,14 @@ struct Function {
 impl Function {
     fn spawn(&self, api: &RuntimeApi) -> tokio::process::Child {
         let mut cmd = tokio::process::Command::new(&self.program);
+        // Lambda's environment, not the caller's shell: a host's SSL_CERT_*, HOME, AWS_PROFILE
+        // and the like would change what the function does at init.
         cmd.args(&self.args)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("LANG", "en_US.UTF-8")
+            .env("TZ", ":UTC")
+            .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
             .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", self.name)
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")

@@ -3,9 +3,9 @@
 
 use lambda_http::{service_fn, Error, Request};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    wxinvoice::init_tracing();
+    wxinvoice::init_process();
     let app = wxinvoice::App::from_env().await?;
     let app = &app;
     wxinvoice::runtime::run(service_fn(move |req: Request| async move {
