@@ -261,9 +261,28 @@ fn peak_rss_mb(pid: u32) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// CPU time (ms) a process has used so far, summed over its threads (`/proc/PID/task/*/schedstat`,
+/// nanosecond resolution, unlike the clock ticks of `/proc/PID/stat`).
+fn cpu_ms(pid: u32) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return f64::NAN;
+    };
+    let ns: u64 = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    ns as f64 / 1e6
+}
+
 struct Figures {
     cold_p50: f64,
     cold_p90: f64,
+    /// Spawn to the first `/next`: what Lambda reports as Init Duration.
+    init_p50: f64,
+    /// CPU time the process used up to its first answer (all threads): the cold start's own
+    /// work, without the time spent waiting on DynamoDB or the emulator.
+    cold_cpu_p50: f64,
     warm_p50: f64,
     warm_p99: f64,
     rss_mb: f64,
@@ -278,6 +297,8 @@ async fn measure(
     ddb: &AtomicU64,
 ) -> Figures {
     let mut cold = Vec::with_capacity(colds);
+    let mut init = Vec::with_capacity(colds);
+    let mut cold_cpu = Vec::with_capacity(colds);
     for _ in 0..colds {
         let api = RuntimeApi::start().await;
         let started = Instant::now();
@@ -291,6 +312,8 @@ async fn measure(
             String::from_utf8_lossy(&done.body)
         );
         cold.push(ms(done.at - started));
+        init.push(ms(done.handed - started));
+        cold_cpu.push(cpu_ms(child.id().unwrap()));
         let _ = child.kill().await;
     }
     let api = RuntimeApi::start().await;
@@ -313,11 +336,14 @@ async fn measure(
     let rss = peak_rss_mb(pid);
     let _ = child.kill().await;
     assert_eq!(errors, 0, "{}: {errors} failed warm invocations", f.name);
-    cold.sort_by(f64::total_cmp);
-    warm.sort_by(f64::total_cmp);
+    for v in [&mut cold, &mut init, &mut cold_cpu, &mut warm] {
+        v.sort_by(f64::total_cmp);
+    }
     Figures {
         cold_p50: percentile(&cold, 0.5),
         cold_p90: percentile(&cold, 0.9),
+        init_p50: percentile(&init, 0.5),
+        cold_cpu_p50: percentile(&cold_cpu, 0.5),
         warm_p50: percentile(&warm, 0.5),
         warm_p99: percentile(&warm, 0.99),
         rss_mb: rss,
@@ -492,7 +518,7 @@ async fn main() {
             .and_then(|d| std::fs::metadata(d.join(name).join("bootstrap")).ok())
             .map(|m| m.len() as f64 / 1e6)
     };
-    let rows: [(&str, &str, f64, f64, f64); 6] = [
+    let rows: [(&str, &str, f64, f64, f64); 8] = [
         (
             "cold start p50 (ms)",
             "getToken",
@@ -506,6 +532,20 @@ async fn main() {
             ours.cold_p90,
             python.cold_p90,
             floor.cold_p90,
+        ),
+        (
+            "cold start: init p50, spawn to first /next (ms)",
+            "getToken",
+            ours.init_p50,
+            python.init_p50,
+            floor.init_p50,
+        ),
+        (
+            "cold start: CPU time p50, all threads (ms)",
+            "getToken",
+            ours.cold_cpu_p50,
+            python.cold_cpu_p50,
+            floor.cold_cpu_p50,
         ),
         (
             "warm p50 (ms)",
@@ -577,7 +617,8 @@ async fn main() {
         }
     }
     let fig = |f: &Figures| {
-        json!({"cold_p50_ms": f.cold_p50, "cold_p90_ms": f.cold_p90, "warm_p50_ms": f.warm_p50,
+        json!({"cold_p50_ms": f.cold_p50, "cold_p90_ms": f.cold_p90, "init_p50_ms": f.init_p50,
+               "cold_cpu_p50_ms": f.cold_cpu_p50, "warm_p50_ms": f.warm_p50,
                "warm_p99_ms": f.warm_p99, "peak_rss_mb": f.rss_mb, "dynamodb_requests_per_warm_call": f.ddb_per_call})
     };
     let out = json!({
