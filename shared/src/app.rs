@@ -1,5 +1,5 @@
 //! Wiring: the configuration and the clients one Lambda process keeps for its whole life
-//! (built once, before the runtime loop), and the resolution of the AppSecret.
+//! (built once, before the runtime loop), and the process-wide TLS and credential choices.
 
 use std::path::PathBuf;
 
@@ -7,7 +7,8 @@ use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
-use crate::config::{Config, ConfigError, Secret, SecretSource};
+use crate::config::{Config, ConfigError};
+use crate::secret::AppSecret;
 use crate::store::TokenStore;
 use crate::token::TokenService;
 use crate::wechat::WeChatClient;
@@ -19,21 +20,18 @@ pub struct App {
 }
 
 impl App {
-    /// Reads the environment, loads AWS configuration and fetches the AppSecret.
+    /// Reads the environment, loads AWS configuration and reads the token item once (which opens
+    /// the DynamoDB connection). The AppSecret is read when the first refresh needs it.
     pub async fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
         let sdk = load_aws(&config).await;
-        let secret = match &config.secret {
-            Some(source) => Some(resolve_secret(source, &sdk).await?),
-            None => None,
-        };
+        let secret = AppSecret::from_config(config.secret.as_ref(), &sdk);
         let app = App::new(config, &sdk, secret);
         app.tokens.warm().await;
         Ok(app)
     }
 
-    /// `secret`: the resolved AppSecret; `None` for functions that never fetch a token.
-    pub fn new(config: Config, sdk: &SdkConfig, secret: Option<Secret>) -> Self {
+    pub fn new(config: Config, sdk: &SdkConfig, secret: AppSecret) -> Self {
         let wechat = WeChatClient::new(&config, secret);
         // Every DynamoDB operation, retries included, is bounded by DYNAMODB_TIMEOUT_MS.
         let ddb_config = aws_sdk_dynamodb::config::Builder::from(sdk)
@@ -95,43 +93,6 @@ fn timeouts(config: &Config) -> TimeoutConfig {
         .connect_timeout(config.timing.dynamodb_timeout)
         .operation_timeout(config.timing.dynamodb_timeout)
         .build()
-}
-
-/// The AppSecret: as given, or read once from Secrets Manager. A secret stored as JSON may hold
-/// it under `secret` (or `WECHAT_SECRET`); otherwise the whole string is the AppSecret.
-pub async fn resolve_secret(source: &SecretSource, sdk: &SdkConfig) -> Result<Secret, ConfigError> {
-    let arn = match source {
-        SecretSource::Plain(s) => return Ok(s.clone()),
-        SecretSource::SecretsManager { arn } => arn,
-    };
-    let client = aws_sdk_secretsmanager::Client::new(sdk);
-    let out = client
-        .get_secret_value()
-        .secret_id(arn)
-        .send()
-        .await
-        .map_err(|e| {
-            ConfigError(format!(
-                "reading WECHAT_SECRET_ARN: {}",
-                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-            ))
-        })?;
-    let text = out
-        .secret_string()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
-            ConfigError("the secret named by WECHAT_SECRET_ARN has no SecretString".into())
-        })?;
-    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text) {
-        let field = ["secret", "WECHAT_SECRET"]
-            .iter()
-            .find_map(|k| map.get(*k).and_then(|v| v.as_str()));
-        return field
-            .map(Secret::new)
-            .ok_or_else(|| ConfigError("the JSON secret has no `secret` field".into()));
-    }
-    Ok(Secret::new(text))
 }
 
 #[cfg(test)]

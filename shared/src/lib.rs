@@ -8,6 +8,7 @@ pub mod envelope;
 pub mod handlers;
 pub mod invoice;
 pub mod runtime;
+pub mod secret;
 pub mod sign;
 pub mod store;
 pub mod token;

@@ -293,6 +293,10 @@ impl TokenService {
     }
 
     async fn refresh(&self, want: Want<'_>, mut seen: TokenState) -> Result<Served, ApiError> {
+        // The first refresh of a process reads the AppSecret (Secrets Manager), before the lock.
+        if let Err(e) = self.wechat.app_secret().await {
+            return self.fallback(want, seen, e.into());
+        }
         let owner = uuid::Uuid::new_v4().to_string();
         let deadline = Instant::now() + self.timing.wait;
         loop {

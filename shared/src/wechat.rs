@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::config::{Config, Platform, Secret, TokenApi};
 use crate::envelope::{ApiError, WeChatErrorBody};
+use crate::secret::AppSecret;
 
 /// WeChat's paths for one platform.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +78,8 @@ pub enum WeChatError {
     Timeout(String),
     /// Connection failed, non-2xx status, or a body that is not WeChat's JSON.
     Unreachable(String),
+    /// The AppSecret could not be had (Secrets Manager failed, or none is configured).
+    NoSecret(String),
 }
 
 impl std::fmt::Display for WeChatError {
@@ -85,6 +88,7 @@ impl std::fmt::Display for WeChatError {
             WeChatError::Api(b) => write!(f, "errcode {}", b.errcode),
             WeChatError::Timeout(m) => write!(f, "timeout: {m}"),
             WeChatError::Unreachable(m) => write!(f, "unreachable: {m}"),
+            WeChatError::NoSecret(m) => write!(f, "AppSecret: {m}"),
         }
     }
 }
@@ -95,6 +99,7 @@ impl From<WeChatError> for ApiError {
             WeChatError::Api(b) => ApiError::WeChat(b),
             WeChatError::Timeout(m) => ApiError::WeChatTimeout(m),
             WeChatError::Unreachable(m) => ApiError::WeChatUnreachable(m),
+            WeChatError::NoSecret(m) => ApiError::Unavailable(format!("AppSecret: {m}")),
         }
     }
 }
@@ -113,16 +118,15 @@ pub struct WeChatClient {
     timeout: std::time::Duration,
     base: String,
     appid: String,
-    secret: Option<Secret>,
+    secret: Arc<AppSecret>,
     platform: Platform,
     token_api: TokenApi,
     paths: Paths,
 }
 
 impl WeChatClient {
-    /// `secret`: the AppSecret (corpsecret for WeCom); `None` for a client that never fetches a
-    /// token.
-    pub fn new(config: &Config, secret: Option<Secret>) -> Self {
+    /// `secret`: the AppSecret (corpsecret for WeCom).
+    pub fn new(config: &Config, secret: AppSecret) -> Self {
         let paths = match config.platform {
             Platform::Mp => MP_PATHS,
             Platform::Work => WORK_PATHS,
@@ -132,7 +136,7 @@ impl WeChatClient {
             timeout: config.timing.wechat_timeout,
             base: config.api_base.clone(),
             appid: config.appid.clone(),
-            secret,
+            secret: Arc::new(secret),
             platform: config.platform,
             token_api: config.token_api,
             paths,
@@ -163,25 +167,31 @@ impl WeChatClient {
         self.platform == Platform::Mp && self.token_api == TokenApi::Classic
     }
 
+    /// The AppSecret, read from Secrets Manager on the first call when configured that way. The
+    /// token service calls this before taking the refresh lock, so the read never eats into
+    /// the lease.
+    pub async fn app_secret(&self) -> Result<&Secret, WeChatError> {
+        self.secret
+            .get()
+            .await
+            .map_err(|e| WeChatError::NoSecret(e.0))
+    }
+
     /// A new access_token. `force` only matters for `stable_token`, where normal mode answers the
     /// current token and `force_refresh` (at most 20 a day) replaces it.
     pub async fn fetch_access_token(&self, force: bool) -> Result<Issued, WeChatError> {
-        let Some(secret) = &self.secret else {
-            return Err(WeChatError::Unreachable(
-                "this function has no AppSecret configured".into(),
-            ));
-        };
-        let (base, appid, secret) = (&self.base, enc(&self.appid), enc(secret.expose()));
+        let secret = self.app_secret().await?;
+        let (base, appid, secret_q) = (&self.base, enc(&self.appid), enc(secret.expose()));
         let req = match (self.platform, self.token_api) {
             (Platform::Mp, TokenApi::Classic) => self.http().get(format!(
-                "{base}{}?grant_type=client_credential&appid={appid}&secret={secret}",
+                "{base}{}?grant_type=client_credential&appid={appid}&secret={secret_q}",
                 self.paths.token
             )),
             (Platform::Mp, TokenApi::Stable) => {
                 let body = serde_json::json!({
                     "grant_type": "client_credential",
                     "appid": self.appid,
-                    "secret": self.secret.as_ref().map(Secret::expose),
+                    "secret": secret.expose(),
                     "force_refresh": force,
                 });
                 self.http()
@@ -189,7 +199,7 @@ impl WeChatClient {
                     .json(&body)
             }
             (Platform::Work, _) => self.http().get(format!(
-                "{base}{}?corpid={appid}&corpsecret={secret}",
+                "{base}{}?corpid={appid}&corpsecret={secret_q}",
                 self.paths.token
             )),
         };

@@ -12,7 +12,8 @@ use aws_sdk_dynamodb::types::{
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 use wechat_sim::{Running, Sim};
-use wxinvoice::config::{Config, Secret};
+use wxinvoice::config::Config;
+use wxinvoice::secret::AppSecret;
 use wxinvoice::App;
 
 pub const SEED_CARD: &str = "pIKi3wcA2zJYhWaAUWmf3aMNd_r0";
@@ -318,13 +319,7 @@ pub fn config(api_base: &str, table: &str, overrides: &[(&str, &str)]) -> Config
 
 pub fn app(api_base: &str, table: &str, sdk: &SdkConfig, overrides: &[(&str, &str)]) -> App {
     let config = config(api_base, table, overrides);
-    let secret = match &config.secret {
-        Some(wxinvoice::config::SecretSource::Plain(s)) => Some(s.clone()),
-        Some(wxinvoice::config::SecretSource::SecretsManager { .. }) => {
-            Some(Secret::new(appsecret()))
-        }
-        None => None,
-    };
+    let secret = AppSecret::from_config(config.secret.as_ref(), sdk);
     App::new(config, sdk, secret)
 }
 

@@ -737,7 +737,8 @@ async fn dynamodb_failing_is_503() {
         )
         .load()
         .await;
-    let down = wxinvoice::App::new(cfg, &sdk, Some(wxinvoice::config::Secret::new(appsecret())));
+    let secret = wxinvoice::secret::AppSecret::from_config(cfg.secret.as_ref(), &sdk);
+    let down = wxinvoice::App::new(cfg, &sdk, secret);
     let started = std::time::Instant::now();
     let resp = get_token(&down, event("apigw-v2-get-token.json", |_| {}))
         .await
@@ -747,48 +748,88 @@ async fn dynamodb_failing_is_503() {
     assert_eq!(h.token_calls(), 0, "no WeChat call without the store");
 }
 
+async fn create_secret(sdk: &aws_config::SdkConfig, name: &str, value: &str) -> String {
+    aws_sdk_secretsmanager::Client::new(sdk)
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap()
+}
+
+async fn read_secret(id: &str, sdk: &aws_config::SdkConfig) -> Result<String, String> {
+    let source = wxinvoice::config::SecretSource::SecretsManager { arn: id.into() };
+    let secret = wxinvoice::secret::AppSecret::from_config(Some(&source), sdk);
+    let value = secret.get().await.map(|s| s.expose().to_string());
+    value.map_err(|e| e.0)
+}
+
 #[tokio::test]
 async fn appsecret_is_read_from_secrets_manager() {
     let sdk = aws().await;
-    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
     let name = format!("wxinvoice-test-{}", uuid::Uuid::new_v4().simple());
-    let arn = sm
-        .create_secret()
-        .name(&name)
-        .secret_string(appsecret())
-        .send()
-        .await
-        .unwrap()
-        .arn
-        .unwrap();
-    let source = wxinvoice::config::SecretSource::SecretsManager { arn: arn.clone() };
-    let secret = wxinvoice::app::resolve_secret(&source, &sdk).await.unwrap();
-    assert_eq!(secret.expose(), appsecret());
+    let arn = create_secret(&sdk, &name, &appsecret()).await;
+    assert_eq!(read_secret(&arn, &sdk).await.unwrap(), appsecret());
     // JSON secrets: the `secret` field.
     let name = format!("wxinvoice-test-{}", uuid::Uuid::new_v4().simple());
-    let arn = sm
-        .create_secret()
-        .name(&name)
-        .secret_string(r#"{"secret":"from-json"}"#)
-        .send()
-        .await
-        .unwrap()
-        .arn
-        .unwrap();
-    let source = wxinvoice::config::SecretSource::SecretsManager { arn };
-    assert_eq!(
-        wxinvoice::app::resolve_secret(&source, &sdk)
-            .await
-            .unwrap()
-            .expose(),
-        "from-json"
+    let arn = create_secret(&sdk, &name, r#"{"secret":"from-json"}"#).await;
+    assert_eq!(read_secret(&arn, &sdk).await.unwrap(), "from-json");
+    // A missing secret is an error naming the variable.
+    let err = read_secret(
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:nope",
+        &sdk,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("WECHAT_SECRET_ARN"), "{err}");
+}
+
+/// The AppSecret is read when the first refresh needs it, not at start: a function whose secret
+/// cannot be read still starts and serves the stored token; a refresh that needs the secret
+/// fails in the envelope, and succeeds once the secret can be read, without a restart.
+#[tokio::test]
+async fn appsecret_is_read_on_first_refresh_and_retried() {
+    let h = Harness::new().await;
+    let name = format!("wxinvoice-test-{}", uuid::Uuid::new_v4().simple());
+    let cfg = integration_tests::config(
+        &h.sim.base_url(),
+        &h.table,
+        &[
+            ("WECHAT_SECRET", ""),
+            ("WECHAT_SECRET_ARN", &name),
+            ("REFRESH_COOLDOWN_SECS", "0"),
+        ],
     );
-    // A missing secret is a configuration error naming the variable.
-    let source = wxinvoice::config::SecretSource::SecretsManager {
-        arn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:nope".into(),
+    let secret = wxinvoice::secret::AppSecret::from_config(cfg.secret.as_ref(), &h.sdk);
+    let app = wxinvoice::App::new(cfg, &h.sdk, secret);
+    let call = |query: &'static str| {
+        let req = event("apigw-v2-get-token.json", |v| set_query(v, query));
+        get_token(&app, req)
     };
-    let err = wxinvoice::app::resolve_secret(&source, &sdk)
-        .await
-        .unwrap_err();
-    assert!(err.0.contains("WECHAT_SECRET_ARN"), "{err}");
+    // A token stored by an instance that has the secret.
+    assert_eq!(token(&h, "type=auto").await.0, 200);
+    let calls = h.token_calls();
+
+    let auto = call("type=auto").await.unwrap();
+    assert_eq!(auto.status(), 200, "the stored token needs no secret");
+    let manual = call("type=manual").await.unwrap();
+    assert_eq!(manual.status(), 503);
+    let body = body_json(&manual);
+    assert!(
+        body["errmsg"]
+            .as_str()
+            .unwrap()
+            .contains("WECHAT_SECRET_ARN"),
+        "{body}"
+    );
+    assert_eq!(h.token_calls(), calls, "no WeChat call without the secret");
+    assert_eq!(h.stored().await.lock_owner, None, "no lock taken");
+
+    create_secret(&h.sdk, &name, &appsecret()).await;
+    let manual = call("type=manual").await.unwrap();
+    assert_eq!(manual.status(), 200, "{}", body_json(&manual));
+    assert_eq!(h.token_calls(), calls + 1);
 }

@@ -1,0 +1,133 @@
+//! The AppSecret a function fetches access_tokens with: given in the environment, or read from
+//! Secrets Manager once per process, when the first refresh needs it rather than during init.
+//! Most cold starts never fetch a token (getToken answers from the store; the invoice functions
+//! fetch only to replace a dead token), so reading the secret at init would put a Secrets Manager
+//! call (a TLS handshake with one more endpoint) in every cold start, and a Secrets Manager
+//! outage would stop every new instance even though the stored token is still good.
+
+use aws_config::SdkConfig;
+use aws_sdk_secretsmanager::error::DisplayErrorContext;
+use tokio::sync::OnceCell;
+
+use crate::config::{Secret, SecretSource};
+
+pub struct AppSecret {
+    /// Where to read it when not given; `None` for a function configured without one.
+    source: Option<(String, SdkConfig)>,
+    value: OnceCell<Secret>,
+}
+
+/// Why the AppSecret is not available (names the variable, never holds the value).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretError(pub String);
+
+impl std::fmt::Display for SecretError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AppSecret {
+    /// From the configuration: a plain secret is kept; a Secrets Manager secret (ARN or name)
+    /// is read later with `sdk`'s credentials and timeouts.
+    pub fn from_config(source: Option<&SecretSource>, sdk: &SdkConfig) -> Self {
+        match source {
+            Some(SecretSource::Plain(s)) => Self::given(s.clone()),
+            Some(SecretSource::SecretsManager { arn }) => AppSecret {
+                source: Some((arn.clone(), sdk.clone())),
+                value: OnceCell::new(),
+            },
+            None => Self::none(),
+        }
+    }
+
+    pub fn given(secret: Secret) -> Self {
+        AppSecret {
+            source: None,
+            value: OnceCell::new_with(Some(secret)),
+        }
+    }
+
+    /// For a function that never fetches a token.
+    pub fn none() -> Self {
+        AppSecret {
+            source: None,
+            value: OnceCell::new(),
+        }
+    }
+
+    /// The AppSecret, read on the first call. A failed read is not remembered: the next refresh
+    /// tries again.
+    pub async fn get(&self) -> Result<&Secret, SecretError> {
+        self.value
+            .get_or_try_init(|| async {
+                match &self.source {
+                    Some((id, sdk)) => read(id, sdk).await,
+                    None => Err(SecretError(
+                        "no AppSecret configured (WECHAT_SECRET or WECHAT_SECRET_ARN)".into(),
+                    )),
+                }
+            })
+            .await
+    }
+}
+
+async fn read(secret_id: &str, sdk: &SdkConfig) -> Result<Secret, SecretError> {
+    let out = aws_sdk_secretsmanager::Client::new(sdk)
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| {
+            SecretError(format!(
+                "reading WECHAT_SECRET_ARN: {}",
+                DisplayErrorContext(&e)
+            ))
+        })?;
+    out.secret_string()
+        .ok_or_else(|| {
+            SecretError("the secret named by WECHAT_SECRET_ARN has no SecretString".into())
+        })
+        .and_then(parse)
+}
+
+/// A secret stored as JSON may hold the AppSecret under `secret` (or `WECHAT_SECRET`); otherwise
+/// the whole string is the AppSecret.
+fn parse(text: &str) -> Result<Secret, SecretError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(SecretError(
+            "the secret named by WECHAT_SECRET_ARN is empty".into(),
+        ));
+    }
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text) {
+        return ["secret", "WECHAT_SECRET"]
+            .iter()
+            .find_map(|k| map.get(*k).and_then(|v| v.as_str()))
+            .map(Secret::new)
+            .ok_or_else(|| SecretError("the JSON secret has no `secret` field".into()));
+    }
+    Ok(Secret::new(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_and_json_secrets() {
+        assert_eq!(parse(" abc \n").unwrap().expose(), "abc");
+        assert_eq!(parse(r#"{"secret":"s1"}"#).unwrap().expose(), "s1");
+        assert_eq!(parse(r#"{"WECHAT_SECRET":"s2"}"#).unwrap().expose(), "s2");
+        assert!(parse(r#"{"other":"x"}"#).is_err());
+        assert!(parse("  ").is_err());
+    }
+
+    #[tokio::test]
+    async fn given_and_missing() {
+        let given = AppSecret::given(Secret::new("s"));
+        assert_eq!(given.get().await.unwrap().expose(), "s");
+        let err = AppSecret::none().get().await.unwrap_err();
+        assert!(err.0.contains("WECHAT_SECRET_ARN"), "{err}");
+    }
+}
