@@ -289,33 +289,46 @@ struct Figures {
     ddb_per_call: f64,
 }
 
+/// Cold-start samples of one function.
+#[derive(Default)]
+struct Colds {
+    total: Vec<f64>,
+    init: Vec<f64>,
+    cpu: Vec<f64>,
+}
+
+/// One cold start: a fresh process, one event.
+async fn cold_start(f: &Function, event: &[u8], into: &mut Colds) {
+    let api = RuntimeApi::start().await;
+    let started = Instant::now();
+    let invocation = api.invoke(event);
+    let mut child = f.spawn(&api);
+    let done = invocation.await;
+    assert!(
+        status_ok(&done),
+        "{}: cold answer {}",
+        f.name,
+        String::from_utf8_lossy(&done.body)
+    );
+    into.total.push(ms(done.at - started));
+    into.init.push(ms(done.handed - started));
+    into.cpu.push(cpu_ms(child.id().unwrap()));
+    let _ = child.kill().await;
+}
+
+/// Warm figures of one long-lived process, with the cold starts measured before.
 async fn measure(
     f: &Function,
     event: &[u8],
-    colds: usize,
+    colds: Colds,
     warms: usize,
     ddb: &AtomicU64,
 ) -> Figures {
-    let mut cold = Vec::with_capacity(colds);
-    let mut init = Vec::with_capacity(colds);
-    let mut cold_cpu = Vec::with_capacity(colds);
-    for _ in 0..colds {
-        let api = RuntimeApi::start().await;
-        let started = Instant::now();
-        let invocation = api.invoke(event);
-        let mut child = f.spawn(&api);
-        let done = invocation.await;
-        assert!(
-            status_ok(&done),
-            "{}: cold answer {}",
-            f.name,
-            String::from_utf8_lossy(&done.body)
-        );
-        cold.push(ms(done.at - started));
-        init.push(ms(done.handed - started));
-        cold_cpu.push(cpu_ms(child.id().unwrap()));
-        let _ = child.kill().await;
-    }
+    let Colds {
+        total: mut cold,
+        mut init,
+        cpu: mut cold_cpu,
+    } = colds;
     let api = RuntimeApi::start().await;
     let mut child = f.spawn(&api);
     let pid = child.id().unwrap();
@@ -506,10 +519,26 @@ async fn main() {
     let ddb_rtt = percentile(&rtt, 0.5);
 
     eprintln!("lambda-bench: {colds} cold starts and {warms} warm invocations per function");
-    let ours = measure(&get_token, &token_event, colds, warms, &ddb_count).await;
-    let batch = measure(&batch_fn, &batch_event, colds, warms, &ddb_count).await;
-    let floor = measure(&hello, &token_event, colds, warms, &ddb_count).await;
-    let python = measure(&peer, &token_event, colds, warms, &ddb_count).await;
+    let runs = [
+        (&get_token, &token_event),
+        (&batch_fn, &batch_event),
+        (&hello, &token_event),
+        (&peer, &token_event),
+    ];
+    // Cold starts interleaved, one of each function per round, so that a change in the
+    // machine's speed during the run touches every function alike.
+    let mut samples: Vec<Colds> = runs.iter().map(|_| Colds::default()).collect();
+    for _ in 0..colds {
+        for ((f, event), into) in runs.iter().zip(samples.iter_mut()) {
+            cold_start(f, event, into).await;
+        }
+    }
+    let mut figures = Vec::new();
+    for ((f, event), colds) in runs.iter().zip(samples) {
+        figures.push(measure(f, event, colds, warms, &ddb_count).await);
+    }
+    let [ours, batch, floor, python]: [Figures; 4] =
+        figures.try_into().ok().expect("four functions");
 
     let arm64 = std::env::var("BENCH_ARM64_DIR").ok().map(PathBuf::from);
     let size = |name: &str| {
