@@ -22,12 +22,18 @@ use_local_aws "$MOTO_PORT"
 start_moto "$MOTO_PORT" "$RUN_DIR/moto.log"
 start wechat-sim "$RUN_DIR/wechat-sim.log" target/release/wechat-sim --port "$SIM_PORT"
 wait_http "http://127.0.0.1:$SIM_PORT/__sim/stats" 30
-export WECHAT_APPID=wxa185587d4fc35145 WECHAT_SECRET=sim-appsecret
+# As deployed: the AppSecret in Secrets Manager (moto's), named by WECHAT_SECRET_ARN.
+export WECHAT_APPID=wxa185587d4fc35145 WECHAT_SECRET_ARN=wxinvoice-bench/appsecret
 export WECHAT_API_BASE="http://127.0.0.1:$SIM_PORT" TOKEN_TABLE=wxinvoice-bench
 export JSSDK_URL='https://expense.example.com/invoices?from=menu'
 "$VENV/bin/python" scripts/create_table.py "$TOKEN_TABLE"
+"$VENV/bin/python" - <<'PY'
+import os, boto3
+boto3.client("secretsmanager", endpoint_url=os.environ["AWS_ENDPOINT_URL_DYNAMODB"]).create_secret(
+    Name=os.environ["WECHAT_SECRET_ARN"], SecretString="sim-appsecret")
+PY
 
-BENCH_MOTO="$AWS_ENDPOINT_URL_DYNAMODB" BENCH_BIN_DIR="$ROOT/target/release" BENCH_PYTHON="$VENV/bin/python" \
+BENCH_MOTO="$AWS_ENDPOINT_URL_DYNAMODB" BENCH_BIN_DIR="${BENCH_BIN_DIR:-$ROOT/target/release}" BENCH_PYTHON="$VENV/bin/python" \
 BENCH_PEER_DIR="$ROOT/benches/python-peer" BENCH_FIXTURES="$ROOT/tests/fixtures" BENCH_OUT="$ROOT/target/bench.json" \
 BENCH_ARM64_DIR="$ROOT/target/lambda" \
   target/release/lambda-bench

@@ -16,7 +16,9 @@ TABLE = os.environ["TOKEN_TABLE"]
 APPID = os.environ["WECHAT_APPID"]
 URL = os.environ["JSSDK_URL"]
 ddb = boto3.client("dynamodb")
-wechat = WeChatClient(APPID, os.environ["WECHAT_SECRET"])
+# As deployed: the AppSecret read from Secrets Manager at init.
+SECRET = boto3.client("secretsmanager").get_secret_value(SecretId=os.environ["WECHAT_SECRET_ARN"])["SecretString"]
+wechat = WeChatClient(APPID, SECRET)
 
 
 def handler(event, context):

@@ -9,7 +9,8 @@
 //!
 //! Configured by environment (`make bench` sets it): BENCH_MOTO, BENCH_TABLE, BENCH_BIN_DIR,
 //! BENCH_PYTHON, BENCH_PEER_DIR, BENCH_FIXTURES, BENCH_OUT, BENCH_ARM64_DIR, BENCH_COLD (20),
-//! BENCH_WARM (5000), plus the gateway's own WECHAT_* / JSSDK_URL.
+//! BENCH_WARM (5000), plus the gateway's own WECHAT_APPID, WECHAT_SECRET_ARN (a secret in moto),
+//! WECHAT_API_BASE, TOKEN_TABLE, JSSDK_URL.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -432,7 +433,7 @@ async fn main() {
     let proxy = counting_proxy(env("BENCH_MOTO"), ddb_count.clone()).await;
     let gateway_env: Vec<(String, String)> = [
         "WECHAT_APPID",
-        "WECHAT_SECRET",
+        "WECHAT_SECRET_ARN",
         "WECHAT_API_BASE",
         "TOKEN_TABLE",
         "JSSDK_URL",
@@ -443,6 +444,11 @@ async fn main() {
         (
             "AWS_ENDPOINT_URL_DYNAMODB".to_string(),
             format!("http://{proxy}"),
+        ),
+        // Secrets Manager is moto's too, not counted as DynamoDB.
+        (
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER".to_string(),
+            env("BENCH_MOTO"),
         ),
         (
             "RUST_LOG".into(),
