@@ -59,7 +59,7 @@ pub struct Config {
     pub token_api: TokenApi,
     /// AppID (Official Account) or corpid (WeCom).
     pub appid: String,
-    /// Only the function that fetches tokens needs the AppSecret.
+    /// Where the AppSecret comes from; needed only when a refresh fetches an access_token.
     pub secret: Option<SecretSource>,
     /// WeChat's API host, or the simulator's.
     pub api_base: String,

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use bytes::Bytes;
 use lambda_http::http::header::{self, HeaderValue};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::request::RequestContext;
@@ -271,7 +272,8 @@ async fn forward(
     caller_token: Option<String>,
     body: &impl Serialize,
 ) -> Result<(Response<Body>, Note), ApiError> {
-    let json = serde_json::to_vec(body).expect("request models serialize");
+    // Bytes: the retry sends the same body without copying it.
+    let json = Bytes::from(serde_json::to_vec(body).expect("request models serialize"));
     let token = match caller_token {
         // No open proxy: only the stored token (or the previous one in its grace period).
         Some(t) if app.config.expose_access_token => {

@@ -1,7 +1,8 @@
 //! Token lifecycle: serve the stored access_token and tickets (through a short in-process cache),
-//! and refresh them single-flight across all Lambda instances under the DynamoDB lock. Only the lock holder calls WeChat; everyone
-//! else serves the stored credentials while they are valid, or waits (bounded) for the holder's
-//! write. A failed refresh never removes valid stored credentials.
+//! and refresh them single-flight across all Lambda instances under the DynamoDB lock. Only the
+//! lock holder calls WeChat; everyone else serves the stored credentials while they are valid,
+//! or waits (bounded) for the holder's write. A failed refresh never removes valid stored
+//! credentials.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};

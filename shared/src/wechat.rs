@@ -4,6 +4,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use crate::config::{Config, Platform, Secret, TokenApi};
@@ -243,7 +244,7 @@ impl WeChatClient {
         &self,
         path: &str,
         access_token: &str,
-        json: Vec<u8>,
+        json: Bytes,
     ) -> Result<Reply, WeChatError> {
         let url = format!("{}{path}?access_token={}", self.base, enc(access_token));
         let req = self
@@ -261,11 +262,12 @@ impl WeChatClient {
             .map_err(|_| WeChatError::Unreachable("answer is not a JSON object".into()))
     }
 
-    /// Sends, checks the status, parses the JSON object and splits off errcode ≠ 0.
+    /// Sends, checks the status and that the answer is a JSON object, and splits off
+    /// errcode ≠ 0; a successful answer is returned as WeChat sent it.
     async fn call_raw(&self, req: reqwest::RequestBuilder) -> Result<Vec<u8>, WeChatError> {
         let resp = req.send().await.map_err(classify)?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(classify)?.to_vec();
+        let bytes = Vec::from(resp.bytes().await.map_err(classify)?);
         if !status.is_success() {
             return Err(WeChatError::Unreachable(format!(
                 "HTTP {}",
