@@ -9,7 +9,9 @@ use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::config::{Config, ConfigError};
 use crate::secret::AppSecret;
-use crate::store::TokenStore;
+use std::sync::Arc;
+
+use crate::store::{DynamoStore, TokenStore};
 use crate::token::TokenService;
 use crate::wechat::WeChatClient;
 
@@ -32,20 +34,32 @@ impl App {
     }
 
     pub fn new(config: Config, sdk: &SdkConfig, secret: AppSecret) -> Self {
+        let store = Arc::new(dynamo_store(&config, sdk));
+        App::with_store(config, store, secret)
+    }
+
+    /// With another store (the memory store, or one wrapped with injected faults, in tests).
+    pub fn with_store(config: Config, store: Arc<dyn TokenStore>, secret: AppSecret) -> Self {
         let wechat = WeChatClient::new(&config, secret);
-        // Every DynamoDB operation, retries included, is bounded by DYNAMODB_TIMEOUT_MS.
-        let ddb_config = aws_sdk_dynamodb::config::Builder::from(sdk)
-            .timeout_config(timeouts(&config))
-            .build();
-        let ddb = aws_sdk_dynamodb::Client::from_conf(ddb_config);
-        let store = TokenStore::new(ddb, config.table.clone());
-        let tokens = TokenService::new(store, wechat.clone(), config.timing);
+        let tokens = TokenService::new(store, config.appid.clone(), wechat.clone(), config.timing);
         App {
             config,
             wechat,
             tokens,
         }
     }
+}
+
+/// The configured table, every DynamoDB operation (retries included) bounded by
+/// DYNAMODB_TIMEOUT_MS.
+pub fn dynamo_store(config: &Config, sdk: &SdkConfig) -> DynamoStore {
+    let ddb_config = aws_sdk_dynamodb::config::Builder::from(sdk)
+        .timeout_config(timeouts(config))
+        .build();
+    DynamoStore::new(
+        aws_sdk_dynamodb::Client::from_conf(ddb_config),
+        config.table.clone(),
+    )
 }
 
 /// Makes both TLS stacks (the AWS SDK's and the WeChat client's, which find roots through

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 /// Official Accounts' API host.
 pub const MP_API_BASE: &str = "https://api.weixin.qq.com";
+/// Official Accounts' disaster-recovery host (通用异地容灾域名), for when the API host cannot be
+/// reached. WeCom documents none.
+pub const MP_API_BACKUP_BASE: &str = "https://api2.weixin.qq.com";
 /// WeCom's API host.
 pub const WORK_API_BASE: &str = "https://qyapi.weixin.qq.com";
 
@@ -63,6 +66,9 @@ pub struct Config {
     pub secret: Option<SecretSource>,
     /// WeChat's API host, or the simulator's.
     pub api_base: String,
+    /// Tried once when `api_base` cannot be reached (`WECHAT_API_BACKUP_BASE`; `off` for none).
+    /// Default: Official Accounts' disaster-recovery host when `api_base` is the default host.
+    pub api_backup_base: Option<String>,
     pub table: String,
     /// The page URL signed for `wx.config` when the caller names none (the spec's fixed `url`).
     pub jssdk_url: String,
@@ -100,6 +106,10 @@ pub struct Timing {
     /// How long an instance answers from its in-process copy of the state without reading the
     /// store; shorter than `grace`, so a token another instance replaced is still honoured.
     pub cache_ttl: Duration,
+    /// Kept back from Lambda's deadline to write the answer.
+    pub deadline_reserve: Duration,
+    /// A request's time when the runtime gives no deadline (handlers called directly).
+    pub request_budget: Duration,
 }
 
 impl Default for Timing {
@@ -114,6 +124,8 @@ impl Default for Timing {
             grace: Duration::from_secs(300),
             cooldown: Duration::from_secs(60),
             cache_ttl: Duration::from_secs(30),
+            deadline_reserve: Duration::from_millis(500),
+            request_budget: Duration::from_millis(19_500),
         }
     }
 }
@@ -211,6 +223,8 @@ impl Config {
             grace: secs("TOKEN_GRACE_SECS", d.grace)?,
             cooldown: secs("REFRESH_COOLDOWN_SECS", d.cooldown)?,
             cache_ttl: secs("CACHE_TTL_SECS", d.cache_ttl)?,
+            deadline_reserve: ms("DEADLINE_RESERVE_MS", d.deadline_reserve)?,
+            request_budget: ms("REQUEST_BUDGET_MS", d.request_budget)?,
         };
         let dl = Limits::default();
         let count = |k: &str, default: usize| -> Result<usize, ConfigError> {
@@ -265,15 +279,22 @@ impl Config {
             Platform::Mp => MP_API_BASE,
             Platform::Work => WORK_API_BASE,
         };
+        let api_base = get("WECHAT_API_BASE")
+            .unwrap_or_else(|| default_base.to_string())
+            .trim_end_matches('/')
+            .to_string();
+        let api_backup_base = match get("WECHAT_API_BACKUP_BASE").as_deref() {
+            Some("off") => None,
+            Some(b) => Some(b.trim_end_matches('/').to_string()),
+            None => (api_base == MP_API_BASE).then(|| MP_API_BACKUP_BASE.to_string()),
+        };
         let config = Config {
             platform,
             token_api,
             appid: required("WECHAT_APPID")?,
             secret,
-            api_base: get("WECHAT_API_BASE")
-                .unwrap_or_else(|| default_base.to_string())
-                .trim_end_matches('/')
-                .to_string(),
+            api_base,
+            api_backup_base,
             table: required("TOKEN_TABLE")?,
             jssdk_url,
             allowed_origins,
@@ -293,9 +314,42 @@ impl Config {
         Ok(config)
     }
 
-    /// Relations between the timings that the refresh lock relies on.
+    /// Each timing within its bounds, and the relations between them that the refresh lock
+    /// relies on.
     pub fn check(&self) -> Result<(), ConfigError> {
         let t = &self.timing;
+        let secs = Duration::from_secs;
+        let ms = Duration::from_millis;
+        #[rustfmt::skip]
+        let bounds = [
+            ("WECHAT_TIMEOUT_MS", t.wechat_timeout, ms(100), secs(30), "ms"),
+            ("DYNAMODB_TIMEOUT_MS", t.dynamodb_timeout, ms(100), secs(30), "ms"),
+            ("REFRESH_LEASE_MS", t.lease, ms(100), secs(120), "ms"),
+            ("REFRESH_WAIT_MS", t.wait, ms(0), secs(60), "ms"),
+            // WeChat's own grace is 5 minutes: a longer one would accept tokens it dropped.
+            ("TOKEN_GRACE_SECS", t.grace, secs(0), secs(300), "s"),
+            // A token lives 7200 s: rotating earlier than that would rotate on every run.
+            ("REFRESH_AHEAD_SECS", t.rotate_ahead, secs(0), secs(7200), "s"),
+            ("REFRESH_MARGIN_SECS", t.lazy_margin, secs(0), secs(7200), "s"),
+            ("REFRESH_COOLDOWN_SECS", t.cooldown, secs(0), secs(86_400), "s"),
+            ("CACHE_TTL_SECS", t.cache_ttl, secs(0), secs(300), "s"),
+            ("DEADLINE_RESERVE_MS", t.deadline_reserve, ms(0), secs(5), "ms"),
+            ("REQUEST_BUDGET_MS", t.request_budget, ms(100), secs(900), "ms"),
+        ];
+        for (name, value, low, high, unit) in bounds {
+            if value < low || value > high {
+                let show = |d: Duration| match unit {
+                    "s" => d.as_secs(),
+                    _ => d.as_millis() as u64,
+                };
+                return Err(ConfigError(format!(
+                    "{name} must be between {} and {} ({unit}), not {}",
+                    show(low),
+                    show(high),
+                    show(value)
+                )));
+            }
+        }
         // One refresh makes up to three WeChat calls (token, jsapi ticket, wx_card ticket).
         if t.lease <= t.wechat_timeout * 3 {
             return Err(ConfigError(
@@ -303,9 +357,14 @@ impl Config {
                     .into(),
             ));
         }
-        if t.cache_ttl >= t.grace {
+        if t.cache_ttl >= t.grace && !t.grace.is_zero() {
             return Err(ConfigError(
                 "CACHE_TTL_SECS must be shorter than TOKEN_GRACE_SECS (a replaced token must still work)".into(),
+            ));
+        }
+        if t.grace.is_zero() && !t.cache_ttl.is_zero() {
+            return Err(ConfigError(
+                "CACHE_TTL_SECS must be 0 when TOKEN_GRACE_SECS is 0".into(),
             ));
         }
         if t.lazy_margin > t.rotate_ahead {
@@ -364,6 +423,55 @@ mod tests {
         let mut v = BASE.to_vec();
         v.push(("REFRESH_LEASE_MS", "3000"));
         assert!(from(&v).unwrap_err().0.contains("REFRESH_LEASE_MS"));
+    }
+
+    #[test]
+    fn bounds_are_checked_with_clear_messages() {
+        #[rustfmt::skip]
+        let table = [
+            ("REFRESH_WAIT_MS", "18446744073709551615", "REFRESH_WAIT_MS must be between 0 and 60000 (ms)"),
+            ("TOKEN_GRACE_SECS", "600", "TOKEN_GRACE_SECS must be between 0 and 300 (s), not 600"),
+            ("WECHAT_TIMEOUT_MS", "10", "WECHAT_TIMEOUT_MS must be between 100 and 30000"),
+            ("REFRESH_LEASE_MS", "600000", "REFRESH_LEASE_MS must be between 100 and 120000"),
+            ("REFRESH_AHEAD_SECS", "9000", "REFRESH_AHEAD_SECS must be between 0 and 7200"),
+            ("DEADLINE_RESERVE_MS", "60000", "DEADLINE_RESERVE_MS must be between 0 and 5000"),
+            ("CACHE_TTL_SECS", "299", ""),
+        ];
+        for (key, value, message) in table {
+            let mut v = BASE.to_vec();
+            v.push((key, value));
+            match from(&v) {
+                Ok(_) => assert!(message.is_empty(), "{key}={value} was accepted"),
+                Err(e) => assert!(
+                    !message.is_empty() && e.0.contains(message),
+                    "{key}={value}: {e}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn backup_host_by_default_for_the_default_mp_host_only() {
+        let c = from(&BASE).unwrap();
+        assert_eq!(c.api_backup_base.as_deref(), Some(MP_API_BACKUP_BASE));
+        let mut v = BASE.to_vec();
+        v.push(("WECHAT_API_BASE", "http://127.0.0.1:1"));
+        assert_eq!(from(&v).unwrap().api_backup_base, None);
+        v.push(("WECHAT_API_BACKUP_BASE", "http://127.0.0.1:2/"));
+        assert_eq!(
+            from(&v).unwrap().api_backup_base.as_deref(),
+            Some("http://127.0.0.1:2")
+        );
+        let mut v = BASE.to_vec();
+        v.push(("WECHAT_API_BACKUP_BASE", "off"));
+        assert_eq!(from(&v).unwrap().api_backup_base, None);
+        let mut v = BASE.to_vec();
+        v.push(("WECHAT_PLATFORM", "work"));
+        assert_eq!(
+            from(&v).unwrap().api_backup_base,
+            None,
+            "WeCom documents no backup host"
+        );
     }
 
     #[test]

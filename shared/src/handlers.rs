@@ -14,11 +14,12 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::config::{self, Config};
+use crate::deadline::Deadline;
 use crate::envelope::{json_response, ApiError, MISSING_TOKEN};
 use crate::invoice::{parse_body, GetInvoiceBatchRequest, UpdateStatusRequest, Validate};
 use crate::sign;
-use crate::token::{guaranteed_secs, Mode, Served, DEAD_TOKEN_ERRCODES};
-use crate::wechat::WeChatError;
+use crate::token::{guaranteed_secs, now_ms, Mode, Served, Source, DEAD_TOKEN_ERRCODES};
+use crate::wechat::{Call, WeChatError};
 use crate::App;
 
 pub const GET_TOKEN_PATH: &str = "/core/r/api/weChat/getToken";
@@ -63,7 +64,7 @@ const MAX_URL: usize = 4096;
 /// as a pass-through request).
 pub async fn get_token(app: &App, req: Request) -> Result<Response<Body>, Error> {
     if matches!(req.request_context_ref(), Some(RequestContext::PassThrough)) {
-        return scheduled(app).await;
+        return scheduled(app, &req).await;
     }
     if let Some(resp) = preflight(&app.config, &req, GET_TOKEN_PATH, "GET") {
         return Ok(resp);
@@ -120,9 +121,22 @@ fn page_url(config: &Config, url: &str) -> Result<String, ApiError> {
     Ok(page.to_string())
 }
 
+/// The instant this request must have answered by: Lambda's deadline less the reserve for
+/// writing the answer (a fixed budget when the runtime gives none).
+pub fn deadline(config: &Config, req: &Request) -> Deadline {
+    let lambda_deadline = req.lambda_context_ref().map_or(0, |c| c.deadline);
+    let t = &config.timing;
+    Deadline::from_lambda(
+        lambda_deadline,
+        now_ms(),
+        t.deadline_reserve,
+        t.request_budget,
+    )
+}
+
 async fn get_token_inner(app: &App, req: &Request) -> Result<(Response<Body>, Note), ApiError> {
     let (mode, url) = parse_get_token(&app.config, req)?;
-    let served = app.tokens.get(mode).await?;
+    let served = app.tokens.get(mode, &deadline(&app.config, req)).await?;
     let resp = token_answer(app, &served, &url)?;
     Ok((resp, note(&served)))
 }
@@ -148,7 +162,7 @@ fn token_answer(app: &App, served: &Served, url: &str) -> Result<Response<Body>,
             .expose_access_token
             .then_some(token.value.as_str()),
         expires_in: guaranteed_secs(
-            token,
+            &served.state,
             app.tokens.timing(),
             now,
             app.wechat.new_token_ends_previous(),
@@ -174,49 +188,76 @@ fn note(served: &Served) -> Note {
 }
 
 /// The scheduled refresh: rotates what would expire before the next run and answers a small
-/// JSON result. A failure is returned as an invocation error so it shows in Lambda's metrics.
-async fn scheduled(app: &App) -> Result<Response<Body>, Error> {
+/// JSON result. Whenever something that was due could not be rotated (even while the stored
+/// credentials stay alive and keep being served), the invocation fails with the cause, so it
+/// shows in Lambda's error metric and alarms hours before the token dies.
+async fn scheduled(app: &App, req: &Request) -> Result<Response<Body>, Error> {
     let started = Instant::now();
-    let result = app.tokens.get(Mode::Scheduled).await;
+    let result = app
+        .tokens
+        .get(Mode::Scheduled, &deadline(&app.config, req))
+        .await;
     let ms = started.elapsed().as_millis() as u64;
-    match result {
+    let (served, failure) = match result {
         Ok(served) => {
-            let now = app.tokens.clock().now_ms();
-            let left = |c: &Option<crate::store::Credential>| {
-                c.as_ref()
-                    .map(|c| c.expires_at_ms.saturating_sub(now) / 1000)
-                    .unwrap_or(0)
-            };
-            let s = &served.state;
-            let fault = served.fault.as_ref().map(ApiError::errmsg);
-            tracing::info!(
-                endpoint = "schedule",
-                source = served.source.as_str(),
-                version = s.version,
-                fault = fault.as_deref(),
-                ms,
-                "scheduled refresh"
-            );
-            let body = json!({
-                "refreshed": served.source == crate::token::Source::Refreshed,
-                "source": served.source.as_str(),
-                "version": s.version,
-                "access_token_expires_in": left(&s.access_token),
-                "jsapi_ticket_expires_in": left(&s.jsapi_ticket),
-                "wx_card_ticket_expires_in": left(&s.wx_card_ticket),
-                "fault": fault,
-            });
-            Ok(json_response(StatusCode::OK, body.to_string()))
+            let failure = served.fault.clone();
+            (Some(served), failure)
         }
-        Err(e) => {
-            let errmsg = e.errmsg();
-            tracing::error!(endpoint = "schedule", errcode = e.errcode(), errmsg = %errmsg, ms, "scheduled refresh failed");
-            Err(format!(
-                "scheduled refresh failed: errcode {}: {errmsg}",
-                e.errcode()
-            )
-            .into())
-        }
+        Err(e) => (None, Some(e)),
+    };
+    let now = app.tokens.clock().now_ms();
+    let left = |c: &Option<crate::store::Credential>| {
+        c.as_ref()
+            .map(|c| c.expires_at_ms.saturating_sub(now) / 1000)
+            .unwrap_or(0)
+    };
+    let source = served.as_ref().map(|s| s.source.as_str());
+    if let Some(e) = failure {
+        let cause = cause(&e);
+        tracing::error!(
+            endpoint = "schedule",
+            source,
+            errcode = e.errcode(),
+            cause = %cause,
+            ms,
+            "scheduled refresh failed"
+        );
+        let still = if served.is_some() {
+            "; the stored credentials are still alive and served"
+        } else {
+            ""
+        };
+        return Err(format!("scheduled refresh failed: {cause}{still}").into());
+    }
+    let served = served.expect("no failure means an answer");
+    let s = &served.state;
+    tracing::info!(
+        endpoint = "schedule",
+        source,
+        version = s.version,
+        ms,
+        "scheduled refresh"
+    );
+    let body = json!({
+        "refreshed": served.source == Source::Refreshed,
+        "source": served.source.as_str(),
+        "version": s.version,
+        "access_token_expires_in": left(&s.access_token),
+        "jsapi_ticket_expires_in": left(&s.jsapi_ticket),
+        "wx_card_ticket_expires_in": left(&s.wx_card_ticket),
+    });
+    Ok(json_response(StatusCode::OK, body.to_string()))
+}
+
+/// What broke, in words an operator acts on: WeChat's errcode, WeChat unreachable, DynamoDB, or
+/// the secret.
+pub fn cause(e: &ApiError) -> String {
+    match e {
+        ApiError::WeChat(b) => format!("WeChat errcode {}: {}", b.errcode, e.errmsg()),
+        ApiError::WeChatTimeout(_) | ApiError::WeChatUnreachable(_) => e.errmsg(),
+        ApiError::Unavailable(m) if m.starts_with("AppSecret") => format!("secret: {m}"),
+        ApiError::Unavailable(m) if m.starts_with("token store") => format!("DynamoDB: {m}"),
+        other => other.errmsg(),
     }
 }
 
@@ -229,7 +270,8 @@ pub async fn get_invoice_batch(app: &App, req: Request) -> Result<Response<Body>
     let result = async {
         let (token, body) =
             parse_invoice::<GetInvoiceBatchRequest>(&app.config, &req, GET_INVOICE_BATCH)?;
-        forward(app, app.wechat.paths().invoice_batch, token, &body).await
+        let path = app.wechat.paths().invoice_batch;
+        forward(app, &req, path, Call::Read, token, &body).await
     }
     .await;
     Ok(answer(app, GET_INVOICE_BATCH, &req, started, result))
@@ -243,7 +285,8 @@ pub async fn update_status(app: &App, req: Request) -> Result<Response<Body>, Er
     let started = Instant::now();
     let result = async {
         let (token, body) = parse_invoice::<UpdateStatusRequest>(&app.config, &req, UPDATE_STATUS)?;
-        forward(app, app.wechat.paths().update_status_batch, token, &body).await
+        let path = app.wechat.paths().update_status_batch;
+        forward(app, &req, path, Call::Change, token, &body).await
     }
     .await;
     Ok(answer(app, UPDATE_STATUS, &req, started, result))
@@ -265,34 +308,45 @@ pub fn parse_invoice<T: DeserializeOwned + Validate>(
 
 /// Sends the validated body to WeChat with an access_token the gateway vouches for. When WeChat
 /// reports that token dead, replaces it if it is still the stored one (single flight, within the
-/// cooldown) and retries once with the stored token: never more than one retry.
+/// cooldown) and retries once with the stored token: never more than one retry, and none that the
+/// request's deadline cannot fit.
 async fn forward(
     app: &App,
+    req: &Request,
     wechat_path: &str,
+    call: Call,
     caller_token: Option<String>,
     body: &impl Serialize,
 ) -> Result<(Response<Body>, Note), ApiError> {
+    let deadline = deadline(&app.config, req);
     // Bytes: the retry sends the same body without copying it.
     let json = Bytes::from(serde_json::to_vec(body).expect("request models serialize"));
     let token = match caller_token {
         // No open proxy: only the stored token (or the previous one in its grace period).
         Some(t) if app.config.expose_access_token => {
-            app.tokens.check(&t).await?;
+            app.tokens.check(&t, &deadline).await?;
             t
         }
-        _ => stored_token(app).await?,
+        _ => stored_token(app, &deadline).await?,
     };
-    let dead = match app.wechat.post(wechat_path, &token, json.clone()).await {
+    let first = app
+        .wechat
+        .post(wechat_path, &token, json.clone(), call, &deadline)
+        .await;
+    let dead = match first {
         Err(WeChatError::Api(b)) if DEAD_TOKEN_ERRCODES.contains(&b.errcode) => b,
         other => return Ok((json_response(StatusCode::OK, other?.body), Note::default())),
     };
-    let replacement = match app.tokens.replace_dead(&token).await {
+    let replacement = match app.tokens.replace_dead(&token, &deadline).await {
         Ok(served) => served.state.access_token.map(|c| c.value),
         Err(_) => return Err(ApiError::WeChat(dead)),
     };
     match replacement {
-        Some(fresh) if fresh != token => {
-            let reply = app.wechat.post(wechat_path, &fresh, json).await?;
+        Some(fresh) if fresh != token && deadline.allows(app.wechat.timeout()) => {
+            let reply = app
+                .wechat
+                .post(wechat_path, &fresh, json, call, &deadline)
+                .await?;
             let note = Note {
                 source: Some("retried_after_dead_token"),
                 fault: None,
@@ -303,8 +357,8 @@ async fn forward(
     }
 }
 
-async fn stored_token(app: &App) -> Result<String, ApiError> {
-    let served = app.tokens.get(Mode::Auto).await?;
+async fn stored_token(app: &App, deadline: &Deadline) -> Result<String, ApiError> {
+    let served = app.tokens.get(Mode::Auto, deadline).await?;
     served
         .state
         .access_token

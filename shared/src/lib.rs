@@ -4,9 +4,11 @@
 
 pub mod app;
 pub mod config;
+pub mod deadline;
 pub mod envelope;
 pub mod handlers;
 pub mod invoice;
+pub mod lifecycle;
 pub mod runtime;
 pub mod secret;
 pub mod sign;

@@ -3,18 +3,46 @@
 //! Most cold starts never fetch a token (getToken answers from the store; the invoice functions
 //! fetch only to replace a dead token), so reading the secret at init would put a Secrets Manager
 //! call (a TLS handshake with one more endpoint) in every cold start, and a Secrets Manager
-//! outage would stop every new instance even though the stored token is still good.
+//! outage would stop every new instance even though the stored token is still good. When WeChat
+//! rejects the secret, it is read again (bounded, with backoff): an AppSecret reset then reaches
+//! warm instances without a redeploy.
+
+use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
-use tokio::sync::OnceCell;
+use tokio::sync::Mutex;
 
 use crate::config::{Secret, SecretSource};
+
+/// Re-reads after WeChat rejected the secret are spaced by a backoff that starts here and doubles
+/// while the secret read back is the rejected one, up to `REREAD_MAX`: an AppSecret reset is
+/// picked up within seconds of Secrets Manager being updated, and a wrong secret stored there
+/// costs a few reads an hour, not one per request.
+const REREAD_MIN: Duration = Duration::from_secs(10);
+const REREAD_MAX: Duration = Duration::from_secs(900);
 
 pub struct AppSecret {
     /// Where to read it when not given; `None` for a function configured without one.
     source: Option<(String, SdkConfig)>,
-    value: OnceCell<Secret>,
+    /// Held across a read, so concurrent refreshes read Secrets Manager once.
+    cached: Mutex<Cached>,
+}
+
+struct Cached {
+    value: Option<Secret>,
+    last_reread: Option<Instant>,
+    backoff: Duration,
+}
+
+impl Cached {
+    fn new(value: Option<Secret>) -> Self {
+        Cached {
+            value,
+            last_reread: None,
+            backoff: REREAD_MIN,
+        }
+    }
 }
 
 /// Why the AppSecret is not available (names the variable, never holds the value).
@@ -35,7 +63,7 @@ impl AppSecret {
             Some(SecretSource::Plain(s)) => Self::given(s.clone()),
             Some(SecretSource::SecretsManager { arn }) => AppSecret {
                 source: Some((arn.clone(), sdk.clone())),
-                value: OnceCell::new(),
+                cached: Mutex::new(Cached::new(None)),
             },
             None => Self::none(),
         }
@@ -44,7 +72,7 @@ impl AppSecret {
     pub fn given(secret: Secret) -> Self {
         AppSecret {
             source: None,
-            value: OnceCell::new_with(Some(secret)),
+            cached: Mutex::new(Cached::new(Some(secret))),
         }
     }
 
@@ -52,23 +80,56 @@ impl AppSecret {
     pub fn none() -> Self {
         AppSecret {
             source: None,
-            value: OnceCell::new(),
+            cached: Mutex::new(Cached::new(None)),
         }
     }
 
     /// The AppSecret, read on the first call. A failed read is not remembered: the next refresh
     /// tries again.
-    pub async fn get(&self) -> Result<&Secret, SecretError> {
-        self.value
-            .get_or_try_init(|| async {
-                match &self.source {
-                    Some((id, sdk)) => read(id, sdk).await,
-                    None => Err(SecretError(
-                        "no AppSecret configured (WECHAT_SECRET or WECHAT_SECRET_ARN)".into(),
-                    )),
-                }
-            })
-            .await
+    pub async fn get(&self) -> Result<Secret, SecretError> {
+        let mut cached = self.cached.lock().await;
+        if let Some(v) = &cached.value {
+            return Ok(v.clone());
+        }
+        let value = match &self.source {
+            Some((id, sdk)) => read(id, sdk).await?,
+            None => {
+                return Err(SecretError(
+                    "no AppSecret configured (WECHAT_SECRET or WECHAT_SECRET_ARN)".into(),
+                ))
+            }
+        };
+        cached.value = Some(value.clone());
+        Ok(value)
+    }
+
+    /// WeChat rejected `rejected`: reads the secret again (an operator may have reset it and
+    /// updated Secrets Manager). `Ok(Some(new))` when there is a different one to try; `Ok(None)`
+    /// when there is nothing new (a given secret, the same value back, or a re-read within the
+    /// backoff).
+    pub async fn reread(&self, rejected: &Secret) -> Result<Option<Secret>, SecretError> {
+        let Some((id, sdk)) = &self.source else {
+            return Ok(None);
+        };
+        let mut cached = self.cached.lock().await;
+        if let Some(current) = cached.value.as_ref().filter(|v| *v != rejected) {
+            return Ok(Some(current.clone())); // another refresh already read the new one
+        }
+        if cached
+            .last_reread
+            .is_some_and(|at| at.elapsed() < cached.backoff)
+        {
+            return Ok(None);
+        }
+        cached.last_reread = Some(Instant::now());
+        let value = read(id, sdk).await;
+        if value.as_ref().is_ok_and(|v| v != rejected) {
+            cached.backoff = REREAD_MIN;
+            cached.value = value.as_ref().ok().cloned();
+            return value.map(Some);
+        }
+        cached.backoff = (cached.backoff * 2).min(REREAD_MAX);
+        value.map(|_| None)
     }
 }
 
@@ -129,5 +190,7 @@ mod tests {
         assert_eq!(given.get().await.unwrap().expose(), "s");
         let err = AppSecret::none().get().await.unwrap_err();
         assert!(err.0.contains("WECHAT_SECRET_ARN"), "{err}");
+        // A given secret has nowhere to be read again from.
+        assert_eq!(given.reread(&Secret::new("s")).await, Ok(None));
     }
 }

@@ -1,47 +1,39 @@
 //! Token lifecycle: serve the stored access_token and tickets (through a short in-process cache),
-//! and refresh them single-flight across all Lambda instances under the DynamoDB lock. Only the
-//! lock holder calls WeChat; everyone else serves the stored credentials while they are valid,
-//! or waits (bounded) for the holder's write. A failed refresh never removes valid stored
-//! credentials.
+//! and refresh them single-flight across all Lambda instances under the store's lock. Only the
+//! lock holder calls WeChat; everyone else serves the stored credentials while they are alive,
+//! or waits (bounded) for the holder's publish. The decisions are `lifecycle`'s pure functions;
+//! this module does the I/O around them, every step bounded by the request's `Deadline`.
+//!
+//! Half-failures, and what happens:
+//! - A token fetch that would end the stored token is marked in the store first, so a holder
+//!   that dies (or times out, or cannot commit) after WeChat issued leaves the stored token
+//!   reading as dead at mark + grace, never later than WeChat ends it.
+//! - An issued token is never dropped for a failed commit: the commit is retried while the lease
+//!   holds, and if it still cannot land, this request is answered with the issued token.
+//! - The lock is released on every path that does not publish.
+//! - A failed refresh never removes stored credentials; it answers them only to a want that an
+//!   alive token meets, with the failure as a fault (which fails a scheduled run).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::Timing;
+use crate::deadline::Deadline;
 use crate::envelope::ApiError;
+use crate::lifecycle::{self, OnHeld, Want};
 use crate::store::{Credential, Lock, StoreError, TokenState, TokenStore, Update};
-use crate::wechat::{Issued, TicketKind, WeChatClient};
+use crate::wechat::{Issued, TicketKind, WeChatClient, MAX_EXPIRES_IN};
 
 /// Why credentials are wanted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// A reader (`type=auto`): refresh only if the stored ones are missing or about to expire.
     Auto,
-    /// `type=manual`: publish a refresh made after this request arrived.
+    /// `type=manual`: a token fetched after this request arrived.
     Manual,
     /// The hourly schedule: rotate whatever would expire before the next run.
     Scheduled,
-}
-
-/// What a refresh must achieve.
-#[derive(Debug, Clone, Copy)]
-enum Want<'a> {
-    /// Credentials valid beyond the lazy margin (`type=auto`).
-    Fresh,
-    /// Credentials valid beyond the scheduled rotation point, wx_card ticket included.
-    Scheduled,
-    /// A refresh published after the state had this version (`type=manual`).
-    Forced { baseline: u64 },
-    /// An access_token other than this one, which WeChat reported dead.
-    Replace { dead: &'a str },
-}
-
-impl Want<'_> {
-    /// Whether a stored, still valid token may answer when the refresh fails or is elsewhere.
-    fn accepts_stored(self) -> bool {
-        matches!(self, Want::Fresh | Want::Scheduled)
-    }
 }
 
 /// errcodes by which WeChat says an access_token is dead (superseded, malformed, expired).
@@ -56,9 +48,12 @@ pub enum Source {
     Stored,
     /// This request refreshed and published.
     Refreshed,
+    /// This request refreshed, but the publish could not be stored: it was answered with the
+    /// issued credentials, and the store's fetch mark makes the others refresh in time.
+    RefreshedUnstored,
     /// Another instance refreshed while this request waited.
     Waited,
-    /// A refresh was needed but failed; the stored credentials are still valid and were served.
+    /// A refresh was needed but failed; the stored credentials are still alive and were served.
     StoredAfterFault,
     /// A forced refresh was asked for within the cooldown of the last one: the stored
     /// credentials were served without calling WeChat.
@@ -71,6 +66,7 @@ impl Source {
             Source::Cached => "cached",
             Source::Stored => "stored",
             Source::Refreshed => "refreshed",
+            Source::RefreshedUnstored => "refreshed_unstored",
             Source::Waited => "waited",
             Source::StoredAfterFault => "stored_after_fault",
             Source::Cooldown => "cooldown",
@@ -83,7 +79,7 @@ pub struct Served {
     pub state: TokenState,
     pub source: Source,
     /// A fault met on the way (a ticket that failed to refresh, WeChat down while stored
-    /// credentials were still valid).
+    /// credentials were still alive, a publish that could not be stored).
     pub fault: Option<ApiError>,
 }
 
@@ -114,18 +110,14 @@ pub fn now_ms() -> u64 {
 }
 
 fn ms(d: Duration) -> u64 {
-    d.as_millis() as u64
-}
-
-/// access_token and jsapi_ticket both valid for at least `margin_ms`.
-pub fn usable(state: &TokenState, now_ms: u64, margin_ms: u64) -> bool {
-    let ok = |c: &Option<Credential>| c.as_ref().is_some_and(|c| c.valid_for(now_ms, margin_ms));
-    ok(&state.access_token) && ok(&state.jsapi_ticket)
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[derive(Clone)]
 pub struct TokenService {
-    store: TokenStore,
+    store: Arc<dyn TokenStore>,
+    /// The store item's key.
+    app: String,
     wechat: WeChatClient,
     timing: Timing,
     clock: Clock,
@@ -133,10 +125,24 @@ pub struct TokenService {
     cache: Arc<Mutex<Option<(TokenState, u64)>>>,
 }
 
+/// How a commit ended.
+enum Commit {
+    Landed(TokenState),
+    /// The lease went to another holder; nothing of ours was written.
+    LeaseLost,
+    Failed(StoreError),
+}
+
 impl TokenService {
-    pub fn new(store: TokenStore, wechat: WeChatClient, timing: Timing) -> Self {
+    pub fn new(
+        store: Arc<dyn TokenStore>,
+        app: impl Into<String>,
+        wechat: WeChatClient,
+        timing: Timing,
+    ) -> Self {
         TokenService {
             store,
+            app: app.into(),
             wechat,
             timing,
             clock: Clock::default(),
@@ -152,12 +158,12 @@ impl TokenService {
         &self.timing
     }
 
-    pub fn store(&self) -> &TokenStore {
-        &self.store
+    pub fn store(&self) -> &dyn TokenStore {
+        self.store.as_ref()
     }
 
-    fn appid(&self) -> &str {
-        self.wechat.appid()
+    pub fn app(&self) -> &str {
+        &self.app
     }
 
     /// The cached state while it is younger than the cache TTL. The bound is safe: a token
@@ -165,7 +171,7 @@ impl TokenService {
     fn cached(&self) -> Option<TokenState> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let (state, at) = cache.as_ref()?;
-        (self.clock.now_ms() < at + ms(self.timing.cache_ttl)).then(|| state.clone())
+        (self.clock.now_ms() < at.saturating_add(ms(self.timing.cache_ttl))).then(|| state.clone())
     }
 
     fn remember(&self, state: &TokenState) {
@@ -176,21 +182,58 @@ impl TokenService {
     /// Reads the state once, at cold start: it opens (and pays the TLS handshake of) the
     /// connection to DynamoDB during init, and fills the cache. Failures are left to requests.
     pub async fn warm(&self) {
-        let _ = self.load().await;
+        let _ = self
+            .load(&Deadline::after(self.timing.dynamodb_timeout))
+            .await;
+    }
+
+    /// A store operation, cut at the deadline.
+    async fn bounded<T>(
+        &self,
+        deadline: &Deadline,
+        what: &str,
+        op: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, ApiError> {
+        match deadline.run(op).await {
+            Ok(r) => r.map_err(ApiError::from),
+            Err(expired) => Err(expired.unavailable(what)),
+        }
     }
 
     /// Reads the store (strongly consistent) and refreshes the cache.
-    async fn load(&self) -> Result<TokenState, StoreError> {
-        let state = self.store.load(self.appid()).await?;
+    async fn load(&self, deadline: &Deadline) -> Result<TokenState, ApiError> {
+        let state = self
+            .bounded(
+                deadline,
+                "reading the token store",
+                self.store.load(&self.app),
+            )
+            .await?;
         self.remember(&state);
         Ok(state)
     }
 
+    /// Releases the lock, best effort, within the deadline (a lock left held ends with its
+    /// lease).
+    async fn release(&self, owner: &str, clear_mark: bool, deadline: &Deadline) {
+        let _ = self
+            .bounded(
+                deadline,
+                "releasing the lock",
+                self.store.release(&self.app, owner, clear_mark),
+            )
+            .await;
+    }
+
+    fn satisfied(&self, want: &Want, state: &TokenState) -> bool {
+        lifecycle::satisfied(want, state, self.clock.now_ms(), &self.timing)
+    }
+
     /// Credentials for `mode`, refreshing when needed. `auto` is answered from the cache while it
     /// holds credentials fresh enough; `manual` and the schedule always read the store.
-    pub async fn get(&self, mode: Mode) -> Result<Served, ApiError> {
+    pub async fn get(&self, mode: Mode, deadline: &Deadline) -> Result<Served, ApiError> {
         if mode == Mode::Auto {
-            if let Some(state) = self.cached().filter(|s| self.satisfied(Want::Fresh, s)) {
+            if let Some(state) = self.cached().filter(|s| self.satisfied(&Want::Fresh, s)) {
                 return Ok(Served {
                     state,
                     source: Source::Cached,
@@ -198,43 +241,52 @@ impl TokenService {
                 });
             }
         }
-        let state = self.load().await?;
+        let state = self.load(deadline).await?;
         let want = match mode {
             Mode::Auto => Want::Fresh,
             Mode::Scheduled => Want::Scheduled,
             Mode::Manual => Want::Forced {
-                baseline: state.version,
+                baseline: state.access_token.as_ref().map(|c| c.value.clone()),
+                since_ms: self.clock.now_ms(),
             },
         };
-        self.run(want, state).await
+        self.run(want, state, deadline).await
     }
 
     /// WeChat reported `dead` as invalid. If it is still the stored access_token, replace it
     /// (single flight, like any refresh); either way answer the stored state as it is then.
     /// Bounded by the cooldown, so a WeChat that keeps refusing fresh tokens cannot make us burn
     /// the daily quota.
-    pub async fn replace_dead(&self, dead: &str) -> Result<Served, ApiError> {
-        let state = self.load().await?;
-        self.run(Want::Replace { dead }, state).await
+    pub async fn replace_dead(&self, dead: &str, deadline: &Deadline) -> Result<Served, ApiError> {
+        let state = self.load(deadline).await?;
+        let want = Want::Replace {
+            dead: dead.to_string(),
+        };
+        self.run(want, state, deadline).await
     }
 
     /// Accepts a caller's token only if it is the stored access_token, or the previous one
     /// while WeChat still honours it; anything else gets WeChat's own 40001 answer.
     /// The cache answers for a token it knows; an unknown one is looked up in the store before
     /// it is refused (another instance may have just refreshed).
-    pub async fn check(&self, token: &str) -> Result<TokenState, ApiError> {
+    pub async fn check(&self, token: &str, deadline: &Deadline) -> Result<TokenState, ApiError> {
         let known = |state: &TokenState| {
             let now = self.clock.now_ms();
-            let is = |c: &Option<Credential>| {
-                c.as_ref()
-                    .is_some_and(|c| c.value == token && c.valid_for(now, 0))
-            };
-            is(&state.access_token) || is(&state.previous_access_token)
+            let current = state
+                .access_token
+                .as_ref()
+                .is_some_and(|c| c.value == token)
+                && lifecycle::token_dies_at(state, &self.timing).is_some_and(|end| end > now);
+            let previous = state
+                .previous_access_token
+                .as_ref()
+                .is_some_and(|c| c.value == token && c.valid_for(now, 0));
+            current || previous
         };
         if let Some(state) = self.cached().filter(|s| known(s)) {
             return Ok(state);
         }
-        let state = self.load().await?;
+        let state = self.load(deadline).await?;
         if known(&state) {
             Ok(state)
         } else {
@@ -242,89 +294,71 @@ impl TokenService {
         }
     }
 
-    async fn run(&self, want: Want<'_>, state: TokenState) -> Result<Served, ApiError> {
-        if self.satisfied(want, &state) {
+    async fn run(
+        &self,
+        want: Want,
+        state: TokenState,
+        deadline: &Deadline,
+    ) -> Result<Served, ApiError> {
+        if self.satisfied(&want, &state) {
             return Ok(Served {
                 state,
                 source: Source::Stored,
                 fault: None,
             });
         }
-        let forced = matches!(want, Want::Forced { .. } | Want::Replace { .. });
-        if forced && self.cooling(&state) {
+        if want.forced() && lifecycle::cooling(&state, self.clock.now_ms(), &self.timing) {
             return Ok(Served {
                 state,
                 source: Source::Cooldown,
                 fault: None,
             });
         }
-        self.refresh(want, state).await
+        self.refresh(want, state, deadline).await
     }
 
-    /// Within the cooldown of the last published refresh, with a valid token stored.
-    fn cooling(&self, state: &TokenState) -> bool {
+    async fn refresh(
+        &self,
+        want: Want,
+        mut seen: TokenState,
+        deadline: &Deadline,
+    ) -> Result<Served, ApiError> {
+        // The first token fetch of a process reads the AppSecret (Secrets Manager), before the
+        // lock, so the read never eats into the lease.
         let now = self.clock.now_ms();
-        usable(state, now, 0) && now < state.refreshed_at_ms + ms(self.timing.cooldown)
-    }
-
-    fn satisfied(&self, want: Want<'_>, state: &TokenState) -> bool {
-        let now = self.clock.now_ms();
-        // A valid token refreshed within the cooldown is not fetched again unforced: where WeChat
-        // answers the same token until late in its life (stable_token, WeCom), being "due" must
-        // not turn every request into a fetch.
-        let just_refreshed =
-            usable(state, now, 0) && now < state.refreshed_at_ms + ms(self.timing.cooldown);
-        match want {
-            Want::Fresh | Want::Scheduled if just_refreshed => true,
-            Want::Fresh => usable(state, now, ms(self.timing.lazy_margin)),
-            Want::Scheduled => {
-                let ahead = ms(self.timing.rotate_ahead);
-                usable(state, now, ahead)
-                    && state
-                        .wx_card_ticket
-                        .as_ref()
-                        .is_some_and(|c| c.valid_for(now, ahead))
+        if lifecycle::due(&want, &seen, now, &self.timing).token {
+            if let Err(e) = self.wechat.app_secret(deadline).await {
+                return self.fallback(&want, seen, e.into());
             }
-            Want::Forced { baseline } => state.version > baseline,
-            Want::Replace { dead } => {
-                usable(state, now, 0)
-                    && state.access_token.as_ref().is_some_and(|c| c.value != dead)
-            }
-        }
-    }
-
-    async fn refresh(&self, want: Want<'_>, mut seen: TokenState) -> Result<Served, ApiError> {
-        // The first refresh of a process reads the AppSecret (Secrets Manager), before the lock.
-        if let Err(e) = self.wechat.app_secret().await {
-            return self.fallback(want, seen, e.into());
         }
         let owner = uuid::Uuid::new_v4().to_string();
-        let deadline = Instant::now() + self.timing.wait;
+        let waiting = deadline.within(self.timing.wait);
         loop {
             let now = self.clock.now_ms();
-            let lock = match self
-                .store
-                .try_lock(self.appid(), &owner, now, ms(self.timing.lease))
-                .await
-            {
-                Ok(lock) => lock,
-                Err(e) => return self.fallback(want, seen, e.into()),
-            };
+            let lock = self
+                .bounded(
+                    deadline,
+                    "taking the refresh lock",
+                    self.store
+                        .try_lock(&self.app, &owner, now, ms(self.timing.lease)),
+                )
+                .await;
             match lock {
-                Lock::Acquired(locked) => {
-                    if self.satisfied(want, &locked) {
-                        let _ = self.store.release(self.appid(), &owner).await;
+                Err(e) => return self.fallback(&want, seen, e),
+                Ok(Lock::Acquired(locked)) => {
+                    if self.satisfied(&want, &locked) {
+                        self.release(&owner, false, deadline).await;
                         return Ok(Served {
                             state: locked,
                             source: Source::Waited,
                             fault: None,
                         });
                     }
-                    return self.refresh_locked(want, &owner, locked).await;
+                    return self.refresh_locked(want, &owner, locked, deadline).await;
                 }
-                Lock::Held(current) => {
-                    if want.accepts_stored() && usable(&current, now, 0) {
-                        // The holder will publish; until then the stored credentials are valid.
+                Ok(Lock::Held(current)) => {
+                    if lifecycle::on_held(&want, &current, now, &self.timing) == OnHeld::Serve {
+                        // The holder will publish; until then the stored credentials are alive.
                         return Ok(Served {
                             state: current,
                             source: Source::Stored,
@@ -334,32 +368,31 @@ impl TokenService {
                     seen = current;
                 }
             }
-            // Wait for the holder's write, with backoff, within the bound.
-            let mut pause = Duration::from_millis(50);
+            // Wait for the holder's publish, with jittered backoff, within both bounds.
+            let mut attempt = 0;
             loop {
-                if Instant::now() + pause > deadline {
-                    let err = ApiError::Unavailable(format!(
-                        "a token refresh in progress did not finish within {} ms",
-                        ms(self.timing.wait)
-                    ));
-                    return self.fallback(want, seen, err);
+                let pause = lifecycle::wait_pause(attempt, fastrand::f64());
+                attempt += 1;
+                let read = self.timing.dynamodb_timeout.min(deadline.remaining());
+                if !waiting.allows(pause) || !deadline.pause(pause, read).await {
+                    let err = ApiError::Unavailable(
+                        "a token refresh in progress did not finish in time".into(),
+                    );
+                    return self.fallback(&want, seen, err);
                 }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(400));
-                let state = match self.load().await {
+                let state = match self.load(deadline).await {
                     Ok(s) => s,
-                    Err(e) => return self.fallback(want, seen, e.into()),
+                    Err(e) => return self.fallback(&want, seen, e),
                 };
-                if self.satisfied(want, &state) {
+                if self.satisfied(&want, &state) {
                     return Ok(Served {
                         state,
                         source: Source::Waited,
                         fault: None,
                     });
                 }
-                let now = self.clock.now_ms();
+                let lease_over = lifecycle::lease_over(&state, self.clock.now_ms());
                 let holder_gone = state.lock_owner.is_none();
-                let lease_over = state.lock_owner.is_some() && state.lock_until_ms < now;
                 seen = state;
                 if lease_over {
                     break; // a crashed holder: take the lock over
@@ -367,7 +400,7 @@ impl TokenService {
                 if holder_gone {
                     // The holder gave up without publishing: its refresh failed.
                     let err = ApiError::Unavailable("a concurrent token refresh failed".into());
-                    return self.fallback(want, seen, err);
+                    return self.fallback(&want, seen, err);
                 }
             }
         }
@@ -376,120 +409,91 @@ impl TokenService {
     /// Fetches what is due from WeChat and publishes it, holding the lock.
     async fn refresh_locked(
         &self,
-        want: Want<'_>,
+        want: Want,
         owner: &str,
         locked: TokenState,
+        deadline: &Deadline,
     ) -> Result<Served, ApiError> {
-        // The lease covers the whole fetch; stop before it ends so we never publish late.
-        let budget = self.timing.lease.mul_f32(0.9);
-        let (update, fault) = match tokio::time::timeout(budget, self.fetch(want, &locked)).await {
-            Ok(r) => r,
-            Err(_) => {
-                let _ = self.store.release(self.appid(), owner).await;
-                let err = ApiError::WeChatTimeout(format!(
-                    "refresh did not finish within {} ms",
-                    ms(budget)
-                ));
-                return self.fallback(want, locked, err);
-            }
-        };
-        let Some(update) = update else {
-            let _ = self.store.release(self.appid(), owner).await;
-            let err =
-                fault.unwrap_or_else(|| ApiError::Unavailable("refresh produced nothing".into()));
-            return self.fallback(want, locked, err);
-        };
-        match self.store.commit(self.appid(), owner, &update).await {
-            Ok(Some(state)) => {
-                self.remember(&state);
-                if usable(&state, self.clock.now_ms(), 0) {
-                    Ok(Served {
-                        state,
-                        source: Source::Refreshed,
-                        fault,
-                    })
-                } else {
-                    Err(fault.unwrap_or_else(|| {
-                        ApiError::Unavailable("refreshed state is not usable".into())
-                    }))
-                }
-            }
-            Ok(None) => {
-                // Our lease ran out and another holder took over: its state wins, ours is dropped.
-                let state = self.load().await?;
-                if usable(&state, self.clock.now_ms(), 0) {
-                    Ok(Served {
-                        state,
-                        source: Source::Waited,
-                        fault,
-                    })
-                } else {
-                    Err(ApiError::Unavailable(
-                        "refresh lease lost to another instance".into(),
-                    ))
-                }
-            }
-            Err(e) => self.fallback(want, locked, e.into()),
-        }
-    }
-
-    /// Calls WeChat for everything due. `None` when nothing could be fetched.
-    async fn fetch(
-        &self,
-        want: Want<'_>,
-        locked: &TokenState,
-    ) -> (Option<Update>, Option<ApiError>) {
+        // The fetch stops before the lease ends, so a holder never publishes late by its own
+        // slowness; commit retries may use the rest of the lease.
+        let lease = deadline.within(self.timing.lease);
+        let fetching = deadline.within(self.timing.lease.mul_f32(0.9));
         let now = self.clock.now_ms();
-        let threshold = match want {
-            Want::Fresh => ms(self.timing.lazy_margin),
-            Want::Scheduled => ms(self.timing.rotate_ahead),
-            Want::Forced { .. } | Want::Replace { .. } => u64::MAX,
-        };
-        let due = |c: &Option<Credential>| !c.as_ref().is_some_and(|c| c.valid_for(now, threshold));
+        let due = lifecycle::due(&want, &locked, now, &self.timing);
         let mut update = Update {
             refreshed_at_ms: now,
             ..Update::default()
         };
         let mut fault = None;
 
-        let token = if due(&locked.access_token) {
-            let force = matches!(want, Want::Forced { .. } | Want::Replace { .. });
-            match self.wechat.fetch_access_token(force).await {
+        let mut rotated = false;
+        let token = if due.token {
+            let force = want.forced();
+            // Mark before asking WeChat for a token that ends the stored one (see `lifecycle`).
+            let mut marked = false;
+            if self.wechat.fetch_ends_stored(force)
+                && locked.access_token.is_some()
+                && locked.fetch_started_ms.is_none()
+            {
+                let mark = self.store.mark_fetch(&self.app, owner, now);
+                match self
+                    .bounded(deadline, "marking the token fetch", mark)
+                    .await
+                {
+                    Ok(true) => marked = true,
+                    Ok(false) => {
+                        let err = ApiError::Unavailable("refresh lease lost".into());
+                        return self.fallback(&want, locked, err);
+                    }
+                    Err(e) => {
+                        self.release(owner, false, deadline).await;
+                        return self.fallback(&want, locked, e);
+                    }
+                }
+            }
+            match self.wechat.fetch_access_token(force, &fetching).await {
                 Ok(issued) => {
-                    // WeChat keeps honouring the old token for the grace period.
-                    let grace_end = now + ms(self.timing.grace);
-                    update.previous_access_token = locked
-                        .access_token
-                        .as_ref()
-                        .filter(|c| c.valid_for(now, 0) && c.value != issued.value)
-                        .map(|c| Credential {
-                            value: c.value.clone(),
-                            expires_at_ms: c.expires_at_ms.min(grace_end),
-                        });
-                    let cred = credential(&issued, now);
-                    update.access_token = Some(cred);
+                    rotated = lifecycle::rotates_tickets(&locked, &issued.value);
+                    update.previous_access_token = lifecycle::previous_after_rotation(
+                        &locked,
+                        &issued.value,
+                        now,
+                        &self.timing,
+                    );
+                    update.access_token = Some(credential(&issued, now));
                     issued.value
                 }
-                Err(e) => return (None, Some(e.into())),
+                Err(e) => {
+                    // A mark stays unless WeChat surely issued nothing.
+                    let nothing_issued = e.nothing_done();
+                    self.release(owner, marked && nothing_issued, deadline)
+                        .await;
+                    let mut stored = locked;
+                    if marked && !nothing_issued {
+                        stored.fetch_started_ms = Some(now);
+                    }
+                    self.remember(&stored);
+                    return self.fallback(&want, stored, e.into());
+                }
             }
         } else {
             match &locked.access_token {
                 Some(c) => c.value.clone(),
-                None => return (None, Some(ApiError::Unavailable("no access_token".into()))),
+                None => {
+                    self.release(owner, false, deadline).await;
+                    let err = ApiError::Unavailable("no access_token".into());
+                    return self.fallback(&want, locked, err);
+                }
             }
         };
-        // A new access_token rotates both tickets with it, so all three age together.
-        let rotated = update.previous_access_token.is_some()
-            || (update.access_token.is_some() && locked.access_token.is_none());
-        for kind in [TicketKind::Jsapi, TicketKind::WxCard] {
-            let current = match kind {
-                TicketKind::Jsapi => &locked.jsapi_ticket,
-                TicketKind::WxCard => &locked.wx_card_ticket,
-            };
-            if !(rotated || due(current)) {
+        for (kind, is_due) in [
+            (TicketKind::Jsapi, due.jsapi),
+            (TicketKind::WxCard, due.wx_card),
+        ] {
+            if !(is_due || rotated) {
                 continue;
             }
-            match self.wechat.fetch_ticket(&token, kind).await {
+            match self.wechat.fetch_ticket(&token, kind, &fetching).await {
                 Ok(issued) => {
                     let cred = Some(credential(&issued, now));
                     match kind {
@@ -505,18 +509,84 @@ impl TokenService {
         let fetched = update.access_token.is_some()
             || update.jsapi_ticket.is_some()
             || update.wx_card_ticket.is_some();
-        (fetched.then_some(update), fault)
+        if !fetched {
+            self.release(owner, false, deadline).await;
+            let err =
+                fault.unwrap_or_else(|| ApiError::Unavailable("refresh produced nothing".into()));
+            return self.fallback(&want, locked, err);
+        }
+        match self.commit(owner, &update, &lease).await {
+            Commit::Landed(state) => {
+                self.remember(&state);
+                self.answer_refreshed(state, Source::Refreshed, fault)
+            }
+            Commit::LeaseLost => {
+                // Another holder took over and published: its state wins.
+                let state = self.load(deadline).await?;
+                if lifecycle::alive(&state, self.clock.now_ms(), 0, &self.timing) {
+                    Ok(Served {
+                        state,
+                        source: Source::Waited,
+                        fault,
+                    })
+                } else {
+                    Err(ApiError::Unavailable(
+                        "refresh lease lost to another instance".into(),
+                    ))
+                }
+            }
+            Commit::Failed(e) => {
+                // Never thrown away: this request gets what WeChat issued. The store keeps the
+                // old token, which the fetch mark ends at mark + grace for everyone else.
+                self.release(owner, false, deadline).await;
+                let state = lifecycle::applied(locked, &update);
+                self.answer_refreshed(state, Source::RefreshedUnstored, Some(e.into()))
+            }
+        }
     }
 
-    /// A refresh failed: serve what is stored if it is still valid (except for a forced refresh,
-    /// whose caller asked for new credentials and gets the failure).
-    fn fallback(
+    fn answer_refreshed(
         &self,
-        want: Want<'_>,
-        stored: TokenState,
-        err: ApiError,
+        state: TokenState,
+        source: Source,
+        fault: Option<ApiError>,
     ) -> Result<Served, ApiError> {
-        if want.accepts_stored() && usable(&stored, self.clock.now_ms(), 0) {
+        if lifecycle::alive(&state, self.clock.now_ms(), 0, &self.timing) {
+            Ok(Served {
+                state,
+                source,
+                fault,
+            })
+        } else {
+            Err(fault
+                .unwrap_or_else(|| ApiError::Unavailable("refreshed state is not usable".into())))
+        }
+    }
+
+    /// Publishes `update`, retrying a failed write while the lease (and the request) allow one
+    /// more attempt.
+    async fn commit(&self, owner: &str, update: &Update, lease: &Deadline) -> Commit {
+        let mut attempt = 0;
+        loop {
+            let op = self.store.commit(&self.app, owner, update);
+            let err = match lease.run(op).await {
+                Ok(Ok(Some(state))) => return Commit::Landed(state),
+                Ok(Ok(None)) => return Commit::LeaseLost,
+                Ok(Err(e)) => e,
+                Err(_) => StoreError("publishing took the rest of the lease".into()),
+            };
+            let pause = lifecycle::wait_pause(attempt, fastrand::f64());
+            attempt += 1;
+            if !lease.pause(pause, self.timing.dynamodb_timeout).await {
+                return Commit::Failed(err);
+            }
+        }
+    }
+
+    /// A refresh failed: serve what is stored if it is alive and the want accepts it (with the
+    /// failure as a fault), otherwise answer the failure.
+    fn fallback(&self, want: &Want, stored: TokenState, err: ApiError) -> Result<Served, ApiError> {
+        if lifecycle::serve_stored_on_failure(want, &stored, self.clock.now_ms(), &self.timing) {
             Ok(Served {
                 state: stored,
                 source: Source::StoredAfterFault,
@@ -529,81 +599,36 @@ impl TokenService {
 }
 
 fn credential(issued: &Issued, now_ms: u64) -> Credential {
+    let life = issued.expires_in.min(MAX_EXPIRES_IN).saturating_mul(1000);
     Credential {
         value: issued.value.clone(),
-        expires_at_ms: now_ms + issued.expires_in * 1000,
+        expires_at_ms: now_ms.saturating_add(life),
     }
 }
 
 /// Seconds the access_token is guaranteed to keep working, counted from `now_ms`: never past its
-/// expiry, and where a new token ends the previous one (`rotation_ends_it`, the classic
-/// `/cgi-bin/token`), until the scheduled rotation plus WeChat's grace for the previous token.
+/// end (`lifecycle::token_dies_at`), and where a new token ends the previous one
+/// (`rotation_ends_it`, the classic `/cgi-bin/token`), until the scheduled rotation plus WeChat's
+/// grace for the previous token.
 pub fn guaranteed_secs(
-    token: &Credential,
+    state: &TokenState,
     timing: &Timing,
     now_ms: u64,
     rotation_ends_it: bool,
 ) -> u64 {
-    let remaining = token.expires_at_ms.saturating_sub(now_ms);
+    let Some(end) = lifecycle::token_dies_at(state, timing) else {
+        return 0;
+    };
+    let remaining = end.saturating_sub(now_ms);
     if !rotation_ends_it {
         return remaining / 1000;
     }
-    let rotation_at = token.expires_at_ms.saturating_sub(ms(timing.rotate_ahead));
+    let expires_at = state.access_token.as_ref().map_or(0, |c| c.expires_at_ms);
+    let rotation_at = expires_at.saturating_sub(ms(timing.rotate_ahead));
     let until_rotation = rotation_at.saturating_sub(now_ms) + ms(timing.grace);
     remaining.min(until_rotation) / 1000
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn guaranteed_lifetime_is_until_rotation_plus_grace() {
-        let t = Timing::default();
-        let now = 1_000_000_000;
-        let fresh = Credential {
-            value: "x".into(),
-            expires_at_ms: now + 7_200_000,
-        };
-        // 7200 − 3900 (rotate ahead) + 300 (grace) = 3600: the token lives one schedule period.
-        assert_eq!(guaranteed_secs(&fresh, &t, now, true), 3600);
-        // Past the rotation point: only the grace is guaranteed.
-        let due = Credential {
-            value: "x".into(),
-            expires_at_ms: now + 3_000_000,
-        };
-        assert_eq!(guaranteed_secs(&due, &t, now, true), 300);
-        // Never beyond expiry.
-        let dying = Credential {
-            value: "x".into(),
-            expires_at_ms: now + 120_000,
-        };
-        assert_eq!(guaranteed_secs(&dying, &t, now, true), 120);
-        let dead = Credential {
-            value: "x".into(),
-            expires_at_ms: now - 1,
-        };
-        assert_eq!(guaranteed_secs(&dead, &t, now, true), 0);
-        // Stable and WeCom tokens are not ended by a newer one: their whole remaining life.
-        assert_eq!(guaranteed_secs(&fresh, &t, now, false), 7200);
-    }
-
-    #[test]
-    fn usable_needs_both_token_and_ticket() {
-        let now = 1_000;
-        let c = |exp| {
-            Some(Credential {
-                value: "v".into(),
-                expires_at_ms: exp,
-            })
-        };
-        let mut s = TokenState {
-            access_token: c(now + 10_000),
-            ..TokenState::default()
-        };
-        assert!(!usable(&s, now, 0));
-        s.jsapi_ticket = c(now + 5_000);
-        assert!(usable(&s, now, 0));
-        assert!(!usable(&s, now, 5_000));
-    }
-}
+#[path = "token_tests.rs"]
+mod tests;

@@ -3,11 +3,13 @@
 //! AppSecret or an access_token).
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use crate::config::{Config, Platform, Secret, TokenApi};
+use crate::deadline::Deadline;
 use crate::envelope::{ApiError, WeChatErrorBody};
 use crate::secret::AppSecret;
 
@@ -75,12 +77,30 @@ impl TicketKind {
 pub enum WeChatError {
     /// WeChat answered with errcode ≠ 0.
     Api(WeChatErrorBody),
-    /// No answer within the timeout.
+    /// Sent, and no answer within the timeout: WeChat may have acted on it.
     Timeout(String),
-    /// Connection failed, non-2xx status, or a body that is not WeChat's JSON.
+    /// Sent, and the answer was lost or is not WeChat's API (dropped connection, HTTP 5xx, a body
+    /// that is not JSON): WeChat may have acted on it.
     Unreachable(String),
+    /// Never left: the connection could not be made.
+    NotSent(String),
+    /// Not started: the request's deadline leaves no time for it.
+    NoTime,
     /// The AppSecret could not be had (Secrets Manager failed, or none is configured).
     NoSecret(String),
+}
+
+impl WeChatError {
+    /// Whether WeChat surely did nothing: it answered an error, or was never asked.
+    pub fn nothing_done(&self) -> bool {
+        matches!(
+            self,
+            WeChatError::Api(_)
+                | WeChatError::NotSent(_)
+                | WeChatError::NoTime
+                | WeChatError::NoSecret(_)
+        )
+    }
 }
 
 impl std::fmt::Display for WeChatError {
@@ -88,7 +108,8 @@ impl std::fmt::Display for WeChatError {
         match self {
             WeChatError::Api(b) => write!(f, "errcode {}", b.errcode),
             WeChatError::Timeout(m) => write!(f, "timeout: {m}"),
-            WeChatError::Unreachable(m) => write!(f, "unreachable: {m}"),
+            WeChatError::Unreachable(m) | WeChatError::NotSent(m) => write!(f, "unreachable: {m}"),
+            WeChatError::NoTime => f.write_str("the request's time ran out before calling WeChat"),
             WeChatError::NoSecret(m) => write!(f, "AppSecret: {m}"),
         }
     }
@@ -99,11 +120,31 @@ impl From<WeChatError> for ApiError {
         match e {
             WeChatError::Api(b) => ApiError::WeChat(b),
             WeChatError::Timeout(m) => ApiError::WeChatTimeout(m),
-            WeChatError::Unreachable(m) => ApiError::WeChatUnreachable(m),
+            WeChatError::NoTime => {
+                ApiError::WeChatTimeout("the request's time ran out before calling WeChat".into())
+            }
+            WeChatError::Unreachable(m) | WeChatError::NotSent(m) => ApiError::WeChatUnreachable(m),
             WeChatError::NoSecret(m) => ApiError::Unavailable(format!("AppSecret: {m}")),
         }
     }
 }
+
+/// errcodes by which WeChat rejects the AppSecret of a token fetch (WeCom answers 40001 for a
+/// wrong corpsecret, Official Accounts 40125, and 40001 on older servers).
+pub const SECRET_REJECTED: [i64; 2] = [40001, 40125];
+
+/// What a call does at WeChat, which decides whether it may be sent again elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    /// Reads and token/ticket fetches: safe to repeat.
+    Read,
+    /// A status change: repeating one WeChat may have applied is not safe, so it is never sent
+    /// twice, and not started without the full WeChat timeout left.
+    Change,
+}
+
+/// Shortest time worth starting a call with.
+const MIN_CALL: Duration = Duration::from_millis(50);
 
 /// A successful invoice call: WeChat's body, byte for byte.
 #[derive(Debug, Clone)]
@@ -116,8 +157,10 @@ pub struct WeChatClient {
     /// Built on first use: getToken answers from the stored state and rarely calls WeChat, so
     /// its cold start does not pay for the TLS set-up (loading the system's root certificates).
     http: Arc<OnceLock<reqwest::Client>>,
-    timeout: std::time::Duration,
+    timeout: Duration,
     base: String,
+    /// WeChat's disaster-recovery host, tried once when `base` cannot be reached.
+    backup: Option<String>,
     appid: String,
     secret: Arc<AppSecret>,
     platform: Platform,
@@ -136,6 +179,7 @@ impl WeChatClient {
             http: Arc::default(),
             timeout: config.timing.wechat_timeout,
             base: config.api_base.clone(),
+            backup: config.api_backup_base.clone(),
             appid: config.appid.clone(),
             secret: Arc::new(secret),
             platform: config.platform,
@@ -162,49 +206,92 @@ impl WeChatClient {
         &self.paths
     }
 
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Whether each new token ends the previous one after WeChat's grace period (the classic
     /// `/cgi-bin/token`); stable and WeCom tokens keep working until their own expiry.
     pub fn new_token_ends_previous(&self) -> bool {
         self.platform == Platform::Mp && self.token_api == TokenApi::Classic
     }
 
+    /// Whether a token fetch (forced or not) may end the token stored now: classic always,
+    /// `stable_token` with `force_refresh`, WeCom never.
+    pub fn fetch_ends_stored(&self, force: bool) -> bool {
+        match (self.platform, self.token_api) {
+            (Platform::Mp, TokenApi::Classic) => true,
+            (Platform::Mp, TokenApi::Stable) => force,
+            (Platform::Work, _) => false,
+        }
+    }
+
     /// The AppSecret, read from Secrets Manager on the first call when configured that way. The
     /// token service calls this before taking the refresh lock, so the read never eats into
     /// the lease.
-    pub async fn app_secret(&self) -> Result<&Secret, WeChatError> {
-        self.secret
-            .get()
-            .await
-            .map_err(|e| WeChatError::NoSecret(e.0))
+    pub async fn app_secret(&self, deadline: &Deadline) -> Result<Secret, WeChatError> {
+        match deadline.run(self.secret.get()).await {
+            Ok(r) => r.map_err(|e| WeChatError::NoSecret(e.0)),
+            Err(_) => Err(WeChatError::NoSecret(
+                "reading it took the request's remaining time".into(),
+            )),
+        }
     }
 
     /// A new access_token. `force` only matters for `stable_token`, where normal mode answers the
-    /// current token and `force_refresh` (at most 20 a day) replaces it.
-    pub async fn fetch_access_token(&self, force: bool) -> Result<Issued, WeChatError> {
-        let secret = self.app_secret().await?;
-        let (base, appid, secret_q) = (&self.base, enc(&self.appid), enc(secret.expose()));
-        let req = match (self.platform, self.token_api) {
-            (Platform::Mp, TokenApi::Classic) => self.http().get(format!(
-                "{base}{}?grant_type=client_credential&appid={appid}&secret={secret_q}",
-                self.paths.token
-            )),
-            (Platform::Mp, TokenApi::Stable) => {
-                let body = serde_json::json!({
-                    "grant_type": "client_credential",
-                    "appid": self.appid,
-                    "secret": secret.expose(),
-                    "force_refresh": force,
-                });
-                self.http()
-                    .post(format!("{base}{MP_STABLE_TOKEN_PATH}"))
-                    .json(&body)
+    /// current token and `force_refresh` (at most 20 a day) replaces it. When WeChat rejects the
+    /// AppSecret, it is read again (bounded) and the fetch tried once more with a new one.
+    pub async fn fetch_access_token(
+        &self,
+        force: bool,
+        deadline: &Deadline,
+    ) -> Result<Issued, WeChatError> {
+        let secret = self.app_secret(deadline).await?;
+        match self.fetch_token_with(&secret, force, deadline).await {
+            Err(WeChatError::Api(b)) if SECRET_REJECTED.contains(&b.errcode) => {
+                match deadline.run(self.secret.reread(&secret)).await {
+                    Ok(Ok(Some(new))) if deadline.allows(self.timeout) => {
+                        self.fetch_token_with(&new, force, deadline).await
+                    }
+                    _ => Err(WeChatError::Api(b)),
+                }
             }
-            (Platform::Work, _) => self.http().get(format!(
-                "{base}{}?corpid={appid}&corpsecret={secret_q}",
-                self.paths.token
-            )),
-        };
-        let body = self.call(req).await?;
+            other => other,
+        }
+    }
+
+    async fn fetch_token_with(
+        &self,
+        secret: &Secret,
+        force: bool,
+        deadline: &Deadline,
+    ) -> Result<Issued, WeChatError> {
+        let (appid, secret_q) = (enc(&self.appid), enc(secret.expose()));
+        let body = self
+            .call(Call::Read, deadline, |base| {
+                match (self.platform, self.token_api) {
+                    (Platform::Mp, TokenApi::Classic) => self.http().get(format!(
+                        "{base}{}?grant_type=client_credential&appid={appid}&secret={secret_q}",
+                        self.paths.token
+                    )),
+                    (Platform::Mp, TokenApi::Stable) => {
+                        let body = serde_json::json!({
+                            "grant_type": "client_credential",
+                            "appid": self.appid,
+                            "secret": secret.expose(),
+                            "force_refresh": force,
+                        });
+                        self.http()
+                            .post(format!("{base}{MP_STABLE_TOKEN_PATH}"))
+                            .json(&body)
+                    }
+                    (Platform::Work, _) => self.http().get(format!(
+                        "{base}{}?corpid={appid}&corpsecret={secret_q}",
+                        self.paths.token
+                    )),
+                }
+            })
+            .await?;
         issued(&body, "access_token")
     }
 
@@ -214,27 +301,28 @@ impl WeChatClient {
         &self,
         access_token: &str,
         kind: TicketKind,
+        deadline: &Deadline,
     ) -> Result<Issued, WeChatError> {
         let token = enc(access_token);
-        let url = match (self.platform, kind) {
-            (Platform::Mp, _) => format!(
-                "{}{}?access_token={token}&type={}",
-                self.base,
-                self.paths.jsapi_ticket,
-                kind.as_str()
-            ),
-            (Platform::Work, TicketKind::Jsapi) => {
-                format!(
-                    "{}{}?access_token={token}",
-                    self.base, self.paths.jsapi_ticket
-                )
-            }
-            (Platform::Work, TicketKind::WxCard) => format!(
-                "{}{}?access_token={token}&type=wx_card",
-                self.base, self.paths.wx_card_ticket
-            ),
-        };
-        let body = self.call(self.http().get(url)).await?;
+        let body = self
+            .call(Call::Read, deadline, |base| {
+                let url = match (self.platform, kind) {
+                    (Platform::Mp, _) => format!(
+                        "{base}{}?access_token={token}&type={}",
+                        self.paths.jsapi_ticket,
+                        kind.as_str()
+                    ),
+                    (Platform::Work, TicketKind::Jsapi) => {
+                        format!("{base}{}?access_token={token}", self.paths.jsapi_ticket)
+                    }
+                    (Platform::Work, TicketKind::WxCard) => format!(
+                        "{base}{}?access_token={token}&type=wx_card",
+                        self.paths.wx_card_ticket
+                    ),
+                };
+                self.http().get(url)
+            })
+            .await?;
         issued(&body, "ticket")
     }
 
@@ -245,27 +333,77 @@ impl WeChatClient {
         path: &str,
         access_token: &str,
         json: Bytes,
+        call: Call,
+        deadline: &Deadline,
     ) -> Result<Reply, WeChatError> {
-        let url = format!("{}{path}?access_token={}", self.base, enc(access_token));
-        let req = self
-            .http()
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(json);
-        let body = self.call_raw(req).await?;
+        let token = enc(access_token);
+        let body = self
+            .send(call, deadline, |base| {
+                self.http()
+                    .post(format!("{base}{path}?access_token={token}"))
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(json.clone())
+            })
+            .await?;
         Ok(Reply { body })
     }
 
-    async fn call(&self, req: reqwest::RequestBuilder) -> Result<Map<String, Value>, WeChatError> {
-        let bytes = self.call_raw(req).await?;
+    async fn call(
+        &self,
+        call: Call,
+        deadline: &Deadline,
+        build: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<Map<String, Value>, WeChatError> {
+        let bytes = self.send(call, deadline, build).await?;
         serde_json::from_slice(&bytes)
             .map_err(|_| WeChatError::Unreachable("answer is not a JSON object".into()))
     }
 
-    /// Sends, checks the status and that the answer is a JSON object, and splits off
-    /// errcode ≠ 0; a successful answer is returned as WeChat sent it.
-    async fn call_raw(&self, req: reqwest::RequestBuilder) -> Result<Vec<u8>, WeChatError> {
-        let resp = req.send().await.map_err(classify)?;
+    /// Sends to the API host and, when that fails in a way the backup host can mend, once more
+    /// to the backup: a connection that could not be made (the request never left) for any
+    /// call; a timeout or a 5xx only for a call that is safe to repeat.
+    async fn send(
+        &self,
+        call: Call,
+        deadline: &Deadline,
+        build: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<Vec<u8>, WeChatError> {
+        let first = self.send_to(&self.base, call, deadline, &build).await;
+        let (Err(e), Some(backup)) = (&first, &self.backup) else {
+            return first;
+        };
+        let mendable = match e {
+            WeChatError::NotSent(_) => true,
+            WeChatError::Timeout(_) | WeChatError::Unreachable(_) => call == Call::Read,
+            _ => false,
+        };
+        if !mendable || !deadline.allows(self.timeout) {
+            return first;
+        }
+        self.send_to(backup, call, deadline, &build).await
+    }
+
+    /// One attempt against `base`, cut at the deadline: checks the status and that the answer is
+    /// a JSON object, and splits off errcode ≠ 0; a successful answer is returned as WeChat sent
+    /// it.
+    async fn send_to(
+        &self,
+        base: &str,
+        call: Call,
+        deadline: &Deadline,
+        build: &impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<Vec<u8>, WeChatError> {
+        let timeout = deadline.bound(self.timeout);
+        // A status change is not started unless it can run its whole course: cut short, its
+        // outcome would be unknown.
+        if timeout < MIN_CALL || (call == Call::Change && timeout < self.timeout) {
+            return Err(WeChatError::NoTime);
+        }
+        let resp = build(base)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(classify)?;
         let status = resp.status();
         let bytes = Vec::from(resp.bytes().await.map_err(classify)?);
         if !status.is_success() {
@@ -296,15 +434,20 @@ impl WeChatClient {
     }
 }
 
+/// Longest lifetime believed of a token or ticket, seconds.
+pub const MAX_EXPIRES_IN: u64 = 86_400;
+
 fn issued(body: &Map<String, Value>, field: &str) -> Result<Issued, WeChatError> {
     let value = body
         .get(field)
         .and_then(Value::as_str)
         .filter(|v| !v.is_empty());
+    // WeChat documents at most 7200 s; anything beyond a day is not believed.
     let expires_in = body
         .get("expires_in")
         .and_then(Value::as_u64)
-        .filter(|s| *s > 0);
+        .filter(|s| *s > 0)
+        .map(|s| s.min(MAX_EXPIRES_IN));
     match (value, expires_in) {
         (Some(v), Some(e)) => Ok(Issued {
             value: v.to_string(),
@@ -318,7 +461,7 @@ fn issued(body: &Map<String, Value>, field: &str) -> Result<Issued, WeChatError>
 
 /// Describes a transport error without its URL (which holds secrets).
 fn classify(e: reqwest::Error) -> WeChatError {
-    let timeout = e.is_timeout();
+    let (timeout, connect) = (e.is_timeout(), e.is_connect());
     // The cause chain names the failure (refused, reset, DNS) and holds no URL.
     let mut causes = String::new();
     let mut cause = std::error::Error::source(&e);
@@ -328,7 +471,9 @@ fn classify(e: reqwest::Error) -> WeChatError {
         cause = c.source();
     }
     let msg = format!("{}{causes}", e.without_url());
-    if timeout {
+    if connect {
+        WeChatError::NotSent(msg)
+    } else if timeout {
         WeChatError::Timeout(msg)
     } else {
         WeChatError::Unreachable(msg)

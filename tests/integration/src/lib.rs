@@ -13,6 +13,7 @@ use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 use wechat_sim::{Running, Sim};
 use wxinvoice::config::Config;
+use wxinvoice::deadline::Deadline;
 use wxinvoice::secret::AppSecret;
 use wxinvoice::App;
 
@@ -91,6 +92,11 @@ pub const TOKEN_FIELDS: [&str; 10] = [
     "card_sign",
     "sign_type",
 ];
+
+/// A request's deadline as Lambda's 20 s timeout gives it.
+pub fn deadline() -> Deadline {
+    Deadline::after(std::time::Duration::from_millis(19_500))
+}
 
 /// moto's endpoint; the test command starts moto and sets this.
 pub fn moto_endpoint() -> String {

@@ -15,10 +15,11 @@ async fn many_concurrent_refreshes_fetch_exactly_once() {
         .await;
     // 8 independent instances (own DynamoDB and HTTP clients) × 6 concurrent requests each.
     let apps: Vec<_> = (0..8).map(|_| h.instance(&[])).collect();
+    let d = deadline();
     let mut tasks = Vec::new();
     for app in &apps {
         for _ in 0..6 {
-            tasks.push(app.tokens.get(Mode::Auto));
+            tasks.push(app.tokens.get(Mode::Auto, &d));
         }
     }
     let results = join_all(tasks).await;
@@ -50,7 +51,8 @@ async fn concurrent_manual_refreshes_share_one_fetch() {
     h.fault(json!({"path": token_path(), "latency_ms": 400}))
         .await;
     let apps: Vec<_> = (0..5).map(|_| h.instance(&[])).collect();
-    let results = join_all(apps.iter().map(|a| a.tokens.get(Mode::Manual))).await;
+    let d = deadline();
+    let results = join_all(apps.iter().map(|a| a.tokens.get(Mode::Manual, &d))).await;
     let tokens: Vec<String> = results
         .into_iter()
         .map(|r| r.unwrap().state.access_token.unwrap().value)
@@ -80,7 +82,7 @@ async fn a_crashed_holder_delays_refresh_by_at_most_the_lease() {
     let served = h
         .app
         .tokens
-        .get(Mode::Auto)
+        .get(Mode::Auto, &deadline())
         .await
         .expect("the next caller refreshes after the lease");
     let waited = started.elapsed().as_millis();
@@ -140,7 +142,7 @@ async fn a_holder_whose_lease_ran_out_cannot_overwrite_newer_state() {
             .unwrap(),
         Lock::Acquired(_)
     ));
-    store.release(&appid(), "A").await.unwrap();
+    store.release(&appid(), "A", false).await.unwrap();
     assert!(matches!(
         store
             .try_lock(&appid(), "D", now_ms(), 10_000)
@@ -157,7 +159,7 @@ async fn while_one_instance_refreshes_others_serve_the_valid_stored_token() {
     let first = h
         .app
         .tokens
-        .get(Mode::Auto)
+        .get(Mode::Auto, &deadline())
         .await
         .unwrap()
         .state
@@ -174,13 +176,13 @@ async fn while_one_instance_refreshes_others_serve_the_valid_stored_token() {
     let sched = tokio::spawn(async move {
         scheduler
             .tokens
-            .get(Mode::Scheduled)
+            .get(Mode::Scheduled, &deadline())
             .await
             .map(|s| s.source)
     });
     tokio::time::sleep(std::time::Duration::from_millis(150)).await;
     let started = std::time::Instant::now();
-    let served = reader.tokens.get(Mode::Auto).await.unwrap();
+    let served = reader.tokens.get(Mode::Auto, &deadline()).await.unwrap();
     assert_eq!(served.state.access_token.unwrap().value, first);
     assert!(
         started.elapsed().as_millis() < 300,
@@ -201,7 +203,7 @@ async fn stampede_across_processes_fetches_once() {
     let old = h
         .app
         .tokens
-        .get(Mode::Auto)
+        .get(Mode::Auto, &deadline())
         .await
         .unwrap()
         .state

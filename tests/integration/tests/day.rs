@@ -33,13 +33,13 @@ async fn day(
     for minute in 0..24 * 60 {
         if minute % 60 == 0 {
             app.tokens
-                .get(Mode::Scheduled)
+                .get(Mode::Scheduled, &deadline())
                 .await
                 .expect("scheduled refresh");
         }
         let served = app
             .tokens
-            .get(Mode::Auto)
+            .get(Mode::Auto, &deadline())
             .await
             .expect("a token every minute");
         let token = served.state.access_token.unwrap();

@@ -176,10 +176,18 @@ async fn a_wechat_that_keeps_refusing_gets_one_retry_and_no_storm() {
 async fn warm_instances_answer_from_their_cache_and_see_refreshes_within_its_ttl() {
     let h = Harness::with(&[("CACHE_TTL_SECS", "1"), ("REFRESH_COOLDOWN_SECS", "0")]).await;
     let a = h.instance(&[("CACHE_TTL_SECS", "1")]);
-    let first = a.tokens.get(wxinvoice::token::Mode::Auto).await.unwrap();
+    let first = a
+        .tokens
+        .get(wxinvoice::token::Mode::Auto, &deadline())
+        .await
+        .unwrap();
     let mut from_store = 0;
     for _ in 0..100 {
-        let served = a.tokens.get(wxinvoice::token::Mode::Auto).await.unwrap();
+        let served = a
+            .tokens
+            .get(wxinvoice::token::Mode::Auto, &deadline())
+            .await
+            .unwrap();
         if served.source != wxinvoice::token::Source::Cached {
             from_store += 1;
         }
@@ -195,6 +203,10 @@ async fn warm_instances_answer_from_their_cache_and_see_refreshes_within_its_ttl
     assert_eq!(v["errcode"], 0, "{v}");
     // And `a` serves the new token once its cache is older than the TTL.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let served = a.tokens.get(wxinvoice::token::Mode::Auto).await.unwrap();
+    let served = a
+        .tokens
+        .get(wxinvoice::token::Mode::Auto, &deadline())
+        .await
+        .unwrap();
     assert_eq!(served.state.access_token.unwrap().value, other);
 }
