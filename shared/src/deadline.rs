@@ -51,6 +51,14 @@ impl Deadline {
         }
     }
 
+    /// The instant `d` before this deadline: for work that must leave time for a step after it.
+    pub fn before(&self, d: Duration) -> Deadline {
+        let at = self.at.checked_sub(d).unwrap_or(self.at);
+        Deadline {
+            at: at.max(Instant::now().min(self.at)),
+        }
+    }
+
     pub fn remaining(&self) -> Duration {
         self.at.saturating_duration_since(Instant::now())
     }
@@ -132,6 +140,9 @@ mod tests {
         let d = Deadline::after(Duration::from_secs(2));
         assert!(d.within(Duration::from_millis(10)).remaining() <= Duration::from_millis(10));
         assert!(d.within(Duration::from_secs(10)).remaining() <= Duration::from_secs(2));
+        let early = d.before(Duration::from_millis(500)).remaining();
+        assert!(early <= Duration::from_millis(1500) && early > Duration::from_millis(1400));
+        assert_eq!(d.before(Duration::from_secs(5)).remaining(), Duration::ZERO);
         assert_eq!(
             d.bound(Duration::from_millis(10)),
             Duration::from_millis(10)

@@ -415,9 +415,14 @@ impl TokenService {
         deadline: &Deadline,
     ) -> Result<Served, ApiError> {
         // The fetch stops before the lease ends, so a holder never publishes late by its own
-        // slowness; commit retries may use the rest of the lease.
-        let lease = deadline.within(self.timing.lease);
-        let fetching = deadline.within(self.timing.lease.mul_f32(0.9));
+        // slowness, and early enough that the commit and a release can each take a whole
+        // DynamoDB timeout before the request's deadline; commit retries may use the rest of
+        // the lease but leave time for the release.
+        let write = self.timing.dynamodb_timeout;
+        let fetching = deadline
+            .before(write * 2)
+            .within(self.timing.lease.mul_f32(0.9));
+        let committing = deadline.before(write).within(self.timing.lease);
         let now = self.clock.now_ms();
         let due = lifecycle::due(&want, &locked, now, &self.timing);
         let mut update = Update {
@@ -515,7 +520,7 @@ impl TokenService {
                 fault.unwrap_or_else(|| ApiError::Unavailable("refresh produced nothing".into()));
             return self.fallback(&want, locked, err);
         }
-        match self.commit(owner, &update, &lease).await {
+        match self.commit(owner, &update, &committing).await {
             Commit::Landed(state) => {
                 self.remember(&state);
                 self.answer_refreshed(state, Source::Refreshed, fault)
@@ -563,13 +568,13 @@ impl TokenService {
         }
     }
 
-    /// Publishes `update`, retrying a failed write while the lease (and the request) allow one
-    /// more attempt.
-    async fn commit(&self, owner: &str, update: &Update, lease: &Deadline) -> Commit {
+    /// Publishes `update`, retrying a failed write while `until` (the lease, and the request less
+    /// a release) allows one more attempt.
+    async fn commit(&self, owner: &str, update: &Update, until: &Deadline) -> Commit {
         let mut attempt = 0;
         loop {
             let op = self.store.commit(&self.app, owner, update);
-            let err = match lease.run(op).await {
+            let err = match until.run(op).await {
                 Ok(Ok(Some(state))) => return Commit::Landed(state),
                 Ok(Ok(None)) => return Commit::LeaseLost,
                 Ok(Err(e)) => e,
@@ -577,7 +582,7 @@ impl TokenService {
             };
             let pause = lifecycle::wait_pause(attempt, fastrand::f64());
             attempt += 1;
-            if !lease.pause(pause, self.timing.dynamodb_timeout).await {
+            if !until.pause(pause, self.timing.dynamodb_timeout).await {
                 return Commit::Failed(err);
             }
         }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::types::{
@@ -15,6 +16,7 @@ use wechat_sim::{Running, Sim};
 use wxinvoice::config::Config;
 use wxinvoice::deadline::Deadline;
 use wxinvoice::secret::AppSecret;
+use wxinvoice::store::faults::FaultyStore;
 use wxinvoice::App;
 
 pub const SEED_CARD: &str = "pIKi3wcA2zJYhWaAUWmf3aMNd_r0";
@@ -189,6 +191,38 @@ impl Harness {
     /// second Lambda instance would be.
     pub fn instance(&self, overrides: &[(&str, &str)]) -> App {
         app(&self.sim.base_url(), &self.table, &self.sdk, overrides)
+    }
+
+    /// Another instance whose store (DynamoDB, this table) is wrapped with injected faults.
+    pub fn faulty_instance(&self, overrides: &[(&str, &str)]) -> (App, FaultyStore) {
+        let config = config(&self.sim.base_url(), &self.table, overrides);
+        let dynamo = Arc::new(wxinvoice::app::dynamo_store(&config, &self.sdk));
+        let store = FaultyStore::new(dynamo);
+        let secret = AppSecret::from_config(config.secret.as_ref(), &self.sdk);
+        let app = App::with_store(config, Arc::new(store.clone()), secret);
+        (app, store)
+    }
+
+    /// The environment of a gateway process (a Lambda instance) on this table and simulator.
+    pub fn process_env(&self) -> Vec<(String, String)> {
+        let platform = if is_work() { "work" } else { "mp" };
+        let token_api = if is_stable() { "stable" } else { "classic" };
+        [
+            ("WECHAT_PLATFORM", platform.to_string()),
+            ("WECHAT_TOKEN_API", token_api.to_string()),
+            ("WECHAT_APPID", appid()),
+            ("WECHAT_SECRET", appsecret()),
+            ("WECHAT_API_BASE", self.sim.base_url()),
+            ("TOKEN_TABLE", self.table.clone()),
+            ("JSSDK_URL", PAGE_URL.to_string()),
+            ("AWS_ACCESS_KEY_ID", "test".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+            ("AWS_REGION", "us-east-1".to_string()),
+            ("AWS_ENDPOINT_URL_DYNAMODB", moto_endpoint()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
     }
 
     pub fn calls(&self, path: &str) -> u64 {

@@ -227,30 +227,12 @@ async fn stampede_across_processes_fetches_once() {
     h.fault(json!({"path": token_path(), "latency_ms": 300}))
         .await;
     let start_at = now_ms() + 2000;
-    let (id, secret) = (appid(), appsecret());
-    let platform = if is_work() { "work" } else { "mp" };
+    let env = h.process_env();
     let children: Vec<_> = (0..PROCESSES)
         .map(|_| {
             tokio::process::Command::new(env!("CARGO_BIN_EXE_stampede"))
                 .args([PER_PROCESS.to_string(), start_at.to_string()])
-                .envs([
-                    ("WECHAT_PLATFORM", platform),
-                    (
-                        "WECHAT_TOKEN_API",
-                        std::env::var("WECHAT_TOKEN_API")
-                            .as_deref()
-                            .unwrap_or("classic"),
-                    ),
-                    ("WECHAT_APPID", id.as_str()),
-                    ("WECHAT_SECRET", secret.as_str()),
-                    ("WECHAT_API_BASE", h.sim.base_url().as_str()),
-                    ("TOKEN_TABLE", h.table.as_str()),
-                    ("JSSDK_URL", PAGE_URL),
-                    ("AWS_ACCESS_KEY_ID", "test"),
-                    ("AWS_SECRET_ACCESS_KEY", "test"),
-                    ("AWS_REGION", "us-east-1"),
-                    ("AWS_ENDPOINT_URL_DYNAMODB", moto_endpoint().as_str()),
-                ])
+                .envs(env.iter().cloned())
                 .output()
         })
         .collect();

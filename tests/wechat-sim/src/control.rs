@@ -91,7 +91,22 @@ fn result(sim: &Sim, method: &Method, path: &str, body: &[u8]) -> R {
                 .collect();
             let tokens: Vec<&String> = st.tokens.keys().collect();
             let tickets: Vec<&String> = st.tickets.keys().collect();
-            Ok(json!({ "latest": latest, "tokens": tokens, "tickets": tickets }))
+            // When each token stops working (simulator clock, Unix seconds): its expiry, or the
+            // end of its grace once a newer token superseded it.
+            let ends: serde_json::Map<String, Value> = st
+                .tokens
+                .iter()
+                .map(|(t, rec)| {
+                    let end = rec
+                        .superseded_until
+                        .unwrap_or(rec.expires_at)
+                        .min(rec.expires_at);
+                    (t.clone(), json!(end))
+                })
+                .collect();
+            Ok(
+                json!({ "latest": latest, "tokens": tokens, "tickets": tickets, "ends": ends, "now": st.now() }),
+            )
         }
         (&Method::POST, "verify/jsapi") => {
             // What the WeChat client checks in wx.config: the signature over a live jsapi ticket
