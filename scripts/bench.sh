@@ -24,7 +24,7 @@ start wechat-sim "$RUN_DIR/wechat-sim.log" target/release/wechat-sim --port "$SI
 wait_http "http://127.0.0.1:$SIM_PORT/__sim/stats" 30
 # As deployed: the AppSecret in Secrets Manager (moto's), named by WECHAT_SECRET_ARN.
 export WECHAT_APPID=wxa185587d4fc35145 WECHAT_SECRET_ARN=wxinvoice-bench/appsecret
-export WECHAT_API_BASE="http://127.0.0.1:$SIM_PORT" TOKEN_TABLE=wxinvoice-bench
+export WECHAT_API_BASE="http://127.0.0.1:$SIM_PORT" WECHAT_ALLOW_HTTP=true TOKEN_TABLE=wxinvoice-bench
 export JSSDK_URL='https://expense.example.com/invoices?from=menu'
 "$VENV/bin/python" scripts/create_table.py "$TOKEN_TABLE"
 "$VENV/bin/python" - <<'PY'

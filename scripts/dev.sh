@@ -33,7 +33,7 @@ cargo build -p get-token -p get-invoice-batch -p update-status -p wechat-sim
 if [ -z "${WECHAT_SECRET:-}" ] && [ -z "${WECHAT_SECRET_ARN:-}" ]; then
   export WECHAT_APPID=${WECHAT_APPID:-wxa185587d4fc35145}
   export WECHAT_SECRET=sim-appsecret
-  export WECHAT_API_BASE="http://127.0.0.1:$SIM_PORT"
+  export WECHAT_API_BASE="http://127.0.0.1:$SIM_PORT" WECHAT_ALLOW_HTTP=true
   start wechat-sim "$RUN_DIR/wechat-sim.log" target/debug/wechat-sim --port "$SIM_PORT" \
     --appid "$WECHAT_APPID" --secret "$WECHAT_SECRET"
   wait_http "$WECHAT_API_BASE/__sim/stats" 30

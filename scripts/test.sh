@@ -42,7 +42,7 @@ SIM_PORT=$(free_port)
 PORT=$(free_port)
 H5_PORT=$(free_port)
 export WECHAT_APPID=wxa185587d4fc35145 WECHAT_SECRET=sim-appsecret
-export WECHAT_API_BASE="http://127.0.0.1:$SIM_PORT" TOKEN_TABLE=wxinvoice-e2e
+export WECHAT_API_BASE="http://127.0.0.1:$SIM_PORT" WECHAT_ALLOW_HTTP=true TOKEN_TABLE=wxinvoice-e2e
 export JSSDK_URL='https://expense.example.com/invoices?from=menu' RUST_LOG=info
 export ALLOWED_ORIGINS="https://expense.example.com,http://127.0.0.1:$H5_PORT"
 "$VENV/bin/python" scripts/create_table.py "$TOKEN_TABLE"

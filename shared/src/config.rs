@@ -66,6 +66,8 @@ pub struct Config {
     pub secret: Option<SecretSource>,
     /// WeChat's API host, or the simulator's.
     pub api_base: String,
+    /// Whether `http://` WeChat bases are allowed (`WECHAT_ALLOW_HTTP=true`, for the simulator).
+    pub allow_http: bool,
     /// Tried once when `api_base` cannot be reached (`WECHAT_API_BACKUP_BASE`; `off` for none).
     /// Default: Official Accounts' disaster-recovery host when `api_base` is the default host.
     pub api_backup_base: Option<String>,
@@ -283,14 +285,38 @@ impl Config {
             .unwrap_or_else(|| default_base.to_string())
             .trim_end_matches('/')
             .to_string();
+        // WeChat is reached over HTTPS only; plain HTTP is for the simulator, and must be asked for.
+        let allow_http = match get("WECHAT_ALLOW_HTTP").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                return Err(ConfigError(
+                    "WECHAT_ALLOW_HTTP must be true or false".into(),
+                ))
+            }
+        };
         let api_backup_base = match get("WECHAT_API_BACKUP_BASE").as_deref() {
             Some("off") => None,
             Some(b) => Some(b.trim_end_matches('/').to_string()),
             None => (api_base == MP_API_BASE).then(|| MP_API_BACKUP_BASE.to_string()),
         };
+        for (name, base) in [
+            ("WECHAT_API_BASE", Some(&api_base)),
+            ("WECHAT_API_BACKUP_BASE", api_backup_base.as_ref()),
+        ] {
+            let Some(base) = base else { continue };
+            let scheme_ok =
+                base.starts_with("https://") || (allow_http && base.starts_with("http://"));
+            if !scheme_ok {
+                return Err(ConfigError(format!(
+                    "{name} must be an https:// URL (http:// only with WECHAT_ALLOW_HTTP=true, for the simulator)"
+                )));
+            }
+        }
         let config = Config {
             platform,
             token_api,
+            allow_http,
             appid: required("WECHAT_APPID")?,
             secret,
             api_base,
@@ -455,6 +481,7 @@ mod tests {
         let c = from(&BASE).unwrap();
         assert_eq!(c.api_backup_base.as_deref(), Some(MP_API_BACKUP_BASE));
         let mut v = BASE.to_vec();
+        v.push(("WECHAT_ALLOW_HTTP", "true"));
         v.push(("WECHAT_API_BASE", "http://127.0.0.1:1"));
         assert_eq!(from(&v).unwrap().api_backup_base, None);
         v.push(("WECHAT_API_BACKUP_BASE", "http://127.0.0.1:2/"));
@@ -489,8 +516,21 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_only_when_asked_for() {
+        let mut v = BASE.to_vec();
+        v.push(("WECHAT_API_BASE", "http://127.0.0.1:9100"));
+        assert!(from(&v).unwrap_err().0.contains("WECHAT_ALLOW_HTTP"));
+        v.push(("WECHAT_ALLOW_HTTP", "true"));
+        assert!(from(&v).unwrap().allow_http);
+        let mut v = BASE.to_vec();
+        v.push(("WECHAT_API_BACKUP_BASE", "http://evil.example.com"));
+        assert!(from(&v).is_err());
+    }
+
+    #[test]
     fn api_base_trailing_slash_is_trimmed() {
         let mut v = BASE.to_vec();
+        v.push(("WECHAT_ALLOW_HTTP", "true"));
         v.push(("WECHAT_API_BASE", "http://127.0.0.1:9100/"));
         assert_eq!(from(&v).unwrap().api_base, "http://127.0.0.1:9100");
     }

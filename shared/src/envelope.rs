@@ -56,8 +56,15 @@ pub enum ApiError {
     WeChatUnreachable(String),
     /// WeChat did not answer within the timeout (504).
     WeChatTimeout(String),
-    /// DynamoDB failed or a token refresh could not complete in time (503).
+    /// A token refresh could not complete in time, or nothing usable is stored (503). The text
+    /// is the gateway's own and names no resource.
     Unavailable(String),
+    /// A dependency of ours failed (DynamoDB, Secrets Manager) (503). Callers see `public`; the
+    /// detail, which may name tables, secrets or accounts, goes to the log only.
+    Internal {
+        public: &'static str,
+        detail: String,
+    },
 }
 
 /// A WeChat error body kept as WeChat sent it (field order included).
@@ -98,7 +105,7 @@ impl ApiError {
             ApiError::WeChat(_) => StatusCode::OK,
             ApiError::WeChatUnreachable(_) => StatusCode::BAD_GATEWAY,
             ApiError::WeChatTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Internal { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -111,7 +118,8 @@ impl ApiError {
             ApiError::WeChat(w) => w.errcode,
             ApiError::WeChatUnreachable(_)
             | ApiError::WeChatTimeout(_)
-            | ApiError::Unavailable(_) => SYSTEM_ERROR,
+            | ApiError::Unavailable(_)
+            | ApiError::Internal { .. } => SYSTEM_ERROR,
         }
     }
 
@@ -131,10 +139,25 @@ impl ApiError {
             ApiError::WeChatUnreachable(m) => format!("WeChat unreachable: {m}"),
             ApiError::WeChatTimeout(m) => format!("WeChat timed out: {m}"),
             ApiError::Unavailable(m) => format!("service unavailable: {m}"),
+            ApiError::Internal { public, .. } => format!("service unavailable: {public}"),
+        }
+    }
+
+    /// What the log gets beyond the errmsg: the internal detail, when there is one.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            ApiError::Internal { detail, .. } => Some(detail),
+            _ => None,
         }
     }
 
     pub fn into_response(self) -> Response<Body> {
+        self.into_response_for(None)
+    }
+
+    /// The answer; a fault on our side (5xx) names the request id, which the log line carries
+    /// too, so a front-end developer can report it.
+    pub fn into_response_for(self, request_id: Option<&str>) -> Response<Body> {
         let status = self.status();
         let allow = match &self {
             ApiError::MethodNotAllowed { allowed } => Some(*allowed),
@@ -142,7 +165,13 @@ impl ApiError {
         };
         let body = match self {
             ApiError::WeChat(w) => with_hint(w.errcode, w.body),
-            other => json!({ "errcode": other.errcode(), "errmsg": other.errmsg() }),
+            other => {
+                let mut errmsg = other.errmsg();
+                if let (true, Some(id)) = (status.is_server_error(), request_id) {
+                    errmsg.push_str(&format!(" (request id {id})"));
+                }
+                json!({ "errcode": other.errcode(), "errmsg": errmsg })
+            }
         };
         let mut resp = json_response(status, body.to_string());
         if let Some(allowed) = allow {
@@ -153,12 +182,37 @@ impl ApiError {
     }
 }
 
-/// WeChat's error body with the spec's remark added as `hint`, when the table has one.
+/// errcodes for a caller outside the account's IP allow-list: WeChat names our egress address.
+const IP_ALLOW_LIST: [i64; 2] = [40164, 61004];
+
+/// WeChat's error body with the spec's remark added as `hint`, when the table has one. An
+/// allow-list refusal has the addresses in its errmsg masked: they are the deployment's egress
+/// addresses, not the caller's business (the log keeps them).
 pub fn with_hint(errcode: i64, mut body: Map<String, Value>) -> Value {
+    if IP_ALLOW_LIST.contains(&errcode) {
+        if let Some(Value::String(m)) = body.get_mut("errmsg") {
+            *m = mask_ips(m);
+        }
+    }
     if let Some(h) = hint(errcode) {
         body.insert("hint".into(), Value::String(h.into()));
     }
     Value::Object(body)
+}
+
+/// Every IPv4 or IPv6 address in `text` (words, trailing commas allowed) replaced with `*`.
+fn mask_ips(text: &str) -> String {
+    text.split(' ')
+        .map(|word| {
+            let bare = word.trim_end_matches([',', ';']);
+            if bare.parse::<std::net::IpAddr>().is_ok() {
+                format!("*{}", &word[bare.len()..])
+            } else {
+                word.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub fn json_response(status: StatusCode, body: impl Into<Body>) -> Response<Body> {
@@ -205,6 +259,31 @@ mod tests {
         assert_eq!(resp.status(), 200);
         let text = std::str::from_utf8(resp.body().as_ref()).unwrap();
         assert!(text.starts_with(r#"{"errcode":72023,"errmsg":"invoice has been lock rid: 1-2-3","extra":1,"hint":"发票已被其他公众号锁定"#), "{text}");
+    }
+
+    #[test]
+    fn allow_list_refusals_name_no_address() {
+        let body: Map<String, Value> = serde_json::from_str(
+            r#"{"errcode":40164,"errmsg":"invalid ip 52.80.1.2 ipv6 ::ffff:52.80.1.2, not in whitelist rid: 1-2"}"#,
+        )
+        .unwrap();
+        let v = with_hint(40164, body);
+        assert_eq!(
+            v["errmsg"],
+            "invalid ip * ipv6 *, not in whitelist rid: 1-2"
+        );
+        let internal = ApiError::Internal {
+            public: "token store unavailable",
+            detail: "ResourceNotFoundException: table wxinvoice-prod-TokenTable-1ABC".into(),
+        };
+        let resp = internal.clone().into_response_for(Some("req-1"));
+        assert_eq!(resp.status(), 503);
+        let v = body_json(&resp);
+        assert_eq!(
+            v["errmsg"],
+            "service unavailable: token store unavailable (request id req-1)"
+        );
+        assert!(internal.detail().unwrap().contains("TokenTable"));
     }
 
     #[test]

@@ -64,7 +64,11 @@ const MAX_URL: usize = 4096;
 /// as a pass-through request).
 pub async fn get_token(app: &App, req: Request) -> Result<Response<Body>, Error> {
     if matches!(req.request_context_ref(), Some(RequestContext::PassThrough)) {
-        return scheduled(app, &req).await;
+        return match direct_action(req.body().as_ref()) {
+            Ok(Action::Refresh) => scheduled(app, &req).await,
+            Ok(Action::Rotate) => rotate(app, &req).await,
+            Err(e) => Err(e.into()),
+        };
     }
     if let Some(resp) = preflight(&app.config, &req, GET_TOKEN_PATH, "GET") {
         return Ok(resp);
@@ -187,6 +191,68 @@ fn note(served: &Served) -> Note {
     }
 }
 
+/// What a direct invocation of get-token (not through API Gateway: the schedule, or an operator
+/// with `lambda:InvokeFunction`) asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    /// `{"source":"scheduler","action":"refresh"}` (or no action): the hourly refresh.
+    Refresh,
+    /// `{"action":"rotate"}`: replace the access_token now, whatever its state and the cooldown
+    /// (a leaked token, an AppSecret reset). Only AWS credentials reach it.
+    Rotate,
+}
+
+pub fn direct_action(body: &[u8]) -> Result<Action, String> {
+    let event: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|_| "direct invocation: the event is not JSON".to_string())?;
+    match event.get("action").and_then(serde_json::Value::as_str) {
+        None | Some("refresh") => Ok(Action::Refresh),
+        Some("rotate") => Ok(Action::Rotate),
+        Some(other) => Err(format!(
+            "direct invocation: unknown action `{}` (refresh or rotate)",
+            truncate(other)
+        )),
+    }
+}
+
+/// The operator's rotation: a new access_token (and tickets) fetched and published now. Answers
+/// what was published (no credential); fails the invocation when WeChat or the store did.
+async fn rotate(app: &App, req: &Request) -> Result<Response<Body>, Error> {
+    let started = Instant::now();
+    let result = app
+        .tokens
+        .get(Mode::Rotate, &deadline(&app.config, req))
+        .await;
+    let ms = started.elapsed().as_millis() as u64;
+    match result {
+        Ok(served) if served.fault.is_none() && served.source != Source::Cached => {
+            tracing::info!(
+                endpoint = "rotate",
+                source = served.source.as_str(),
+                version = served.state.version,
+                ms,
+                "operator rotation"
+            );
+            let body = json!({
+                "rotated": served.source == Source::Refreshed,
+                "source": served.source.as_str(),
+                "version": served.state.version,
+            });
+            Ok(json_response(StatusCode::OK, body.to_string()))
+        }
+        Ok(served) => {
+            let cause = served.fault.as_ref().map(cause).unwrap_or_default();
+            tracing::error!(endpoint = "rotate", source = served.source.as_str(), cause = %cause, ms, "operator rotation incomplete");
+            Err(format!("rotation incomplete: {cause}").into())
+        }
+        Err(e) => {
+            let cause = cause(&e);
+            tracing::error!(endpoint = "rotate", errcode = e.errcode(), cause = %cause, ms, "operator rotation failed");
+            Err(format!("rotation failed: {cause}").into())
+        }
+    }
+}
+
 /// The scheduled refresh: rotates what would expire before the next run and answers a small
 /// JSON result. Whenever something that was due could not be rotated (even while the stored
 /// credentials stay alive and keep being served), the invocation fails with the cause, so it
@@ -255,8 +321,10 @@ pub fn cause(e: &ApiError) -> String {
     match e {
         ApiError::WeChat(b) => format!("WeChat errcode {}: {}", b.errcode, e.errmsg()),
         ApiError::WeChatTimeout(_) | ApiError::WeChatUnreachable(_) => e.errmsg(),
-        ApiError::Unavailable(m) if m.starts_with("AppSecret") => format!("secret: {m}"),
-        ApiError::Unavailable(m) if m.starts_with("token store") => format!("DynamoDB: {m}"),
+        ApiError::Internal { detail, .. } if detail.starts_with("AppSecret") => {
+            format!("secret: {detail}")
+        }
+        ApiError::Internal { detail, .. } => format!("DynamoDB: {detail}"),
         other => other.errmsg(),
     }
 }
@@ -434,30 +502,51 @@ fn answer(
     started: Instant,
     result: Result<(Response<Body>, Note), ApiError>,
 ) -> Response<Body> {
-    let (mut resp, note, errcode, errmsg) = match result {
-        Ok((resp, note)) => (resp, note, 0, None),
+    let request_id = request_id(req);
+    let (mut resp, note, errcode, errmsg, detail) = match result {
+        Ok((resp, note)) => (resp, note, 0, None, None),
         Err(e) => {
             let (errcode, errmsg) = (e.errcode(), e.errmsg());
-            (e.into_response(), Note::default(), errcode, Some(errmsg))
+            let detail = e.detail().map(str::to_string);
+            let resp = e.into_response_for(request_id.as_deref());
+            (resp, Note::default(), errcode, Some(errmsg), detail)
         }
     };
     tracing::info!(
         endpoint,
+        request_id = request_id.as_deref(),
         method = %req.method(),
         status = resp.status().as_u16(),
         errcode,
         errmsg = errmsg.as_deref(),
+        detail = detail.as_deref(),
         source = note.source,
         fault = note.fault.as_deref(),
         ms = started.elapsed().as_millis() as u64,
         "request"
     );
+    // Answers carry tokens, tickets, signatures or a user's invoices: never cached.
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(origin) = cors_origin(&app.config, req) {
         let h = resp.headers_mut();
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         h.append(header::VARY, HeaderValue::from_static("Origin"));
     }
     resp
+}
+
+/// API Gateway's request id (what a front-end developer sees and reports), or Lambda's.
+fn request_id(req: &Request) -> Option<String> {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) if ctx.request_id.is_some() => {
+            ctx.request_id.clone()
+        }
+        _ => req
+            .lambda_context_ref()
+            .map(|c| c.request_id.clone())
+            .filter(|id| !id.is_empty()),
+    }
 }
 
 /// The request's `Origin`, when it is one of the allowed origins. (Behind API Gateway, its CORS

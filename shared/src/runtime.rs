@@ -1,10 +1,12 @@
 //! The Lambda runtime loop: lambda_http's, with the event first made safe for its conversion
-//! into a `Request`, which panics on a query string with characters a URI may not hold and on a
-//! body flagged base64 that does not decode. Neither reaches the handlers as a panic.
+//! into a `Request`, which panics on a query string with characters a URI may not hold, on a body
+//! flagged base64 that does not decode, and on a `Host` or `X-Forwarded-Proto` header (or a
+//! domain name or stage) that do not make a URL. None reaches the handlers as a panic.
 
 use std::task::{Context, Poll};
 
 use base64::Engine;
+use lambda_http::http::header::{self, HeaderName, HeaderValue};
 use lambda_http::lambda_runtime::{self, Diagnostic};
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Adapter, Error, IntoResponse, LambdaEvent, Request, Service};
@@ -53,6 +55,35 @@ pub fn sanitize(event: &mut LambdaRequest) {
                 *part = encode_unsafe(part);
             }
         }
+        // lambda_http builds `{x-forwarded-proto}://{host}{/stage}{path}` and unwraps its
+        // parse: keep only values that make a URL (neither is used by the handlers).
+        let proto = HeaderName::from_static("x-forwarded-proto");
+        let proto_ok = |v: &HeaderValue| {
+            v.to_str()
+                .is_ok_and(|p| p.eq_ignore_ascii_case("http") || p.eq_ignore_ascii_case("https"))
+        };
+        if !ag.headers.get_all(&proto).iter().all(proto_ok) {
+            ag.headers.remove(&proto);
+        }
+        if !ag
+            .headers
+            .get_all(header::HOST)
+            .iter()
+            .all(|v| v.to_str().is_ok_and(authority_ok))
+        {
+            ag.headers.remove(header::HOST);
+        }
+        let ctx = &mut ag.request_context;
+        if ctx.domain_name.as_deref().is_some_and(|d| !authority_ok(d)) {
+            ctx.domain_name = None;
+        }
+        let stage_ok = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.$".contains(&b))
+        };
+        if ctx.stage.as_deref().is_some_and(|s| !stage_ok(s)) {
+            ctx.stage = Some("$default".into());
+        }
         if ag.is_base64_encoded {
             let decodes = ag
                 .body
@@ -63,6 +94,25 @@ pub fn sanitize(event: &mut LambdaRequest) {
             }
         }
     }
+}
+
+/// A host, optionally with a port: DNS name characters, or a bracketed IPv6 address.
+fn authority_ok(a: &str) -> bool {
+    let (host, port) = match a.rsplit_once(':') {
+        // A colon inside the host part: an IPv6 address without brackets, refused below.
+        Some((h, _)) if !h.ends_with(']') && h.contains(':') => (a, ""),
+        Some((h, p)) => (h, p),
+        None => (a, ""),
+    };
+    let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        v6.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    };
+    host_ok && port.bytes().all(|b| b.is_ascii_digit()) && port.len() <= 5
 }
 
 /// An event as the runtime delivers it, converted exactly as [`run`] converts it.
@@ -116,6 +166,45 @@ mod tests {
         // Unchanged when already safe.
         let req = request_from_json(&event("token=a%2Bb&type=auto", "", false)).unwrap();
         assert_eq!(req.query_string_parameters().first("token"), Some("a+b"));
+    }
+
+    #[test]
+    fn hostile_host_and_proto_headers_do_not_crash_the_conversion() {
+        for (host, proto) in [
+            ("h.example.com", "1"),
+            ("a host with spaces", "https"),
+            ("h.example.com:99999999", "https"),
+            ("[::1", "https"),
+            ("::1", "http"),
+            ("h.example.com", "https://x"),
+            ("", ""),
+            ("h.example.com/evil?x#y", "HTTPS"),
+        ] {
+            let mut v: serde_json::Value = serde_json::from_str(&event("a=1", "", false)).unwrap();
+            v["headers"]["host"] = host.into();
+            v["headers"]["x-forwarded-proto"] = proto.into();
+            v["requestContext"]["domainName"] = host.into();
+            v["requestContext"]["stage"] = format!("st age{host}").into();
+            let req = request_from_json(&v.to_string()).unwrap();
+            assert_eq!(req.raw_http_path(), "/p", "{host:?} {proto:?}");
+        }
+        // Without the guard, lambda_http's own conversion panics on such a header.
+        let raw = event("a=1", "", false).replace(
+            "\"host\":\"h.example.com\"",
+            "\"host\":\"h.example.com\",\"x-forwarded-proto\":\"1\"",
+        );
+        let unguarded = std::panic::catch_unwind(|| {
+            let e: LambdaRequest = serde_json::from_str(&raw).unwrap();
+            let _: Request = e.into();
+        });
+        assert!(
+            unguarded.is_err(),
+            "lambda_http no longer panics: the guard may go"
+        );
+        assert!(authority_ok("h.example.com:8080"));
+        assert!(authority_ok("[::1]:443"));
+        assert!(!authority_ok("a b"));
+        assert!(!authority_ok("::1"));
     }
 
     #[test]

@@ -23,15 +23,18 @@ use crate::deadline::Deadline;
 use crate::envelope::ApiError;
 use crate::lifecycle::{self, OnHeld, Want};
 use crate::store::{Credential, Lock, StoreError, TokenState, TokenStore, Update};
-use crate::wechat::{Issued, TicketKind, WeChatClient, MAX_EXPIRES_IN};
+use crate::wechat::{Issued, TicketKind, WeChatClient, WeChatError, MAX_EXPIRES_IN};
 
 /// Why credentials are wanted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// A reader (`type=auto`): refresh only if the stored ones are missing or about to expire.
     Auto,
-    /// `type=manual`: a token fetched after this request arrived.
+    /// `type=manual` (public): replace the stored token only if WeChat says it is dead.
     Manual,
+    /// An operator's rotation (a direct invocation, behind IAM): a token fetched after this
+    /// request arrived, whatever the state and the cooldown.
+    Rotate,
     /// The hourly schedule: rotate whatever would expire before the next run.
     Scheduled,
 }
@@ -58,6 +61,8 @@ pub enum Source {
     /// A forced refresh was asked for within the cooldown of the last one: the stored
     /// credentials were served without calling WeChat.
     Cooldown,
+    /// `type=manual`, and WeChat said the stored token is alive: served, not replaced.
+    CheckedAlive,
 }
 
 impl Source {
@@ -70,6 +75,7 @@ impl Source {
             Source::Waited => "waited",
             Source::StoredAfterFault => "stored_after_fault",
             Source::Cooldown => "cooldown",
+            Source::CheckedAlive => "checked_alive",
         }
     }
 }
@@ -109,6 +115,9 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Store reads for tokens the cache does not know: at most one per this many ms per instance.
+const UNKNOWN_TOKEN_READ_EVERY_MS: u64 = 1000;
+
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -123,6 +132,11 @@ pub struct TokenService {
     clock: Clock,
     /// The state last read or written, and when (clock ms).
     cache: Arc<Mutex<Option<(TokenState, u64)>>>,
+    /// The token WeChat last said is alive (`type=manual`), and when (clock ms): within the
+    /// cooldown it is not asked again, so a flood of manual calls costs WeChat one call a minute.
+    alive: Arc<Mutex<Option<(String, u64)>>>,
+    /// When (clock ms) this instance last read the store for a token it did not know.
+    unknown_read_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How a commit ended.
@@ -147,6 +161,8 @@ impl TokenService {
             timing,
             clock: Clock::default(),
             cache: Arc::default(),
+            alive: Arc::default(),
+            unknown_read_ms: Arc::default(),
         }
     }
 
@@ -245,12 +261,53 @@ impl TokenService {
         let want = match mode {
             Mode::Auto => Want::Fresh,
             Mode::Scheduled => Want::Scheduled,
-            Mode::Manual => Want::Forced {
-                baseline: state.access_token.as_ref().map(|c| c.value.clone()),
-                since_ms: self.clock.now_ms(),
-            },
+            Mode::Manual => return self.manual(state, deadline).await,
+            Mode::Rotate => {
+                let want = Want::Forced {
+                    baseline: state.access_token.as_ref().map(|c| c.value.clone()),
+                    since_ms: self.clock.now_ms(),
+                };
+                // No cooldown: the operator asked for it.
+                return self.refresh(want, state, deadline).await;
+            }
         };
         self.run(want, state, deadline).await
+    }
+
+    /// `type=manual`, the spec's forced refresh, for a front end that saw 40001: WeChat is asked
+    /// whether the stored token is alive (a call that spends no token quota), and only a token
+    /// it reports dead is replaced, as for the invoice endpoints. A public caller cannot rotate
+    /// a working token.
+    async fn manual(&self, state: TokenState, deadline: &Deadline) -> Result<Served, ApiError> {
+        let now = self.clock.now_ms();
+        let token = match &state.access_token {
+            Some(c) if lifecycle::alive(&state, now, 0, &self.timing) => c.value.clone(),
+            // Nothing alive stored: an ordinary refresh.
+            _ => return self.run(Want::Fresh, state, deadline).await,
+        };
+        let known_alive = {
+            let alive = self.alive.lock().unwrap_or_else(|p| p.into_inner());
+            alive.as_ref().is_some_and(|(t, at)| {
+                *t == token && now < at.saturating_add(ms(self.timing.cooldown))
+            })
+        };
+        if !known_alive {
+            match self.wechat.probe(&token, deadline).await {
+                Ok(()) => {
+                    let mut alive = self.alive.lock().unwrap_or_else(|p| p.into_inner());
+                    *alive = Some((token, now));
+                }
+                Err(WeChatError::Api(b)) if DEAD_TOKEN_ERRCODES.contains(&b.errcode) => {
+                    return self.replace_dead(&token, deadline).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Served {
+            state,
+            source: Source::CheckedAlive,
+            fault: None,
+        })
     }
 
     /// WeChat reported `dead` as invalid. If it is still the stored access_token, replace it
@@ -285,6 +342,24 @@ impl TokenService {
         };
         if let Some(state) = self.cached().filter(|s| known(s)) {
             return Ok(state);
+        }
+        // At most one store read a second per instance for tokens this instance has never seen
+        // (not even in an expired copy): a flood of made-up tokens cannot hammer the item every
+        // instance reads.
+        let seen = {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            cache.as_ref().is_some_and(|(s, _)| known(s))
+        };
+        let now = now_ms();
+        let last = self.unknown_read_ms.load(Ordering::Relaxed);
+        if !seen
+            && (now < last.saturating_add(UNKNOWN_TOKEN_READ_EVERY_MS)
+                || self
+                    .unknown_read_ms
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err())
+        {
+            return Err(ApiError::invalid_credential());
         }
         let state = self.load(deadline).await?;
         if known(&state) {

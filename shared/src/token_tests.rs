@@ -22,6 +22,7 @@ fn config(base: &str, overrides: &[(&str, &str)]) -> Config {
         ("WECHAT_APPID", APPID),
         ("WECHAT_SECRET", "sim-appsecret"),
         ("WECHAT_API_BASE", base),
+        ("WECHAT_ALLOW_HTTP", "true"),
         ("TOKEN_TABLE", "unused"),
         ("JSSDK_URL", "https://expense.example.com/"),
         ("WECHAT_TIMEOUT_MS", "500"),

@@ -35,6 +35,10 @@ pub const MP_PATHS: Paths = Paths {
 
 pub const MP_STABLE_TOKEN_PATH: &str = "/cgi-bin/stable_token";
 
+/// WeChat's API addresses (`/cgi-bin/get_api_domain_ip`, one path on Official Accounts and WeCom):
+/// needs a live access_token and spends no token quota, so it answers "is this token alive".
+pub const API_DOMAIN_IP_PATH: &str = "/cgi-bin/get_api_domain_ip";
+
 /// WeCom (qyapi.weixin.qq.com): note `getinvoiceinfobatch`, not the Official Account name.
 pub const WORK_PATHS: Paths = Paths {
     token: "/cgi-bin/gettoken",
@@ -124,7 +128,10 @@ impl From<WeChatError> for ApiError {
                 ApiError::WeChatTimeout("the request's time ran out before calling WeChat".into())
             }
             WeChatError::Unreachable(m) | WeChatError::NotSent(m) => ApiError::WeChatUnreachable(m),
-            WeChatError::NoSecret(m) => ApiError::Unavailable(format!("AppSecret: {m}")),
+            WeChatError::NoSecret(m) => ApiError::Internal {
+                public: "AppSecret unavailable",
+                detail: format!("AppSecret: {m}"),
+            },
         }
     }
 }
@@ -156,11 +163,12 @@ pub struct Reply {
 pub struct WeChatClient {
     /// Built on first use: getToken answers from the stored state and rarely calls WeChat, so
     /// its cold start does not pay for the TLS set-up (loading the system's root certificates).
-    http: Arc<OnceLock<reqwest::Client>>,
+    http: Arc<OnceLock<Result<reqwest::Client, String>>>,
     timeout: Duration,
     base: String,
     /// WeChat's disaster-recovery host, tried once when `base` cannot be reached.
     backup: Option<String>,
+    allow_http: bool,
     appid: String,
     secret: Arc<AppSecret>,
     platform: Platform,
@@ -180,6 +188,7 @@ impl WeChatClient {
             timeout: config.timing.wechat_timeout,
             base: config.api_base.clone(),
             backup: config.api_backup_base.clone(),
+            allow_http: config.allow_http,
             appid: config.appid.clone(),
             secret: Arc::new(secret),
             platform: config.platform,
@@ -188,14 +197,22 @@ impl WeChatClient {
         }
     }
 
-    fn http(&self) -> &reqwest::Client {
-        self.http.get_or_init(|| {
-            reqwest::Client::builder()
-                .connect_timeout(self.timeout)
-                .timeout(self.timeout)
-                .build()
-                .expect("a TLS backend is compiled in")
-        })
+    /// The HTTP client: no redirects (WeChat's API never redirects; a redirect would carry the
+    /// AppSecret or token in its URL elsewhere), HTTPS only unless the configuration allows the
+    /// simulator's plain HTTP. A build failure is an error of the call, not an abort.
+    fn http(&self) -> Result<&reqwest::Client, WeChatError> {
+        self.http
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .connect_timeout(self.timeout)
+                    .timeout(self.timeout)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .https_only(!self.allow_http)
+                    .build()
+                    .map_err(|e| format!("building the HTTP client: {e}"))
+            })
+            .as_ref()
+            .map_err(|e| WeChatError::NotSent(e.clone()))
     }
 
     pub fn appid(&self) -> &str {
@@ -268,9 +285,9 @@ impl WeChatClient {
     ) -> Result<Issued, WeChatError> {
         let (appid, secret_q) = (enc(&self.appid), enc(secret.expose()));
         let body = self
-            .call(Call::Read, deadline, |base| {
+            .call(Call::Read, deadline, |http, base| {
                 match (self.platform, self.token_api) {
-                    (Platform::Mp, TokenApi::Classic) => self.http().get(format!(
+                    (Platform::Mp, TokenApi::Classic) => http.get(format!(
                         "{base}{}?grant_type=client_credential&appid={appid}&secret={secret_q}",
                         self.paths.token
                     )),
@@ -281,11 +298,10 @@ impl WeChatClient {
                             "secret": secret.expose(),
                             "force_refresh": force,
                         });
-                        self.http()
-                            .post(format!("{base}{MP_STABLE_TOKEN_PATH}"))
+                        http.post(format!("{base}{MP_STABLE_TOKEN_PATH}"))
                             .json(&body)
                     }
-                    (Platform::Work, _) => self.http().get(format!(
+                    (Platform::Work, _) => http.get(format!(
                         "{base}{}?corpid={appid}&corpsecret={secret_q}",
                         self.paths.token
                     )),
@@ -305,7 +321,7 @@ impl WeChatClient {
     ) -> Result<Issued, WeChatError> {
         let token = enc(access_token);
         let body = self
-            .call(Call::Read, deadline, |base| {
+            .call(Call::Read, deadline, |http, base| {
                 let url = match (self.platform, kind) {
                     (Platform::Mp, _) => format!(
                         "{base}{}?access_token={token}&type={}",
@@ -320,10 +336,21 @@ impl WeChatClient {
                         self.paths.wx_card_ticket
                     ),
                 };
-                self.http().get(url)
+                http.get(url)
             })
             .await?;
         issued(&body, "ticket")
+    }
+
+    /// Asks WeChat whether `access_token` is alive: `Ok` when it is, WeChat's errcode (40001,
+    /// 40014, 42001) when it is dead.
+    pub async fn probe(&self, access_token: &str, deadline: &Deadline) -> Result<(), WeChatError> {
+        let token = enc(access_token);
+        self.send(Call::Read, deadline, |http, base| {
+            http.get(format!("{base}{API_DOMAIN_IP_PATH}?access_token={token}"))
+        })
+        .await
+        .map(|_| ())
     }
 
     /// POSTs a JSON body to an invoice path with `access_token` and returns WeChat's body unchanged
@@ -338,9 +365,8 @@ impl WeChatClient {
     ) -> Result<Reply, WeChatError> {
         let token = enc(access_token);
         let body = self
-            .send(call, deadline, |base| {
-                self.http()
-                    .post(format!("{base}{path}?access_token={token}"))
+            .send(call, deadline, |http, base| {
+                http.post(format!("{base}{path}?access_token={token}"))
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(json.clone())
             })
@@ -352,7 +378,7 @@ impl WeChatClient {
         &self,
         call: Call,
         deadline: &Deadline,
-        build: impl Fn(&str) -> reqwest::RequestBuilder,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
     ) -> Result<Map<String, Value>, WeChatError> {
         let bytes = self.send(call, deadline, build).await?;
         serde_json::from_slice(&bytes)
@@ -366,7 +392,7 @@ impl WeChatClient {
         &self,
         call: Call,
         deadline: &Deadline,
-        build: impl Fn(&str) -> reqwest::RequestBuilder,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
     ) -> Result<Vec<u8>, WeChatError> {
         let first = self.send_to(&self.base, call, deadline, &build).await;
         let (Err(e), Some(backup)) = (&first, &self.backup) else {
@@ -391,7 +417,7 @@ impl WeChatClient {
         base: &str,
         call: Call,
         deadline: &Deadline,
-        build: &impl Fn(&str) -> reqwest::RequestBuilder,
+        build: &impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
     ) -> Result<Vec<u8>, WeChatError> {
         let timeout = deadline.bound(self.timeout);
         // A status change is not started unless it can run its whole course: cut short, its
@@ -399,7 +425,7 @@ impl WeChatClient {
         if timeout < MIN_CALL || (call == Call::Change && timeout < self.timeout) {
             return Err(WeChatError::NoTime);
         }
-        let resp = build(base)
+        let resp = build(self.http()?, base)
             .timeout(timeout)
             .send()
             .await

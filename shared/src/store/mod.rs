@@ -93,7 +93,10 @@ impl std::fmt::Display for StoreError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::Unavailable(e.to_string())
+        ApiError::Internal {
+            public: "token store unavailable",
+            detail: e.to_string(),
+        }
     }
 }
 

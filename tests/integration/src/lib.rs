@@ -100,6 +100,25 @@ pub fn deadline() -> Deadline {
     Deadline::after(std::time::Duration::from_millis(19_500))
 }
 
+/// An operator's rotation (what `{"action":"rotate"}` does), answered as getToken would: 200 with
+/// the new token, or the error's envelope.
+pub async fn rotate(app: &App) -> (u16, Value) {
+    match app
+        .tokens
+        .get(wxinvoice::token::Mode::Rotate, &deadline())
+        .await
+    {
+        Ok(served) => {
+            let token = served.state.access_token.map(|c| c.value);
+            (200, serde_json::json!({ "access_token": token }))
+        }
+        Err(e) => {
+            let resp = e.into_response();
+            (resp.status().as_u16(), body_json(&resp))
+        }
+    }
+}
+
 /// moto's endpoint; the test command starts moto and sets this.
 pub fn moto_endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| {
@@ -213,6 +232,7 @@ impl Harness {
             ("WECHAT_APPID", appid()),
             ("WECHAT_SECRET", appsecret()),
             ("WECHAT_API_BASE", self.sim.base_url()),
+            ("WECHAT_ALLOW_HTTP", "true".to_string()),
             ("TOKEN_TABLE", self.table.clone()),
             ("JSSDK_URL", PAGE_URL.to_string()),
             ("AWS_ACCESS_KEY_ID", "test".to_string()),
@@ -345,6 +365,7 @@ pub fn config(api_base: &str, table: &str, overrides: &[(&str, &str)]) -> Config
         ("WECHAT_APPID", id.as_str()),
         ("WECHAT_SECRET", secret.as_str()),
         ("WECHAT_API_BASE", api_base),
+        ("WECHAT_ALLOW_HTTP", "true"),
         ("TOKEN_TABLE", table),
         ("JSSDK_URL", PAGE_URL),
     ]

@@ -46,19 +46,19 @@ async fn many_concurrent_refreshes_fetch_exactly_once() {
 }
 
 #[tokio::test]
-async fn concurrent_manual_refreshes_share_one_fetch() {
+async fn concurrent_rotations_share_one_fetch() {
     let h = Harness::new().await;
     h.fault(json!({"path": token_path(), "latency_ms": 400}))
         .await;
     let apps: Vec<_> = (0..5).map(|_| h.instance(&[])).collect();
     let d = deadline();
-    let results = join_all(apps.iter().map(|a| a.tokens.get(Mode::Manual, &d))).await;
+    let results = join_all(apps.iter().map(|a| a.tokens.get(Mode::Rotate, &d))).await;
     let tokens: Vec<String> = results
         .into_iter()
         .map(|r| r.unwrap().state.access_token.unwrap().value)
         .collect();
     assert!(tokens.iter().all(|t| t == &tokens[0]));
-    assert_eq!(h.token_calls(), 1, "one forced refresh for all");
+    assert_eq!(h.token_calls(), 1, "one rotation for all");
 }
 
 #[tokio::test]

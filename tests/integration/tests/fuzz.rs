@@ -1,5 +1,6 @@
-//! Property tests of request parsing: arbitrary query strings, bodies (plain and base64, as API
-//! Gateway sends them) and JSON values never panic, and every refusal is a 4xx in the envelope.
+//! Property tests of request parsing: arbitrary query strings, headers, bodies (plain and base64,
+//! as API Gateway sends them) and JSON values never panic, and every refusal is a 4xx in the
+//! envelope.
 
 use integration_tests::{config, event, fixture, set_body, set_query};
 use lambda_http::Request;
@@ -134,6 +135,29 @@ proptest! {
         let encoded = base64(&body);
         check_invoice(|f| invoice_request(f, "token=t", &encoded, true));
         check_invoice(|f| invoice_request(f, "token=t", &text, true));
+    }
+
+    #[test]
+    fn hostile_headers_never_panic(
+        host in "\\PC{0,30}",
+        proto in prop_oneof![Just("https".to_string()), "\\PC{0,10}"],
+        domain in "\\PC{0,30}",
+        stage in prop_oneof![Just("$default".to_string()), "\\PC{0,10}"],
+        extra in "\\PC{0,30}",
+    ) {
+        let mut v: Value = serde_json::from_str(&fixture("apigw-v2-get-token.json")).unwrap();
+        v["headers"]["host"] = json!(host);
+        v["headers"]["x-forwarded-proto"] = json!(proto);
+        v["headers"]["x-forwarded-for"] = json!(extra);
+        v["headers"]["origin"] = json!(extra);
+        v["requestContext"]["domainName"] = json!(domain);
+        v["requestContext"]["stage"] = json!(stage);
+        // An event API Gateway could hand over converts, and routes on the raw path.
+        if let Ok(req) = wxinvoice::runtime::request_from_json(&v.to_string()) {
+            prop_assert_eq!(req.raw_http_path(), "/core/r/api/weChat/getToken");
+            let cfg = config("http://127.0.0.1:9", "t", &[]);
+            prop_assert!(parse_get_token(&cfg, &req).is_ok());
+        }
     }
 
     #[test]

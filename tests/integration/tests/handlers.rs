@@ -99,10 +99,10 @@ async fn auto_fetches_once_then_serves_the_stored_token() {
 }
 
 #[tokio::test]
-async fn manual_forces_a_refresh_and_keeps_the_previous_token() {
+async fn a_rotation_replaces_the_token_and_keeps_the_previous_one() {
     let h = Harness::with(&[("REFRESH_COOLDOWN_SECS", "0")]).await;
     let (_, first) = token(&h, "type=auto").await;
-    let (status, second) = token(&h, "type=manual").await;
+    let (status, second) = rotate(&h.app).await;
     assert_eq!(status, 200);
     assert_ne!(first["access_token"], second["access_token"]);
     assert_eq!(h.token_calls(), 2);
@@ -675,10 +675,19 @@ async fn a_valid_stored_token_is_served_while_wechat_is_down() {
         );
         assert_eq!(stored.version, 1);
     }
-    // manual: the caller asked for a refresh and gets WeChat's error; the stored token stays.
+    // manual: WeChat says the stored token is alive, so nothing is fetched.
     h.clear_faults().await;
     h.fault(json!({"path": token_path(), "errcode": 45009, "errmsg": "reach max api daily quota limit"})).await;
+    let fetches = h.token_calls();
     let (status, v) = token(&h, "type=manual").await;
+    assert_eq!(
+        (status, &v["access_token"]),
+        (200, &first["access_token"]),
+        "{v}"
+    );
+    assert_eq!(h.token_calls(), fetches);
+    // A rotation asked for a new token and gets WeChat's error; the stored token stays.
+    let (status, v) = rotate(&h.app).await;
     assert_eq!((status, v["errcode"].as_i64()), (200, Some(45009)), "{v}");
     let stored = h.stored().await;
     assert_eq!(
@@ -816,20 +825,25 @@ async fn appsecret_is_read_on_first_refresh_and_retried() {
     let auto = call("type=auto").await.unwrap();
     assert_eq!(auto.status(), 200, "the stored token needs no secret");
     let manual = call("type=manual").await.unwrap();
-    assert_eq!(manual.status(), 503);
-    let body = body_json(&manual);
+    assert_eq!(
+        manual.status(),
+        200,
+        "nor does manual: WeChat says the token is alive"
+    );
+    // A refresh that needs the secret (an operator's rotation): 503, naming no resource.
+    let (status, body) = rotate(&app).await;
+    assert_eq!(status, 503);
+    let errmsg = body["errmsg"].as_str().unwrap();
+    assert!(errmsg.contains("AppSecret unavailable"), "{body}");
     assert!(
-        body["errmsg"]
-            .as_str()
-            .unwrap()
-            .contains("WECHAT_SECRET_ARN"),
-        "{body}"
+        !errmsg.contains(&name),
+        "the secret's name stays in the log: {body}"
     );
     assert_eq!(h.token_calls(), calls, "no WeChat call without the secret");
     assert_eq!(h.stored().await.lock_owner, None, "no lock taken");
 
     create_secret(&h.sdk, &name, &appsecret()).await;
-    let manual = call("type=manual").await.unwrap();
-    assert_eq!(manual.status(), 200, "{}", body_json(&manual));
+    let (status, body) = rotate(&app).await;
+    assert_eq!(status, 200, "{body}");
     assert_eq!(h.token_calls(), calls + 1);
 }

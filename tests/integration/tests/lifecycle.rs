@@ -45,7 +45,10 @@ async fn only_the_stored_token_is_forwarded() {
     }
     assert_eq!(h.calls(batch_path()), 0, "nothing was sent to WeChat");
     // After a refresh the previous token is still accepted during its grace period...
-    let second = access_token(&token_answer(&h.app, "type=manual").await);
+    let second = rotate(&h.app).await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_ne!(first, second);
     let (_, v) = batch(&h.app, &format!("token={first}")).await;
     assert_eq!(v["errcode"], 0, "{v}");
@@ -60,19 +63,39 @@ async fn only_the_stored_token_is_forwarded() {
 }
 
 #[tokio::test]
-async fn a_thousand_manual_calls_fetch_at_most_once() {
+async fn manual_replaces_only_a_token_wechat_reports_dead() {
     let h = Harness::new().await;
-    let mut tokens = std::collections::HashSet::new();
+    let live = access_token(&token_answer(&h.app, "").await);
+    // A thousand public manual calls against a live token: none rotates it, WeChat is asked
+    // once (then again only after the cooldown).
     for _ in 0..1000 {
-        tokens.insert(access_token(&token_answer(&h.app, "type=manual").await));
+        assert_eq!(
+            access_token(&token_answer(&h.app, "type=manual").await),
+            live
+        );
     }
-    assert_eq!(h.token_calls(), 1, "the cooldown absorbs the rest");
-    assert_eq!(tokens.len(), 1);
-    // Once the cooldown is over, manual refreshes again.
-    let after = h.instance(&[("REFRESH_COOLDOWN_SECS", "0")]);
-    let fresh = access_token(&token_answer(&after, "type=manual").await);
-    assert!(!tokens.contains(&fresh));
-    assert_eq!(h.token_calls(), 2);
+    assert_eq!(h.token_calls(), 1, "only the first fetch");
+    assert_eq!(h.calls(wxinvoice::wechat::API_DOMAIN_IP_PATH), 1);
+    // WeChat ends the stored token (its expiry passes at WeChat first): manual replaces it,
+    // exactly once however often it is asked.
+    h.sim_post("/__sim/clock", json!({"advance_secs": 7201}))
+        .await;
+    // Out of the cooldown of the first refresh (a token refreshed within it is not replaced).
+    let other = h.instance(&[]);
+    for app in [&h.app, &other] {
+        app.tokens
+            .clock()
+            .advance(std::time::Duration::from_secs(61));
+    }
+    let mut answers = std::collections::HashSet::new();
+    for app in [&h.app, &other] {
+        for _ in 0..500 {
+            answers.insert(access_token(&token_answer(app, "type=manual").await));
+        }
+    }
+    assert_eq!(h.token_calls(), 2, "exactly one replacement");
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert!(!answers.contains(&live));
 }
 
 #[tokio::test]
@@ -197,7 +220,10 @@ async fn warm_instances_answer_from_their_cache_and_see_refreshes_within_its_ttl
         "{from_store} of 100 warm requests read the store"
     );
     // Another instance refreshes; a caller hands its new token to `a` at once: accepted.
-    let other = access_token(&token_answer(&h.app, "type=manual").await);
+    let other = rotate(&h.app).await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_ne!(other, first.state.access_token.as_ref().unwrap().value);
     let (_, v) = batch(&a, &format!("token={other}")).await;
     assert_eq!(v["errcode"], 0, "{v}");

@@ -88,12 +88,14 @@ async fn no_secret_or_token_reaches_the_logs() {
         .await;
     let current = h.stored_token().await;
     batch(app, &format!("token={current}"), &good).await;
-    token(app, "type=manual").await;
+    // Operator rotations (direct invocations), failing on the drop and on a rejected secret.
+    let rotation = || wxinvoice::runtime::request_from_json(r#"{"action":"rotate"}"#).unwrap();
+    assert!(get_token(app, rotation()).await.is_err());
     h.fault(
         json!({"path": token_path(), "errcode": 40125, "errmsg": "invalid appsecret", "times": 1}),
     )
     .await;
-    token(app, "type=manual").await;
+    assert!(get_token(app, rotation()).await.is_err());
     // The scheduled refresh, rotating everything.
     let eager = h.instance(&[
         ("REFRESH_AHEAD_SECS", "7200"),
@@ -117,7 +119,7 @@ async fn no_secret_or_token_reaches_the_logs() {
         }
     }
     assert!(
-        secrets.len() > 10,
+        secrets.len() >= 8,
         "tokens and tickets were issued: {issued}"
     );
     for secret in &secrets {

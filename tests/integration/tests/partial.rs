@@ -60,6 +60,13 @@ async fn get(app: &App, query: &str, budget: Option<Duration>) -> (u16, Value, u
     (resp.status().as_u16(), body_json(&resp), ms)
 }
 
+/// An operator's rotation, timed.
+async fn rotated(app: &App) -> (u16, Value, u128) {
+    let started = Instant::now();
+    let (status, v) = rotate(app).await;
+    (status, v, started.elapsed().as_millis())
+}
+
 fn caller(status: u16, v: &Value, token_was: &str) -> String {
     match v["access_token"].as_str() {
         Some(t) if t == token_was => format!("{status}, the stored token"),
@@ -202,7 +209,7 @@ async fn commit_always_fails() -> Row {
         ("WECHAT_TIMEOUT_MS", "900"),
     ]);
     store.inject(Op::Commit, Fault::Fail, None);
-    let (status, v, ms) = get(&app, "type=manual", None).await;
+    let (status, v, ms) = rotated(&app).await;
     assert_eq!(status, 200, "{v}");
     let issued = v["access_token"].as_str().unwrap().to_string();
     assert_ne!(issued, old);
@@ -237,7 +244,7 @@ async fn commit_lands_without_answer() -> Row {
     let old = first["access_token"].as_str().unwrap().to_string();
     let (app, store) = h.faulty_instance(&[("REFRESH_COOLDOWN_SECS", "0")]);
     store.inject(Op::Commit, Fault::FailAfterWrite, Some(1));
-    let (status, v, ms) = get(&app, "type=manual", None).await;
+    let (status, v, ms) = rotated(&app).await;
     assert_eq!(status, 200, "{v}");
     let stored = h.stored().await;
     assert_eq!(
@@ -262,7 +269,7 @@ async fn lock_answer_lost() -> Row {
     let old = first["access_token"].as_str().unwrap().to_string();
     let (app, store) = h.faulty_instance(&[("REFRESH_COOLDOWN_SECS", "0")]);
     store.inject(Op::TryLock, Fault::LostResponse, Some(1));
-    let (status, v, ms) = get(&app, "type=manual", None).await;
+    let (status, v, ms) = rotated(&app).await;
     assert_eq!(status, 200, "{v}");
     assert_ne!(v["access_token"].as_str().unwrap(), old);
     assert!(ms < 2000, "no wait for its own lease: {ms} ms");
@@ -340,7 +347,7 @@ async fn secret_reset() -> Row {
         .send()
         .await
         .unwrap();
-    let (status, v, ms) = get(&app, "type=manual", None).await;
+    let (status, v, ms) = rotated(&app).await;
     assert_eq!(status, 200, "{v}");
     assert_ne!(v["access_token"].as_str().unwrap(), old);
     let stored = h.stored().await;

@@ -38,6 +38,7 @@ pub fn handle(sim: &Sim, method: &Method, path: &str, q: &Q, body: &[u8], peer: 
             check_ip(&st, peer).and_then(|_| stable_token(&mut st, method, body))
         }
         "/cgi-bin/ticket/getticket" => oa_ticket(&mut st, q),
+        "/cgi-bin/get_api_domain_ip" => api_domain_ip(&st, q),
         "/card/invoice/reimburse/getinvoiceinfo" => get_info(&st, q, body, false),
         "/card/invoice/reimburse/getinvoicebatch" => get_batch(&st, q, body, false),
         "/card/invoice/reimburse/updateinvoicestatus" => update_one(&mut st, q, body, false),
@@ -209,6 +210,22 @@ fn oa_ticket(st: &mut State, q: &Q) -> R {
         // Inferred: WeChat documents no errcode for a bad OA ticket type.
         _ => Err(error(40097, "invalid args")),
     }
+}
+
+/// `GET /cgi-bin/get_api_domain_ip?access_token=…` (Official Accounts and WeCom, one path): WeChat's
+/// API addresses. Needs a live token and spends no token quota, which makes it the cheap "is this
+/// token alive" question.
+fn api_domain_ip(st: &State, q: &Q) -> R {
+    let work = param(q, "access_token")
+        .and_then(|t| st.tokens.get(t))
+        .is_some_and(|rec| rec.family == Family::Work);
+    check_token(st, q, work)?;
+    let mut m = if work { ok() } else { Map::new() };
+    m.insert(
+        "ip_list".into(),
+        json!(["101.226.103.0/25", "101.226.62.0/26", "58.251.80.0/25"]),
+    );
+    Ok(Value::Object(m))
 }
 
 /// `GET /cgi-bin/gettoken?corpid&corpsecret` (WeCom): errcode 0 included on success.
