@@ -43,7 +43,10 @@ fi
 
 # The gateway answers CORS itself, for ALLOWED_ORIGINS only, as the SAM template configures it.
 H5_PORT=${H5_PORT:-8080}
-start "examples/h5" "$RUN_DIR/h5.log" "$VENV/bin/python" -m http.server "$H5_PORT" --bind 127.0.0.1 --directory examples/h5
+# The page as deployed: a copy whose config.js names this gateway.
+cp -r examples/h5 "$RUN_DIR/h5"
+sed -i "s|^  api: \"\",|  api: \"http://127.0.0.1:$PORT\",|" "$RUN_DIR/h5/config.js"
+start "examples/h5" "$RUN_DIR/h5.log" "$VENV/bin/python" -m http.server "$H5_PORT" --bind 127.0.0.1 --directory "$RUN_DIR/h5"
 start "cargo lambda watch" "$RUN_DIR/watch.log" cargo lambda watch --disable-cors -A 127.0.0.1 -P "$PORT"
 wait_http "http://127.0.0.1:$PORT/" 300
 log "scheduled refresh"
@@ -59,7 +62,9 @@ wxinvoice is running on http://127.0.0.1:$PORT (Ctrl-C stops everything)
   curl -X POST "http://127.0.0.1:$PORT/core/r/api/weChat/updateStatus?token=\$TOKEN" \\
        -H 'content-type: application/json' -d @tests/fixtures/examples/update-status.json
 
-Example page: http://127.0.0.1:$H5_PORT/index.html?api=http://127.0.0.1:$PORT (the JS-SDK only works inside WeChat)
+Example page: http://127.0.0.1:$H5_PORT/index.html (the JS-SDK only works inside WeChat)
+Operator rotation (AWS credentials only, deployed): cargo lambda invoke get-token -A 127.0.0.1 -P $PORT --data-ascii '{"action":"rotate"}'
+Mode: EXPOSE_ACCESS_TOKEN=${EXPOSE_ACCESS_TOKEN:-true} (the spec's: getToken hands out the access_token; the SAM template defaults to false)
 Simulator: ${WECHAT_API_BASE:-none}/__sim/stats    Logs: $RUN_DIR/
 HELP
 tail -n 0 -f "$RUN_DIR/watch.log"

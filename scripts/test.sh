@@ -78,7 +78,11 @@ if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi wenquanyi; the
 fi
 if [ -x /usr/bin/chromium ] && command -v npm >/dev/null; then
   (cd tests/browser && npm ci --silent --no-audit --no-fund)
-  start "examples/h5 server" "$RUN_DIR/h5.log" "$VENV/bin/python" -m http.server "$H5_PORT" --bind 127.0.0.1 --directory examples/h5
+  # Deployed as a user would: the page with its config.js naming the gateway.
+  cp -r examples/h5 "$RUN_DIR/h5"
+  sed -i "s|^  api: \"\",|  api: \"http://127.0.0.1:$PORT\",|" "$RUN_DIR/h5/config.js"
+  grep -q "127.0.0.1:$PORT" "$RUN_DIR/h5/config.js"
+  start "examples/h5 server" "$RUN_DIR/h5.log" "$VENV/bin/python" -m http.server "$H5_PORT" --bind 127.0.0.1 --directory "$RUN_DIR/h5"
   wait_http "http://127.0.0.1:$H5_PORT/index.html" 30
   API="http://127.0.0.1:$PORT" SIM="$WECHAT_API_BASE" H5="http://127.0.0.1:$H5_PORT" SHOT="$ROOT/target/h5-example.png" \
     node tests/browser/h5.mjs | tee "$RUN_DIR/browser.log"

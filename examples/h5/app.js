@@ -1,9 +1,10 @@
 // wxinvoice example page: wx.config with the signature of this very page, chooseInvoice with the
 // card_sign, the invoices' details from getInvoiceBatch, lock / close with updateStatus.
-// The gateway's base URL comes from `?api=…` (default: this page's origin).
+// The gateway's base URL and the optional bearer token come from config.js, set at deploy time.
 (function () {
   "use strict";
-  var api = new URLSearchParams(location.search).get("api") || location.origin;
+  var settings = window.WXINVOICE || {};
+  var api = settings.api || location.origin;
   var cfg = null;
   var rows = []; // [{ref: {card_id, encrypt_code}, card: {...}}]
 
@@ -32,9 +33,11 @@
   }
 
   function call(method, path, body) {
+    var headers = body ? { "content-type": "application/json" } : {};
+    if (typeof settings.bearer === "function") headers.authorization = "Bearer " + settings.bearer();
     return fetch(api + path, {
       method: method,
-      headers: body ? { "content-type": "application/json" } : {},
+      headers: headers,
       body: body ? JSON.stringify(body) : undefined,
     }).then(function (r) { return r.json(); });
   }

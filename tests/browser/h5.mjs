@@ -56,7 +56,10 @@ try {
     };
   }, chooseInfo);
 
-  const url = `${H5}/index.html?api=${encodeURIComponent(API)}&from=menu#/list`;
+  // The gateway comes from the deployed config.js; a crafted `?api=` in the link is ignored.
+  const requested = [];
+  page.on("request", (r) => requested.push(r.url()));
+  const url = `${H5}/index.html?api=${encodeURIComponent("https://evil.example.com")}&from=menu#/list`;
   await page.goto(url);
   // Enabled only once getToken answered (cross-origin: CORS must allow this page) and wx.config ran.
   await page.waitForSelector("#choose:not([disabled])", { timeout: 15000 });
@@ -67,6 +70,8 @@ try {
     url: page.url(), noncestr: conf.nonceStr, timestamp: conf.timestamp, signature: conf.signature,
   });
   assert.equal(jsapi.valid, true, "WeChat accepts wx.config for this page");
+  assert.ok(requested.some((u) => u.startsWith(`${API}/core/r/api/weChat/getToken`)), requested.join("\n"));
+  assert.ok(!requested.some((u) => u.includes("evil.example.com")), requested.join("\n"));
   passed++;
 
   await page.click("#choose");

@@ -1,5 +1,5 @@
 //! End to end through `cargo lambda watch` (started by `make test`): the three documented paths
-//! over real HTTP, and `cargo lambda invoke` of the scheduled event.
+//! over real HTTP, and `cargo lambda invoke` of the scheduled event and of an operator's rotation.
 
 use integration_tests::{fixture_path, CODE2, SEED_CARD, TOKEN_FIELDS};
 use serde_json::{json, Value};
@@ -111,9 +111,9 @@ async fn bad_requests_over_http() {
     assert_eq!((status, v["errcode"].as_i64()), (400, Some(41001)), "{v}");
 }
 
-#[tokio::test]
-#[ignore = "needs the local stack: run by `make test`"]
-async fn scheduled_event_through_cargo_lambda_invoke() {
+/// `cargo lambda invoke get-token` with `data` (a direct invocation, as the schedule or an
+/// operator with AWS credentials makes it): its JSON answer.
+fn invoke(data: &str) -> Value {
     let url = reqwest::Url::parse(&base()).unwrap();
     let port = url.port().unwrap().to_string();
     let out = std::process::Command::new("cargo")
@@ -125,9 +125,9 @@ async fn scheduled_event_through_cargo_lambda_invoke() {
             "127.0.0.1",
             "-P",
             &port,
-            "--data-file",
+            "--data-ascii",
+            data,
         ])
-        .arg(fixture_path("schedule-event.json"))
         .output()
         .expect("cargo lambda on PATH");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -136,7 +136,31 @@ async fn scheduled_event_through_cargo_lambda_invoke() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run by `make test`"]
+async fn operator_rotation_through_cargo_lambda_invoke() {
+    let before = access_token().await;
+    // The public manual refresh does not rotate a working token...
+    let (_, v) = get("/core/r/api/weChat/getToken?type=manual").await;
+    assert_eq!(v["access_token"].as_str(), Some(before.as_str()), "{v}");
+    // ...the operator's rotation does.
+    let v = invoke(r#"{"action":"rotate"}"#);
+    assert_eq!(v["rotated"], true, "{v}");
+    assert!(
+        v.get("access_token").is_none(),
+        "no token in the result: {v}"
+    );
+    let after = access_token().await;
+    assert_ne!(after, before);
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run by `make test`"]
+async fn scheduled_event_through_cargo_lambda_invoke() {
+    let v = invoke(&std::fs::read_to_string(fixture_path("schedule-event.json")).unwrap());
     assert!(v["refreshed"].is_boolean(), "{v}");
     assert!(v["access_token_expires_in"].as_u64().unwrap() > 3600, "{v}");
     assert!(

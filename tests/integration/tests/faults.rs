@@ -205,6 +205,13 @@ async fn dynamodb_stopped_mid_run_then_back() {
     for (app, query) in [(&app, "type=manual"), (&cold, "")] {
         let (status, v, ms) = get(app, query).await;
         assert_eq!((status, v["errcode"].as_i64()), (503, Some(-1)), "{v}");
+        // The answer names no table and carries API Gateway's request id; the log has the rest.
+        let errmsg = v["errmsg"].as_str().unwrap();
+        assert!(!errmsg.contains(&table), "{errmsg}");
+        assert!(
+            errmsg.ends_with("(request id LV7fzho-PHcEJPw=)"),
+            "{errmsg}"
+        );
         assert!(ms < 2000, "answered in {ms} ms");
         println!("DynamoDB down, getToken?{query}: {}", cell(status, &v, ms));
     }

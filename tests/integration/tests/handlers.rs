@@ -847,3 +847,19 @@ async fn appsecret_is_read_on_first_refresh_and_retried() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(h.token_calls(), calls + 1);
 }
+
+#[tokio::test]
+async fn answers_are_never_cached() {
+    let h = Harness::new().await;
+    let req = event("apigw-v2-get-token.json", |_| {});
+    let resp = get_token(&h.app, req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let req = event("apigw-v2-get-invoice-batch.json", |v| {
+        set_query(v, "token=x");
+        set_body(v, "{}");
+    });
+    let resp = get_invoice_batch(&h.app, req).await.unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+}

@@ -109,6 +109,24 @@ async fn hardened_mode_keeps_the_token_inside() {
     assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
     let (_, v) = batch(&h.app, "token=whatever").await;
     assert_eq!(v["errcode"], 0, "{v}");
+    // A front end written for the spec passes back the access_token it got: here none, so the
+    // example page's `encodeURIComponent(cfg.access_token)` sends "undefined". It keeps working.
+    let (_, v) = batch(&h.app, "token=undefined").await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    let req = event("apigw-v2-update-status.json", |v| {
+        set_query(v, "token=undefined");
+        set_body(
+            v,
+            &json!({"openid": OPENID, "reimburse_status": "INVOICE_REIMBURSE_LOCK",
+                "invoice_list": [{"card_id": SEED_CARD, "encrypt_code": SEED_CODE}]})
+            .to_string(),
+        );
+    });
+    let resp = wxinvoice::handlers::update_status(&h.app, req)
+        .await
+        .unwrap();
+    assert_eq!(body_json(&resp)["errcode"], 0);
+    assert_eq!(h.invoice_status(SEED_CODE).await, "INVOICE_REIMBURSE_LOCK");
     assert_eq!(h.token_calls(), 1);
     // Bad configuration is refused at startup.
     let bad = std::panic::catch_unwind(|| {
@@ -235,4 +253,30 @@ async fn warm_instances_answer_from_their_cache_and_see_refreshes_within_its_ttl
         .await
         .unwrap();
     assert_eq!(served.state.access_token.unwrap().value, other);
+}
+
+#[tokio::test]
+async fn a_flood_of_made_up_tokens_reads_the_store_once_a_second() {
+    let h = Harness::new().await;
+    let good = access_token(&token_answer(&h.app, "").await);
+    let (app, store) = h.faulty_instance(&[]);
+    // The instance knows the stored token (its cache) and serves it.
+    let (_, v) = batch(&app, &format!("token={good}")).await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    let loads = store.calls(wxinvoice::store::faults::Op::Load);
+    let started = std::time::Instant::now();
+    for i in 0..300 {
+        let (status, v) = batch(&app, &format!("token=made-up-{i}")).await;
+        assert_eq!((status, v["errcode"].as_i64()), (200, Some(40001)), "{v}");
+    }
+    let secs = started.elapsed().as_secs();
+    let reads = store.calls(wxinvoice::store::faults::Op::Load) - loads;
+    assert!(
+        reads <= secs as u32 + 1,
+        "{reads} store reads for 300 unknown tokens in {secs} s"
+    );
+    assert_eq!(h.calls(batch_path()), 1, "none reached WeChat");
+    // The good token still works at once.
+    let (_, v) = batch(&app, &format!("token={good}")).await;
+    assert_eq!(v["errcode"], 0, "{v}");
 }

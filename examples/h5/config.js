@@ -1,0 +1,12 @@
+// Deploy-time settings of the example page. The gateway's base URL is fixed here when the page is
+// deployed, never taken from the page's own URL: a crafted link must not be able to send the
+// user's chosen invoices to another server.
+window.WXINVOICE = {
+  // The gateway's base URL, e.g. "https://abc123.execute-api.ap-east-1.amazonaws.com";
+  // empty: this page's own origin.
+  api: "",
+  // With the JWT authorizer on (template parameters JwtIssuer / JwtAudience): a function that
+  // returns the expense system's access token for the signed-in user, sent as
+  // `Authorization: Bearer …` on every call. null: no header.
+  bearer: null,
+};
