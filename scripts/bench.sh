@@ -14,7 +14,7 @@ ensure_venv
 log "installing the Python peer (awslambdaric, wechatpy, boto3) into .venv"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r benches/python-peer/requirements.txt
 log "release build"
-cargo build --release -p get-token -p get-invoice-batch -p bench-hello -p lambda-bench -p wechat-sim
+cargo build --locked --release -p get-token -p get-invoice-batch -p bench-hello -p lambda-bench -p wechat-sim
 
 MOTO_PORT=$(free_port)
 SIM_PORT=$(free_port)

@@ -28,7 +28,7 @@ fi
 "$VENV/bin/python" scripts/create_table.py "$TOKEN_TABLE"
 
 log "building the functions and the simulator"
-cargo build -p get-token -p get-invoice-batch -p update-status -p wechat-sim
+cargo build --locked -p get-token -p get-invoice-batch -p update-status -p wechat-sim
 
 if [ -z "${WECHAT_SECRET:-}" ] && [ -z "${WECHAT_SECRET_ARN:-}" ]; then
   export WECHAT_APPID=${WECHAT_APPID:-wxa185587d4fc35145}

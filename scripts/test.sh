@@ -13,14 +13,20 @@ trap stop_all EXIT
 
 ensure_venv
 
+log "supply chain: cargo deny (licences, bans, sources), one rustls, the lock file as committed"
+cargo deny --log-level error check licenses bans sources
+cargo tree --locked -e normal -i rustls --depth 0 >/dev/null
 log "cargo fmt --check"
 cargo fmt --all --check
 log "cargo clippy -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets -- -D warnings
 log "cfn-lint template.yaml"
 cfn-lint template.yaml
+log "template tests: the translated CloudFormation for each option set"
+PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/template | tee "$RUN_DIR/template.log"
+template_passed=$(grep -oE '^[0-9]+ passed' "$RUN_DIR/template.log" | grep -oE '^[0-9]+')
 log "cargo lambda build --release --arm64 (what sam build deploys)"
-cargo lambda build --release --arm64 -p get-token -p get-invoice-batch -p update-status
+cargo lambda build --locked --release --arm64 -p get-token -p get-invoice-batch -p update-status
 sizes=""
 for f in get-token get-invoice-batch update-status; do
   bytes=$(stat -c %s "target/lambda/$f/bootstrap")
@@ -33,9 +39,9 @@ use_local_aws "$MOTO_PORT"
 start_moto "$MOTO_PORT" "$RUN_DIR/moto.log"
 
 log "unit, simulator and integration tests (Official Accounts)"
-cargo test --workspace 2>&1 | tee "$RUN_DIR/tests.log"
+cargo test --locked --workspace 2>&1 | tee "$RUN_DIR/tests.log"
 log "integration tests again, for WeCom"
-WECHAT_PLATFORM=work cargo test -p integration-tests 2>&1 | tee -a "$RUN_DIR/tests.log"
+WECHAT_PLATFORM=work cargo test --locked -p integration-tests 2>&1 | tee -a "$RUN_DIR/tests.log"
 
 log "end-to-end through cargo lambda watch"
 SIM_PORT=$(free_port)
@@ -46,13 +52,13 @@ export WECHAT_API_BASE="http://127.0.0.1:$SIM_PORT" WECHAT_ALLOW_HTTP=true TOKEN
 export JSSDK_URL='https://expense.example.com/invoices?from=menu' RUST_LOG=info
 export ALLOWED_ORIGINS="https://expense.example.com,http://127.0.0.1:$H5_PORT"
 "$VENV/bin/python" scripts/create_table.py "$TOKEN_TABLE"
-cargo build -p get-token -p get-invoice-batch -p update-status -p wechat-sim
+cargo build --locked -p get-token -p get-invoice-batch -p update-status -p wechat-sim
 start wechat-sim "$RUN_DIR/wechat-sim.log" target/debug/wechat-sim --port "$SIM_PORT"
 wait_http "$WECHAT_API_BASE/__sim/stats" 30
 start "cargo lambda watch" "$RUN_DIR/watch.log" cargo lambda watch --ignore-changes --disable-cors -A 127.0.0.1 -P "$PORT"
 wait_http "http://127.0.0.1:$PORT/" 300
 if ! WXINVOICE_E2E_URL="http://127.0.0.1:$PORT" \
-  cargo test -p integration-tests --test e2e -- --ignored --test-threads=1 2>&1 | tee -a "$RUN_DIR/tests.log"; then
+  cargo test --locked -p integration-tests --test e2e -- --ignored --test-threads=1 2>&1 | tee -a "$RUN_DIR/tests.log"; then
   log "cargo lambda watch log:"
   tail -n 50 "$RUN_DIR/watch.log"
   exit 1
@@ -65,7 +71,7 @@ PYTHONPATH=tests SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONDONTWRITEBYTECODE=1
 schemathesis=$(grep -E '^ +[0-9]+ generated' "$RUN_DIR/schemathesis.log" | sed -E 's/^ +//')
 
 log "load: 10000 getToken and 2000 invoice requests, 32 at a time, over loopback"
-cargo run -q -p integration-tests --bin load -- "http://127.0.0.1:$PORT" 10000 2000 32 | tee "$RUN_DIR/load.log"
+cargo run --locked -q -p integration-tests --bin load -- "http://127.0.0.1:$PORT" 10000 2000 32 | tee "$RUN_DIR/load.log"
 
 log "browser: the example page (examples/h5) in headless Chromium"
 browser="did not run"
@@ -96,7 +102,7 @@ read -r passed failed < <(awk '/^test result:/ {
   for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i }
 } END { print p + 0, f + 0 }' "$RUN_DIR/tests.log")
 echo
-passed=$((passed + ${browser_passed:-0}))
+passed=$((passed + ${browser_passed:-0} + ${template_passed:-0}))
 echo "fmt, clippy and cfn-lint clean; arm64 bootstraps:$sizes"
 echo "schemathesis: $schemathesis; browser: $browser (target/h5-example.png)"
 grep '^load:' "$RUN_DIR/load.log" | grep -v 'error:'
