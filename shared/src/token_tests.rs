@@ -372,3 +372,34 @@ fn guaranteed_lifetime_is_until_rotation_plus_grace() {
     assert_eq!(guaranteed_secs(&marked, &t, now, true), 240);
     assert_eq!(guaranteed_secs(&marked, &t, now, false), 240);
 }
+
+#[tokio::test]
+async fn the_wechat_client_follows_no_redirect() {
+    // A host that answers every call with a redirect to the real (simulated) WeChat.
+    let sim = Sim::start_default().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let target = format!("{}/cgi-bin/token", sim.base_url());
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf).await;
+            let answer = format!(
+                "HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = conn.write_all(answer.as_bytes()).await;
+        }
+    });
+    let cfg = config(&format!("http://{addr}"), &[]);
+    let wechat = crate::wechat::WeChatClient::new(
+        &cfg,
+        AppSecret::given(crate::config::Secret::new("sim-appsecret")),
+    );
+    let e = wechat
+        .fetch_access_token(false, &Deadline::after(Duration::from_secs(5)))
+        .await
+        .unwrap_err();
+    assert_eq!(e, crate::wechat::WeChatError::Unreachable("HTTP 302".into()));
+    assert_eq!(sim.sim.calls("/cgi-bin/token"), 0, "the redirect was not followed");
+}

@@ -55,6 +55,8 @@ def deployed(region="us-east-1", **parameters):
         name: values.get(name, spec.get("Default"))
         for name, spec in translated["Parameters"].items()
     }
+    params["AWS::Region"] = region
+    params["AWS::Partition"] = "aws-cn" if region.startswith("cn-") else "aws"
 
     def ref_value(node):
         if isinstance(node, dict) and set(node) == {"Ref"}:
@@ -166,15 +168,26 @@ def test_cors_lets_the_front_end_send_the_bearer_token():
     assert "authorization" in api["Properties"]["CorsConfiguration"]["AllowHeaders"]
 
 
-def test_each_function_may_touch_only_the_table_and_the_secret():
-    _, resources = deployed()
+@pytest.mark.parametrize("egress", ["none", "create", "existing"])
+def test_each_function_may_touch_only_the_table_and_the_secret(egress):
+    _, resources = deployed(StaticEgress=egress, **VPC_EXISTING)
     roles = of_type(resources, "AWS::IAM::Role")
     assert len(roles) >= 3
     for name, role in roles.items():
+        # Logs, and (VpcConfig being conditional, SAM attaches it in every mode) the AWS-managed
+        # policy that lets Lambda manage network interfaces: no data access.
+        for arn in role["Properties"].get("ManagedPolicyArns", []):
+            assert arn.rsplit("/", 1)[1] in {
+                "AWSLambdaBasicExecutionRole",
+                "AWSLambdaVPCAccessExecutionRole",
+            }, (name, arn)
         for policy in role["Properties"].get("Policies", []):
             for statement in policy["PolicyDocument"]["Statement"]:
                 actions = statement["Action"]
                 actions = actions if isinstance(actions, list) else [actions]
+                if policy["PolicyName"].endswith("OnFailureSQSPolicy"):
+                    assert actions == ["sqs:SendMessage"]
+                    assert statement["Resource"] == {"Fn::GetAtt": ["FailedRefreshQueue", "Arn"]}
                 if policy["PolicyName"].endswith("RolePolicy0"):
                     assert set(actions) <= {
                         "dynamodb:GetItem",
@@ -206,3 +219,184 @@ def test_no_hard_coded_partition():
     text = json.dumps(translated["Resources"])
     assert "arn:aws:" not in text
     assert "arn:aws-cn:" in text or "AWS::Partition" in text
+
+
+DOMAIN = {
+    "DomainName": "invoices.example.com",
+    "CertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/abc",
+}
+VPC_EXISTING = {"SubnetIds": "subnet-0a1b2c3d,subnet-4e5f6a7b", "SecurityGroupIds": "sg-0123abcd"}
+
+
+def functions(resources):
+    return of_type(resources, "AWS::Lambda::Function")
+
+
+def test_no_vpc_by_default():
+    translated, resources = deployed()
+    assert of_type(resources, "AWS::EC2::VPC") == {}
+    assert of_type(resources, "AWS::EC2::NatGateway") == {}
+    for f in functions(resources).values():
+        assert "VpcConfig" not in f["Properties"]
+    assert "EgressIp" not in resolved_outputs(translated, StaticEgress="none")
+
+
+def test_created_vpc_gives_every_function_one_fixed_egress_address():
+    translated, resources = deployed(StaticEgress="create")
+    [eip] = of_type(resources, "AWS::EC2::EIP")
+    [nat] = of_type(resources, "AWS::EC2::NatGateway").values()
+    assert nat["Properties"]["AllocationId"] == {"Fn::GetAtt": [eip, "AllocationId"]}
+    private = {"PrivateSubnetA", "PrivateSubnetB"}
+    for f in functions(resources).values():
+        vpc = f["Properties"]["VpcConfig"]
+        assert {s["Ref"] for s in vpc["SubnetIds"]} == private
+        assert vpc["SecurityGroupIds"] == [{"Ref": "FunctionSecurityGroup"}]
+    # The private subnets (two AZs) route to the NAT; DynamoDB through the gateway endpoint.
+    azs = {resources[s]["Properties"]["AvailabilityZone"]["Fn::Select"][0] for s in private}
+    assert azs == {0, 1}
+    routes = of_type(resources, "AWS::EC2::Route")
+    assert any(
+        r["Properties"].get("NatGatewayId") == {"Ref": "NatGateway"}
+        and r["Properties"]["RouteTableId"] == {"Ref": "PrivateRouteTable"}
+        for r in routes.values()
+    )
+    [endpoint] = of_type(resources, "AWS::EC2::VPCEndpoint").values()
+    assert endpoint["Properties"]["VpcEndpointType"] == "Gateway"
+    assert endpoint["Properties"]["ServiceName"] == {"Fn::Sub": "com.amazonaws.${AWS::Region}.dynamodb"}
+    assert endpoint["Properties"]["RouteTableIds"] == [{"Ref": "PrivateRouteTable"}]
+    assert resolved_outputs(translated, StaticEgress="create")["EgressIp"]["Value"] == {"Ref": eip}
+    # In the China regions the endpoint service has its cn.com prefix.
+    _, cn = deployed(region="cn-north-1", StaticEgress="create")
+    [endpoint] = of_type(cn, "AWS::EC2::VPCEndpoint").values()
+    assert endpoint["Properties"]["ServiceName"]["Fn::Sub"].startswith("cn.com.amazonaws.")
+
+
+def test_existing_subnets_and_groups_are_used_as_given():
+    translated, resources = deployed(StaticEgress="existing", **VPC_EXISTING)
+    assert of_type(resources, "AWS::EC2::VPC") == {}
+    for f in functions(resources).values():
+        vpc = f["Properties"]["VpcConfig"]
+        assert vpc == {"SubnetIds": {"Ref": "SubnetIds"}, "SecurityGroupIds": {"Ref": "SecurityGroupIds"}}
+    rules = translated["Rules"]["ExistingVpcNeedsSubnetsAndGroups"]
+    assert rules["RuleCondition"] == {"Fn::Equals": [{"Ref": "StaticEgress"}, "existing"]}
+
+
+def resolved_outputs(translated, **parameters):
+    """The outputs a deployment with these parameters shows (conditions of the outputs used)."""
+    shown = {
+        "CreateVpc": parameters.get("StaticEgress") == "create",
+        "HasDomain": bool(parameters.get("DomainName") and parameters.get("CertificateArn")),
+    }
+    return {
+        name: out
+        for name, out in translated["Outputs"].items()
+        if shown.get(out.get("Condition"), True)
+    }
+
+
+@pytest.mark.parametrize("topic", ["", "arn:aws:sns:us-east-1:123456789012:oncall"])
+def test_alarms_watch_refresh_5xx_and_setup_errors_and_notify_the_topic(topic):
+    _, resources = deployed(AlarmTopicArn=topic)
+    alarms = of_type(resources, "AWS::CloudWatch::Alarm")
+    watched = {
+        (json.dumps(a["Properties"]["Namespace"]).strip('"'), a["Properties"]["MetricName"])
+        for a in alarms.values()
+    }
+    assert ("AWS/Lambda", "Errors") in watched
+    assert ("AWS/ApiGateway", "5xx") in watched
+    assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible") in watched
+    assert any(m == "WeChatSetupErrors" for _, m in watched)
+    for alarm in alarms.values():
+        props = alarm["Properties"]
+        if topic:
+            assert props["AlarmActions"] == [{"Ref": "AlarmTopicArn"}]
+        else:
+            assert "AlarmActions" not in props
+    errors = next(a for a in alarms.values() if a["Properties"]["MetricName"] == "Errors")
+    assert errors["Properties"]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "GetTokenFunction"}}]
+    filters = of_type(resources, "AWS::Logs::MetricFilter")
+    assert len(filters) == 3
+    for f in filters.values():
+        for code in ["40164", "61004", "40125", "40013", "45009"]:
+            assert f"$.errcode = {code}" in f["Properties"]["FilterPattern"]
+
+
+def test_schedule_failures_land_in_a_queue():
+    _, resources = deployed()
+    [config] = of_type(resources, "AWS::Lambda::EventInvokeConfig").values()
+    assert config["Properties"]["FunctionName"] == {"Ref": "GetTokenFunction"}
+    on_failure = config["Properties"]["DestinationConfig"]["OnFailure"]
+    assert on_failure["Destination"] == {"Fn::GetAtt": ["FailedRefreshQueue", "Arn"]}
+
+
+def test_logs_are_kept_for_the_retention_and_access_logs_hold_no_query_string():
+    _, resources = deployed(LogRetentionDays="90")
+    groups = of_type(resources, "AWS::Logs::LogGroup")
+    assert len(groups) == 4
+    for g in groups.values():
+        assert g["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    for name, f in functions(resources).items():
+        assert f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] in groups, name
+    [stage] = of_type(resources, "AWS::ApiGatewayV2::Stage").values()
+    fmt = stage["Properties"]["AccessLogSettings"]["Format"]
+    json.loads(fmt)
+    for leak in ["querystring", "path", "header", "requestOverride"]:
+        assert leak not in fmt.lower().replace("$context.routekey", ""), leak
+    throttle = stage["Properties"]["DefaultRouteSettings"]
+    assert throttle == {
+        "ThrottlingRateLimit": {"Ref": "ThrottlingRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "ThrottlingBurstLimit"},
+    }
+
+
+@pytest.mark.parametrize("reserved", ["0", "25"])
+def test_reserved_concurrency_only_when_asked(reserved):
+    _, resources = deployed(ReservedConcurrency=reserved)
+    for f in functions(resources).values():
+        if reserved == "0":
+            assert "ReservedConcurrentExecutions" not in f["Properties"]
+        else:
+            assert f["Properties"]["ReservedConcurrentExecutions"] == {"Ref": "ReservedConcurrency"}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"StaticEgress": "create"},
+        {"StaticEgress": "existing", **VPC_EXISTING},
+        {"AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:oncall", **JWT},
+        DOMAIN,
+    ],
+)
+def test_resource_counts(options, capsys):
+    _, resources = deployed(**options)
+    with capsys.disabled():
+        shown = {k: v for k, v in options.items() if k in ("StaticEgress", "AlarmTopicArn", "JwtIssuer", "DomainName")}
+        label = ",".join(f"{k}={v}" for k, v in shown.items()) or "defaults"
+        print(f"\ntranslated resources, {label}: {len(resources)}")
+    assert len(resources) > 20
+
+
+@pytest.mark.parametrize("domain", [False, True])
+def test_custom_domain_only_when_named_with_a_certificate(domain):
+    params = DOMAIN if domain else {}
+    translated, resources = deployed(**params)
+    names = of_type(resources, "AWS::ApiGatewayV2::DomainName")
+    mappings = of_type(resources, "AWS::ApiGatewayV2::ApiMapping")
+    assert (len(names), len(mappings)) == ((1, 1) if domain else (0, 0))
+    assert ("DomainTarget" in resolved_outputs(translated, **params)) == domain
+
+
+def test_deployer_choices_reach_the_functions():
+    _, resources = deployed(MemorySize="512", LogLevel="DEBUG")
+    for f in functions(resources).values():
+        props = f["Properties"]
+        assert props["MemorySize"] == {"Ref": "MemorySize"}
+        assert props["LoggingConfig"]["ApplicationLogLevel"] == {"Ref": "LogLevel"}
+        # No API host given: the function picks its platform's own (WeCom: qyapi).
+        assert "WECHAT_API_BASE" not in props["Environment"]["Variables"]
+    _, resources = deployed(WeChatApiBase="https://sh.api.weixin.qq.com")
+    for f in functions(resources).values():
+        env = f["Properties"]["Environment"]["Variables"]
+        assert env["WECHAT_API_BASE"] == {"Ref": "WeChatApiBase"}
