@@ -19,6 +19,8 @@ pub struct App {
     pub config: Config,
     pub wechat: WeChatClient,
     pub tokens: TokenService,
+    /// `AWS_LAMBDA_FUNCTION_NAME`, for the log lines.
+    pub function_name: Option<String>,
 }
 
 impl App {
@@ -46,6 +48,7 @@ impl App {
             config,
             wechat,
             tokens,
+            function_name: std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok(),
         }
     }
 }

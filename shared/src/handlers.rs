@@ -219,6 +219,8 @@ pub fn direct_action(body: &[u8]) -> Result<Action, String> {
 /// what was published (no credential); fails the invocation when WeChat or the store did.
 async fn rotate(app: &App, req: &Request) -> Result<Response<Body>, Error> {
     let started = Instant::now();
+    let function_request_id = req.lambda_context_ref().map(|c| c.request_id.as_str());
+    let cold_start = cold_start();
     let result = app
         .tokens
         .get(Mode::Rotate, &deadline(&app.config, req))
@@ -242,12 +244,12 @@ async fn rotate(app: &App, req: &Request) -> Result<Response<Body>, Error> {
         }
         Ok(served) => {
             let cause = served.fault.as_ref().map(cause).unwrap_or_default();
-            tracing::error!(endpoint = "rotate", source = served.source.as_str(), cause = %cause, ms, "operator rotation incomplete");
+            tracing::error!(endpoint = "rotate", function_request_id, cold_start, source = served.source.as_str(), cause = %cause, ms, "operator rotation incomplete");
             Err(format!("rotation incomplete: {cause}").into())
         }
         Err(e) => {
             let cause = cause(&e);
-            tracing::error!(endpoint = "rotate", errcode = e.errcode(), cause = %cause, ms, "operator rotation failed");
+            tracing::error!(endpoint = "rotate", function_request_id, cold_start, errcode = e.errcode(), cause = %cause, ms, "operator rotation failed");
             Err(format!("rotation failed: {cause}").into())
         }
     }
@@ -259,6 +261,8 @@ async fn rotate(app: &App, req: &Request) -> Result<Response<Body>, Error> {
 /// shows in Lambda's error metric and alarms hours before the token dies.
 async fn scheduled(app: &App, req: &Request) -> Result<Response<Body>, Error> {
     let started = Instant::now();
+    let function_request_id = req.lambda_context_ref().map(|c| c.request_id.as_str());
+    let cold_start = cold_start();
     let result = app
         .tokens
         .get(Mode::Scheduled, &deadline(&app.config, req))
@@ -282,6 +286,9 @@ async fn scheduled(app: &App, req: &Request) -> Result<Response<Body>, Error> {
         let cause = cause(&e);
         tracing::error!(
             endpoint = "schedule",
+            function_request_id,
+            function_name = app.function_name.as_deref(),
+            cold_start,
             source,
             errcode = e.errcode(),
             cause = %cause,
@@ -299,6 +306,9 @@ async fn scheduled(app: &App, req: &Request) -> Result<Response<Body>, Error> {
     let s = &served.state;
     tracing::info!(
         endpoint = "schedule",
+        function_request_id,
+        function_name = app.function_name.as_deref(),
+        cold_start,
         source,
         version = s.version,
         ms,
@@ -503,6 +513,7 @@ fn answer(
     result: Result<(Response<Body>, Note), ApiError>,
 ) -> Response<Body> {
     let request_id = request_id(req);
+    let function_request_id = req.lambda_context_ref().map(|c| c.request_id.as_str());
     let (mut resp, note, errcode, errmsg, detail) = match result {
         Ok((resp, note)) => (resp, note, 0, None, None),
         Err(e) => {
@@ -512,9 +523,14 @@ fn answer(
             (resp, Note::default(), errcode, Some(errmsg), detail)
         }
     };
+    // The fields Lambda Powertools users query: correlation_id is API Gateway's request id (what
+    // a front-end developer reports, and what 5xx answers name), function_request_id Lambda's.
     tracing::info!(
         endpoint,
-        request_id = request_id.as_deref(),
+        correlation_id = request_id.as_deref(),
+        function_request_id,
+        function_name = app.function_name.as_deref(),
+        cold_start = cold_start(),
         method = %req.method(),
         status = resp.status().as_u16(),
         errcode,
@@ -534,6 +550,12 @@ fn answer(
         h.append(header::VARY, HeaderValue::from_static("Origin"));
     }
     resp
+}
+
+/// Whether this is the first request of the process (a cold start); `true` once.
+fn cold_start() -> bool {
+    static COLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+    COLD.swap(false, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// API Gateway's request id (what a front-end developer sees and reports), or Lambda's.

@@ -57,7 +57,9 @@ where
         .with_env_filter(log_filter(level))
         .with_writer(writer);
     if json {
-        builder.json().init();
+        // Fields at the top level of each line, as Lambda Powertools writes them: a Logs
+        // Insights query or a metric filter reads `errcode`, not `fields.errcode`.
+        builder.json().flatten_event(true).init();
     } else {
         builder.init();
     }

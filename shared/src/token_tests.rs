@@ -197,7 +197,7 @@ async fn a_failed_fetch_releases_the_lock_and_clears_only_a_mark_that_issued_not
         json!({"path": "/cgi-bin/token", "errcode": 45009, "times": 1}),
     )
     .await;
-    let e = w.get(Mode::Manual).await.unwrap_err();
+    let e = w.get(Mode::Rotate).await.unwrap_err();
     assert_eq!(e.errcode(), 45009);
     let stored = w.stored().await;
     assert_eq!(
@@ -210,7 +210,7 @@ async fn a_failed_fetch_releases_the_lock_and_clears_only_a_mark_that_issued_not
         json!({"path": "/cgi-bin/token", "latency_ms": 1500, "times": 1}),
     )
     .await;
-    let e = w.get(Mode::Manual).await.unwrap_err();
+    let e = w.get(Mode::Rotate).await.unwrap_err();
     assert_eq!(e.status(), 504);
     let stored = w.stored().await;
     assert!(stored.lock_owner.is_none());
@@ -400,6 +400,13 @@ async fn the_wechat_client_follows_no_redirect() {
         .fetch_access_token(false, &Deadline::after(Duration::from_secs(5)))
         .await
         .unwrap_err();
-    assert_eq!(e, crate::wechat::WeChatError::Unreachable("HTTP 302".into()));
-    assert_eq!(sim.sim.calls("/cgi-bin/token"), 0, "the redirect was not followed");
+    assert_eq!(
+        e,
+        crate::wechat::WeChatError::Unreachable("HTTP 302".into())
+    );
+    assert_eq!(
+        sim.sim.calls("/cgi-bin/token"),
+        0,
+        "the redirect was not followed"
+    );
 }

@@ -111,6 +111,26 @@ async fn no_secret_or_token_reaches_the_logs() {
         "exactly one line per request (14 requests):\n{logs}"
     );
     assert_eq!(logs.lines().count(), 14, "nothing else is logged:\n{logs}");
+    // Flattened JSON, with the fields Powertools users query.
+    let lines: Vec<Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    for line in &lines {
+        assert!(line.get("fields").is_none(), "flattened: {line}");
+        assert!(line["cold_start"].is_boolean(), "{line}");
+    }
+    let cold = lines.iter().filter(|l| l["cold_start"] == true).count();
+    assert_eq!(cold, 1, "one cold start per process");
+    let api = lines
+        .iter()
+        .find(|l| l["endpoint"] == "/core/r/api/weChat/getToken")
+        .unwrap();
+    assert_eq!(api["correlation_id"], "LV7fzho-PHcEJPw=", "{api}");
+    assert!(
+        lines.iter().any(|l| l["errcode"] == 40001),
+        "errcode is a top-level field a metric filter can match"
+    );
     let issued = h.sim_get("/__sim/tokens").await;
     let mut secrets: Vec<String> = vec![appsecret()];
     for kind in ["tokens", "tickets"] {
