@@ -107,10 +107,16 @@ fn authority_ok(a: &str) -> bool {
     let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         v6.parse::<std::net::Ipv6Addr>().is_ok()
     } else {
+        // A name whose last label is a number is read as an IPv4 address (WHATWG URL), and
+        // refused unless it is one.
+        let last = host.trim_end_matches('.').rsplit('.').next().unwrap_or("");
+        let numeric = last.bytes().all(|b| b.is_ascii_digit())
+            || last.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("0x"));
         !host.is_empty()
             && host
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            && (!numeric || host.parse::<std::net::Ipv4Addr>().is_ok())
     };
     host_ok && port.bytes().all(|b| b.is_ascii_digit()) && port.len() <= 5
 }
@@ -179,6 +185,8 @@ mod tests {
             ("h.example.com", "https://x"),
             ("", ""),
             ("h.example.com/evil?x#y", "HTTPS"),
+            ("1.2.3.999", "https"),
+            ("a.b.08", "https"),
         ] {
             let mut v: serde_json::Value = serde_json::from_str(&event("a=1", "", false)).unwrap();
             v["headers"]["host"] = host.into();
@@ -203,6 +211,9 @@ mod tests {
         );
         assert!(authority_ok("h.example.com:8080"));
         assert!(authority_ok("[::1]:443"));
+        assert!(authority_ok("10.0.0.1:80"));
+        assert!(!authority_ok("1.2.3.999"));
+        assert!(!authority_ok("a.0x1g"));
         assert!(!authority_ok("a b"));
         assert!(!authority_ok("::1"));
     }
