@@ -25,14 +25,23 @@ cfn-lint template.yaml
 log "template tests: the translated CloudFormation for each option set"
 PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/template | tee "$RUN_DIR/template.log"
 template_passed=$(grep -oE '^[0-9]+ passed' "$RUN_DIR/template.log" | grep -oE '^[0-9]+')
-log "cargo lambda build --release --arm64 (what sam build deploys)"
+log "cargo lambda build --locked --release --arm64"
 cargo lambda build --locked --release --arm64 -p get-token -p get-invoice-batch -p update-status
+log "sam validate --lint; sam build (the README's deploy steps, up to sam deploy)"
+export SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1}
+sam validate --lint
+sam build
 sizes=""
-for f in get-token get-invoice-batch update-status; do
-  bytes=$(stat -c %s "target/lambda/$f/bootstrap")
-  sizes="$sizes $f $(awk -v b="$bytes" 'BEGIN { printf "%.2f MB", b / 1e6 }');"
+for fn in GetTokenFunction:get-token GetInvoiceBatchFunction:get-invoice-batch UpdateStatusFunction:update-status; do
+  artifact=".aws-sam/build/${fn%%:*}/bootstrap"
+  # An aarch64 ELF executable (e_machine 0xB7 at offset 18), as provided.al2023 on arm64 runs it.
+  [ "$(od -An -tx1 -j18 -N2 "$artifact" | tr -d ' ')" = "b700" ] || { log "$artifact is not an arm64 ELF"; exit 1; }
+  [ -x "$artifact" ] || { log "$artifact is not executable"; exit 1; }
+  bytes=$(stat -c %s "$artifact")
+  sizes="$sizes ${fn##*:} $(awk -v b="$bytes" 'BEGIN { printf "%.2f MB", b / 1e6 }');"
 done
-log "arm64 bootstraps:$sizes"
+grep -q 'CodeUri: GetTokenFunction' .aws-sam/build/template.yaml
+log "arm64 bootstraps (sam build):$sizes"
 
 MOTO_PORT=$(free_port)
 use_local_aws "$MOTO_PORT"

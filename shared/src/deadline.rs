@@ -26,15 +26,17 @@ impl Deadline {
     }
 
     /// From Lambda's deadline (Unix ms, `0` when the runtime gave none) and the wall clock (Unix
-    /// ms): the time left less `reserve`, or `fallback` when there is no deadline (handlers
-    /// called directly, in tests).
+    /// ms): the time left less `reserve`, or `fallback` when there is no usable deadline:
+    /// handlers called directly (tests), or a deadline already past when the request starts,
+    /// which Lambda never hands out but emulators do (`cargo lambda watch` sends its timeout,
+    /// 600000, instead of an instant).
     pub fn from_lambda(
         deadline_ms: u64,
         now_ms: u64,
         reserve: Duration,
         fallback: Duration,
     ) -> Self {
-        if deadline_ms == 0 {
+        if deadline_ms <= now_ms {
             return Deadline::after(fallback);
         }
         let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
@@ -120,7 +122,15 @@ mod tests {
             left <= Duration::from_millis(2_500) && left > Duration::from_millis(2_400),
             "{left:?}"
         );
-        // Already past (or inside the reserve): nothing left, nothing allowed.
+        // Past before the request started (an emulator's relative value): the fallback budget.
+        let relative = Deadline::from_lambda(
+            600_000,
+            now,
+            Duration::from_millis(500),
+            Duration::from_secs(7),
+        );
+        assert!(relative.remaining() > Duration::from_secs(6));
+        // Inside the reserve: nothing left, nothing allowed.
         let past =
             Deadline::from_lambda(now + 100, now, Duration::from_millis(500), Duration::ZERO);
         assert_eq!(past.remaining(), Duration::ZERO);

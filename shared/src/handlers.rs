@@ -18,6 +18,7 @@ use crate::deadline::Deadline;
 use crate::envelope::{json_response, ApiError, MISSING_TOKEN};
 use crate::invoice::{parse_body, GetInvoiceBatchRequest, UpdateStatusRequest, Validate};
 use crate::sign;
+use crate::telemetry;
 use crate::token::{guaranteed_secs, now_ms, Mode, Served, Source, DEAD_TOKEN_ERRCODES};
 use crate::wechat::{Call, WeChatError};
 use crate::App;
@@ -34,6 +35,8 @@ const MAX_TOKEN: usize = 512;
 struct Note {
     source: Option<&'static str>,
     fault: Option<String>,
+    /// Seconds the access_token answered keeps working (getToken).
+    token_left_secs: Option<u64>,
 }
 
 /// The getToken answer, fields in the spec's order.
@@ -74,8 +77,8 @@ pub async fn get_token(app: &App, req: Request) -> Result<Response<Body>, Error>
         return Ok(resp);
     }
     let started = Instant::now();
-    let result = get_token_inner(app, &req).await;
-    Ok(answer(app, GET_TOKEN_PATH, &req, started, result))
+    let (result, spent) = telemetry::measured(get_token_inner(app, &req)).await;
+    Ok(answer(app, GET_TOKEN_PATH, &req, started, spent, result))
 }
 
 /// Everything getToken checks before any I/O: path, method, query; the mode and the page URL to
@@ -142,7 +145,15 @@ async fn get_token_inner(app: &App, req: &Request) -> Result<(Response<Body>, No
     let (mode, url) = parse_get_token(&app.config, req)?;
     let served = app.tokens.get(mode, &deadline(&app.config, req)).await?;
     let resp = token_answer(app, &served, &url)?;
-    Ok((resp, note(&served)))
+    let mut note = note(&served);
+    note.token_left_secs = seconds_left(app, &served.state);
+    Ok((resp, note))
+}
+
+/// Seconds until the stored access_token stops working (as the gateway reads it).
+fn seconds_left(app: &App, state: &crate::store::TokenState) -> Option<u64> {
+    let end = crate::lifecycle::token_dies_at(state, app.tokens.timing())?;
+    Some(end.saturating_sub(app.tokens.clock().now_ms()) / 1000)
 }
 
 fn token_answer(app: &App, served: &Served, url: &str) -> Result<Response<Body>, ApiError> {
@@ -188,6 +199,7 @@ fn note(served: &Served) -> Note {
     Note {
         source: Some(served.source.as_str()),
         fault: served.fault.as_ref().map(ApiError::errmsg),
+        token_left_secs: None,
     }
 }
 
@@ -293,6 +305,8 @@ async fn scheduled(app: &App, req: &Request) -> Result<Response<Body>, Error> {
             errcode = e.errcode(),
             cause = %cause,
             ms,
+            metric.refresh_failed = 1,
+            metric.token_left_secs = served.as_ref().and_then(|s| seconds_left(app, &s.state)),
             "scheduled refresh failed"
         );
         let still = if served.is_some() {
@@ -312,6 +326,9 @@ async fn scheduled(app: &App, req: &Request) -> Result<Response<Body>, Error> {
         source,
         version = s.version,
         ms,
+        metric.refresh_failed = 0,
+        metric.refreshed = u64::from(served.source == Source::Refreshed),
+        metric.token_left_secs = seconds_left(app, s),
         "scheduled refresh"
     );
     let body = json!({
@@ -345,14 +362,14 @@ pub async fn get_invoice_batch(app: &App, req: Request) -> Result<Response<Body>
         return Ok(resp);
     }
     let started = Instant::now();
-    let result = async {
+    let (result, spent) = telemetry::measured(async {
         let (token, body) =
             parse_invoice::<GetInvoiceBatchRequest>(&app.config, &req, GET_INVOICE_BATCH)?;
         let path = app.wechat.paths().invoice_batch;
         forward(app, &req, path, Call::Read, token, &body).await
-    }
+    })
     .await;
-    Ok(answer(app, GET_INVOICE_BATCH, &req, started, result))
+    Ok(answer(app, GET_INVOICE_BATCH, &req, started, spent, result))
 }
 
 /// `POST /core/r/api/weChat/updateStatus?token=…`
@@ -361,13 +378,13 @@ pub async fn update_status(app: &App, req: Request) -> Result<Response<Body>, Er
         return Ok(resp);
     }
     let started = Instant::now();
-    let result = async {
+    let (result, spent) = telemetry::measured(async {
         let (token, body) = parse_invoice::<UpdateStatusRequest>(&app.config, &req, UPDATE_STATUS)?;
         let path = app.wechat.paths().update_status_batch;
         forward(app, &req, path, Call::Change, token, &body).await
-    }
+    })
     .await;
-    Ok(answer(app, UPDATE_STATUS, &req, started, result))
+    Ok(answer(app, UPDATE_STATUS, &req, started, spent, result))
 }
 
 /// Everything an invoice endpoint checks before any I/O: path, method, the `token` parameter
@@ -427,7 +444,7 @@ async fn forward(
                 .await?;
             let note = Note {
                 source: Some("retried_after_dead_token"),
-                fault: None,
+                ..Note::default()
             };
             Ok((json_response(StatusCode::OK, reply.body), note))
         }
@@ -510,10 +527,12 @@ fn answer(
     endpoint: &str,
     req: &Request,
     started: Instant,
+    spent: telemetry::Spent,
     result: Result<(Response<Body>, Note), ApiError>,
 ) -> Response<Body> {
     let request_id = request_id(req);
     let function_request_id = req.lambda_context_ref().map(|c| c.request_id.as_str());
+    let cold_start = cold_start();
     let (mut resp, note, errcode, errmsg, detail) = match result {
         Ok((resp, note)) => (resp, note, 0, None, None),
         Err(e) => {
@@ -530,7 +549,7 @@ fn answer(
         correlation_id = request_id.as_deref(),
         function_request_id,
         function_name = app.function_name.as_deref(),
-        cold_start = cold_start(),
+        cold_start,
         method = %req.method(),
         status = resp.status().as_u16(),
         errcode,
@@ -539,6 +558,13 @@ fn answer(
         source = note.source,
         fault = note.fault.as_deref(),
         ms = started.elapsed().as_millis() as u64,
+        metric.requests = 1,
+        metric.cold_starts = u64::from(cold_start),
+        metric.wechat_ms = spent.wechat_ms,
+        metric.wechat_calls = spent.wechat_calls,
+        metric.dynamodb_ms = spent.dynamodb_ms,
+        metric.dynamodb_calls = spent.dynamodb_calls,
+        metric.token_left_secs = note.token_left_secs,
         "request"
     );
     // Answers carry tokens, tickets, signatures or a user's invoices: never cached.

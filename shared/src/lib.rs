@@ -13,6 +13,7 @@ pub mod runtime;
 pub mod secret;
 pub mod sign;
 pub mod store;
+pub mod telemetry;
 pub mod token;
 pub mod wechat;
 
@@ -58,8 +59,9 @@ where
         .with_writer(writer);
     if json {
         // Fields at the top level of each line, as Lambda Powertools writes them: a Logs
-        // Insights query or a metric filter reads `errcode`, not `fields.errcode`.
-        builder.json().flatten_event(true).init();
+        // Insights query or a metric filter reads `errcode`, not `fields.errcode`; a line with
+        // metrics is also an EMF document (see `telemetry`).
+        builder.event_format(telemetry::JsonLines).init();
     } else {
         builder.init();
     }

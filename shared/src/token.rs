@@ -210,7 +210,10 @@ impl TokenService {
         what: &str,
         op: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, ApiError> {
-        match deadline.run(op).await {
+        let started = std::time::Instant::now();
+        let result = deadline.run(op).await;
+        crate::telemetry::dynamodb_call(started.elapsed());
+        match result {
             Ok(r) => r.map_err(ApiError::from),
             Err(expired) => Err(expired.unavailable(what)),
         }
@@ -649,7 +652,10 @@ impl TokenService {
         let mut attempt = 0;
         loop {
             let op = self.store.commit(&self.app, owner, update);
-            let err = match until.run(op).await {
+            let started = std::time::Instant::now();
+            let result = until.run(op).await;
+            crate::telemetry::dynamodb_call(started.elapsed());
+            let err = match result {
                 Ok(Ok(Some(state))) => return Commit::Landed(state),
                 Ok(Ok(None)) => return Commit::LeaseLost,
                 Ok(Err(e)) => e,

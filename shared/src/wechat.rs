@@ -425,13 +425,20 @@ impl WeChatClient {
         if timeout < MIN_CALL || (call == Call::Change && timeout < self.timeout) {
             return Err(WeChatError::NoTime);
         }
-        let resp = build(self.http()?, base)
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(classify)?;
-        let status = resp.status();
-        let bytes = Vec::from(resp.bytes().await.map_err(classify)?);
+        let started = std::time::Instant::now();
+        let answer = async {
+            let resp = build(self.http()?, base)
+                .timeout(timeout)
+                .send()
+                .await
+                .map_err(classify)?;
+            let status = resp.status();
+            let bytes = Vec::from(resp.bytes().await.map_err(classify)?);
+            Ok::<_, WeChatError>((status, bytes))
+        }
+        .await;
+        crate::telemetry::wechat_call(started.elapsed());
+        let (status, bytes) = answer?;
         if !status.is_success() {
             return Err(WeChatError::Unreachable(format!(
                 "HTTP {}",

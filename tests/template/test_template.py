@@ -400,3 +400,17 @@ def test_deployer_choices_reach_the_functions():
     for f in functions(resources).values():
         env = f["Properties"]["Environment"]["Variables"]
         assert env["WECHAT_API_BASE"] == {"Ref": "WeChatApiBase"}
+
+
+def test_samconfig_environments_name_only_template_parameters():
+    import tomllib
+
+    config = tomllib.loads((TEMPLATE.parent / "samconfig.toml").read_text())
+    declared = set(source()["Parameters"])
+    for env in ["dev", "prod"]:
+        overrides = config[env]["deploy"]["parameters"]["parameter_overrides"]
+        names = {o.split("=", 1)[0] for o in overrides}
+        assert names <= declared, names - declared
+        assert {"WeChatAppId", "WeChatSecretArn", "JssdkUrl", "AllowedOrigins"} <= names
+    prod = dict(o.split("=", 1) for o in config["prod"]["deploy"]["parameters"]["parameter_overrides"])
+    assert prod["ExposeAccessToken"] == "false" and prod["StaticEgress"] == "create"

@@ -127,6 +127,20 @@ async fn no_secret_or_token_reaches_the_logs() {
         .find(|l| l["endpoint"] == "/core/r/api/weChat/getToken")
         .unwrap();
     assert_eq!(api["correlation_id"], "LV7fzho-PHcEJPw=", "{api}");
+    // Each request line is also an EMF document with its metrics.
+    assert_eq!(
+        api["_aws"]["CloudWatchMetrics"][0]["Namespace"], "wxinvoice",
+        "{api}"
+    );
+    assert_eq!(api["requests"], 1);
+    assert!(api["token_left_secs"].as_u64().unwrap() > 3000, "{api}");
+    let refreshed = lines
+        .iter()
+        .find(|l| l["endpoint"] == "/core/r/api/weChat/getToken" && l["wechat_calls"] == 3)
+        .expect("the first getToken fetched a token and two tickets");
+    assert!(refreshed["wechat_ms"].is_u64() && refreshed["dynamodb_calls"].as_u64() >= Some(2));
+    let schedule = lines.iter().find(|l| l["endpoint"] == "schedule").unwrap();
+    assert_eq!(schedule["refresh_failed"], 0, "{schedule}");
     assert!(
         lines.iter().any(|l| l["errcode"] == 40001),
         "errcode is a top-level field a metric filter can match"
