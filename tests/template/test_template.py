@@ -389,9 +389,11 @@ def test_custom_domain_only_when_named_with_a_certificate(domain):
 
 
 def test_deployer_choices_reach_the_functions():
-    _, resources = deployed(MemorySize="512", LogLevel="DEBUG")
+    translated, resources = deployed(MemorySize="512", LogLevel="DEBUG")
+    assert translated["Parameters"]["Architecture"]["Default"] == "arm64"
     for f in functions(resources).values():
         props = f["Properties"]
+        assert props["Architectures"] == [{"Ref": "Architecture"}]
         assert props["MemorySize"] == {"Ref": "MemorySize"}
         assert props["LoggingConfig"]["ApplicationLogLevel"] == {"Ref": "LogLevel"}
         # No API host given: the function picks its platform's own (WeCom: qyapi).
