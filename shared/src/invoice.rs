@@ -215,6 +215,15 @@ impl Validate for GetInvoiceBatchRequest {
 impl Validate for UpdateStatusRequest {
     fn validate(&self, limits: &Limits) -> Result<(), ApiError> {
         check_str("openid", &self.openid, MAX_OPENID)?;
+        // CANCEL (冲红) is the issuer's status; WeChat's reimburser APIs take INIT, LOCK and
+        // CLOSURE only. Refused here, so nothing is sent to WeChat.
+        if self.reimburse_status == ReimburseStatus::Cancel {
+            return Err(ApiError::bad_request(
+                "reimburse_status: INVOICE_REIMBURSE_CANCEL is set by the invoice's issuer \
+                 (red-flush, 冲红), never by a reimburser; use INVOICE_REIMBURSE_INIT, \
+                 INVOICE_REIMBURSE_LOCK or INVOICE_REIMBURSE_CLOSURE",
+            ));
+        }
         check_list("invoice_list", &self.invoice_list, limits)
     }
 }
@@ -310,11 +319,10 @@ mod tests {
     fn status_must_be_one_of_the_four() {
         let ok = r#"{"openid":"o","reimburse_status":"INVOICE_REIMBURSE_LOCK","invoice_list":[{"card_id":"c","encrypt_code":"e"}]}"#;
         assert_eq!(update(ok).unwrap().reimburse_status, ReimburseStatus::Lock);
+        // CANCEL parses, and is refused: it is the issuer's status, not a reimburser's.
         let cancel = ok.replace("LOCK", "CANCEL");
-        assert_eq!(
-            update(&cancel).unwrap().reimburse_status,
-            ReimburseStatus::Cancel
-        );
+        let m = errmsg(update(&cancel));
+        assert!(m.contains("set by the invoice's issuer"), "{m}");
         let bad = ok.replace("INVOICE_REIMBURSE_LOCK", "LOCKED");
         let m = errmsg(update(&bad));
         assert!(m.starts_with("body.reimburse_status: unknown status `LOCKED`, expected one of INVOICE_REIMBURSE_INIT"), "{m}");

@@ -20,9 +20,11 @@ pub fn card_sign(wx_card_ticket: &str, appid: &str, timestamp: u64, noncestr: &s
     sha1_hex(&values.concat())
 }
 
-/// A fresh random nonce (UUID v4 text, the shape the spec's sample shows).
+/// A fresh random nonce: 32 hex characters (a UUID v4 without hyphens). The JS-SDK declares
+/// `nonceStr` as string(32); the 36-character hyphenated form is a known cause of "invalid
+/// signature" on Android.
 pub fn noncestr() -> String {
-    uuid::Uuid::new_v4().to_string()
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
 fn sha1_hex(input: &str) -> String {
@@ -94,9 +96,10 @@ mod tests {
     }
 
     #[test]
-    fn noncestr_is_fresh_each_time() {
-        let a = noncestr();
-        assert_eq!(a.len(), 36);
-        assert_ne!(a, noncestr());
+    fn nonces_fit_the_js_sdk_32_characters_and_differ() {
+        let (a, b) = (noncestr(), noncestr());
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()), "{a}");
+        assert_ne!(a, b);
     }
 }

@@ -241,12 +241,12 @@ async fn wechat_errors_pass_through_with_the_spec_hint() {
         "{v}"
     );
     assert_eq!(v["hint"], "订单未被锁定");
-    // CANCEL is forwarded; WeChat refuses it from a reimburser.
-    let (_, v) = update(&h, t, "INVOICE_REIMBURSE_CANCEL", &[CODE2]).await;
-    assert_eq!(
-        (v["errcode"].as_i64(), v["hint"].as_str()),
-        (Some(72024), Some("发票状态错误"))
-    );
+    // CANCEL is the issuer's: refused here, nothing sent to WeChat.
+    let sent = h.calls(paths().update_status_batch);
+    let (status, v) = update(&h, t, "INVOICE_REIMBURSE_CANCEL", &[CODE2]).await;
+    assert_eq!((status, v["errcode"].as_i64()), (400, Some(72031)), "{v}");
+    assert!(v["errmsg"].as_str().unwrap().contains("issuer"), "{v}");
+    assert_eq!(h.calls(paths().update_status_batch), sent);
     let (_, v) = update(
         &h,
         t,
@@ -267,19 +267,19 @@ async fn wechat_errors_pass_through_with_the_spec_hint() {
         (v["errcode"].as_i64(), v["hint"].as_str()),
         (Some(40001), Some("token失效"))
     );
-    // A code outside the table: body unchanged, no hint.
-    h.fault(json!({"path": batch_path(), "errcode": 45009, "errmsg": "reach max api daily quota limit", "times": 1})).await;
+    // A code outside both tables: body unchanged, no hint.
+    h.fault(json!({"path": batch_path(), "errcode": 45011, "errmsg": "api minute-quota reach limit", "times": 1})).await;
     let (_, v) = batch(
         &h,
         t,
         &json!({"item_list": [{"card_id": SEED_CARD, "encrypt_code": SEED_CODE}]}).to_string(),
     )
     .await;
-    assert_eq!(v["errcode"], 45009);
+    assert_eq!(v["errcode"], 45011);
     assert!(v["errmsg"]
         .as_str()
         .unwrap()
-        .starts_with("reach max api daily quota limit rid: "));
+        .starts_with("api minute-quota reach limit rid: "));
     assert_eq!(
         v.as_object().unwrap().len(),
         2,
