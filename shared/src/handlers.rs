@@ -16,7 +16,10 @@ use serde_json::json;
 use crate::config::{self, Config};
 use crate::deadline::Deadline;
 use crate::envelope::{json_response, ApiError, MISSING_TOKEN};
-use crate::invoice::{parse_body, GetInvoiceBatchRequest, UpdateStatusRequest, Validate};
+use crate::invoice::{
+    parse_body, GetInvoiceBatchRequest, InvoiceRef, UpdateInvoiceStatusRequest,
+    UpdateStatusRequest, Validate,
+};
 use crate::sign;
 use crate::telemetry;
 use crate::token::{guaranteed_secs, now_ms, Mode, Served, Source, DEAD_TOKEN_ERRCODES};
@@ -26,6 +29,8 @@ use crate::App;
 pub const GET_TOKEN_PATH: &str = "/core/r/api/weChat/getToken";
 pub const GET_INVOICE_BATCH: &str = "/core/r/api/weChat/getInvoiceBatch";
 pub const UPDATE_STATUS: &str = "/core/r/api/weChat/updateStatus";
+pub const GET_INVOICE_INFO: &str = "/core/r/api/weChat/getInvoiceInfo";
+pub const UPDATE_INVOICE_STATUS: &str = "/core/r/api/weChat/updateInvoiceStatus";
 
 /// Longest `token` accepted (WeChat reserves 512 characters for an access_token).
 const MAX_TOKEN: usize = 512;
@@ -354,6 +359,65 @@ pub fn cause(e: &ApiError) -> String {
         ApiError::Internal { detail, .. } => format!("DynamoDB: {detail}"),
         other => other.errmsg(),
     }
+}
+
+/// The get-invoice-batch function: the invoice queries, batch and single, by path. (Each branch
+/// is boxed: both handlers' futures inline would exceed rustc's layout recursion limit.)
+pub async fn invoice_query(app: &App, req: Request) -> Result<Response<Body>, Error> {
+    if req.raw_http_path() == GET_INVOICE_INFO {
+        Box::pin(get_invoice_info(app, req)).await
+    } else {
+        Box::pin(get_invoice_batch(app, req)).await
+    }
+}
+
+/// The update-status function: the status changes, batch and single, by path.
+pub async fn invoice_status(app: &App, req: Request) -> Result<Response<Body>, Error> {
+    if req.raw_http_path() == UPDATE_INVOICE_STATUS {
+        Box::pin(update_invoice_status(app, req)).await
+    } else {
+        Box::pin(update_status(app, req)).await
+    }
+}
+
+/// `POST /core/r/api/weChat/getInvoiceInfo?token=…`: one invoice (WeChat's getinvoiceinfo), same
+/// token rules and envelope as the batch.
+pub async fn get_invoice_info(app: &App, req: Request) -> Result<Response<Body>, Error> {
+    if let Some(resp) = preflight(&app.config, &req, GET_INVOICE_INFO, "POST") {
+        return Ok(resp);
+    }
+    let started = Instant::now();
+    let (result, spent) = telemetry::measured(async {
+        let (token, body) = parse_invoice::<InvoiceRef>(&app.config, &req, GET_INVOICE_INFO)?;
+        let path = app.wechat.paths().invoice_info;
+        forward(app, &req, path, Call::Read, token, &body).await
+    })
+    .await;
+    Ok(answer(app, GET_INVOICE_INFO, &req, started, spent, result))
+}
+
+/// `POST /core/r/api/weChat/updateInvoiceStatus?token=…`: one invoice's status (WeChat's
+/// updateinvoicestatus).
+pub async fn update_invoice_status(app: &App, req: Request) -> Result<Response<Body>, Error> {
+    if let Some(resp) = preflight(&app.config, &req, UPDATE_INVOICE_STATUS, "POST") {
+        return Ok(resp);
+    }
+    let started = Instant::now();
+    let (result, spent) = telemetry::measured(async {
+        let (token, body) =
+            parse_invoice::<UpdateInvoiceStatusRequest>(&app.config, &req, UPDATE_INVOICE_STATUS)?;
+        let path = app.wechat.paths().update_status_one;
+        forward(app, &req, path, Call::Change, token, &body).await
+    })
+    .await;
+    Ok(answer(
+        app,
+        UPDATE_INVOICE_STATUS,
+        &req,
+        started,
+        spent,
+        result,
+    ))
 }
 
 /// `POST /core/r/api/weChat/getInvoiceBatch?token=…`

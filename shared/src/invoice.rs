@@ -80,6 +80,15 @@ impl TryFrom<String> for ReimburseStatus {
     }
 }
 
+/// Body of `updateInvoiceStatus`: one invoice's status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateInvoiceStatusRequest {
+    pub card_id: String,
+    pub encrypt_code: String,
+    pub reimburse_status: ReimburseStatus,
+}
+
 /// Body of `updateStatus`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -215,17 +224,38 @@ impl Validate for GetInvoiceBatchRequest {
 impl Validate for UpdateStatusRequest {
     fn validate(&self, limits: &Limits) -> Result<(), ApiError> {
         check_str("openid", &self.openid, MAX_OPENID)?;
-        // CANCEL (冲红) is the issuer's status; WeChat's reimburser APIs take INIT, LOCK and
-        // CLOSURE only. Refused here, so nothing is sent to WeChat.
-        if self.reimburse_status == ReimburseStatus::Cancel {
-            return Err(ApiError::bad_request(
-                "reimburse_status: INVOICE_REIMBURSE_CANCEL is set by the invoice's issuer \
-                 (red-flush, 冲红), never by a reimburser; use INVOICE_REIMBURSE_INIT, \
-                 INVOICE_REIMBURSE_LOCK or INVOICE_REIMBURSE_CLOSURE",
-            ));
-        }
+        check_reimburser_status(self.reimburse_status)?;
         check_list("invoice_list", &self.invoice_list, limits)
     }
+}
+
+/// `getInvoiceInfo`'s body is one invoice reference.
+impl Validate for InvoiceRef {
+    fn validate(&self, _: &Limits) -> Result<(), ApiError> {
+        check_str("card_id", &self.card_id, MAX_CARD_ID)?;
+        check_str("encrypt_code", &self.encrypt_code, MAX_ENCRYPT_CODE)
+    }
+}
+
+impl Validate for UpdateInvoiceStatusRequest {
+    fn validate(&self, _: &Limits) -> Result<(), ApiError> {
+        check_str("card_id", &self.card_id, MAX_CARD_ID)?;
+        check_str("encrypt_code", &self.encrypt_code, MAX_ENCRYPT_CODE)?;
+        check_reimburser_status(self.reimburse_status)
+    }
+}
+
+/// CANCEL (冲红) is the issuer's status; WeChat's reimburser APIs take INIT, LOCK and CLOSURE
+/// only. Refused here, so nothing is sent to WeChat.
+fn check_reimburser_status(status: ReimburseStatus) -> Result<(), ApiError> {
+    if status == ReimburseStatus::Cancel {
+        return Err(ApiError::bad_request(
+            "reimburse_status: INVOICE_REIMBURSE_CANCEL is set by the invoice's issuer \
+             (red-flush, 冲红), never by a reimburser; use INVOICE_REIMBURSE_INIT, \
+             INVOICE_REIMBURSE_LOCK or INVOICE_REIMBURSE_CLOSURE",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

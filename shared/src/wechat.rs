@@ -21,6 +21,8 @@ pub struct Paths {
     pub wx_card_ticket: &'static str,
     pub invoice_batch: &'static str,
     pub update_status_batch: &'static str,
+    pub invoice_info: &'static str,
+    pub update_status_one: &'static str,
 }
 
 /// Official Accounts (api.weixin.qq.com); with `WECHAT_TOKEN_API=stable` the token comes from
@@ -31,6 +33,8 @@ pub const MP_PATHS: Paths = Paths {
     wx_card_ticket: "/cgi-bin/ticket/getticket",
     invoice_batch: "/card/invoice/reimburse/getinvoicebatch",
     update_status_batch: "/card/invoice/reimburse/updatestatusbatch",
+    invoice_info: "/card/invoice/reimburse/getinvoiceinfo",
+    update_status_one: "/card/invoice/reimburse/updateinvoicestatus",
 };
 
 pub const MP_STABLE_TOKEN_PATH: &str = "/cgi-bin/stable_token";
@@ -46,6 +50,8 @@ pub const WORK_PATHS: Paths = Paths {
     wx_card_ticket: "/cgi-bin/ticket/get",
     invoice_batch: "/cgi-bin/card/invoice/reimburse/getinvoiceinfobatch",
     update_status_batch: "/cgi-bin/card/invoice/reimburse/updatestatusbatch",
+    invoice_info: "/cgi-bin/card/invoice/reimburse/getinvoiceinfo",
+    update_status_one: "/cgi-bin/card/invoice/reimburse/updateinvoicestatus",
 };
 
 /// A credential as WeChat issued it.

@@ -22,6 +22,8 @@ ROUTES = {
     "GET /core/r/api/weChat/getToken",
     "POST /core/r/api/weChat/getInvoiceBatch",
     "POST /core/r/api/weChat/updateStatus",
+    "POST /core/r/api/weChat/getInvoiceInfo",
+    "POST /core/r/api/weChat/updateInvoiceStatus",
 }
 
 

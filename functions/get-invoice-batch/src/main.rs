@@ -1,5 +1,5 @@
 //! Lambda `get-invoice-batch`: wires configuration and clients once per process, then serves
-//! `wxinvoice::handlers::get_invoice_batch`.
+//! `wxinvoice::handlers::invoice_query` (getInvoiceBatch and getInvoiceInfo).
 
 use lambda_http::{service_fn, Error, Request};
 
@@ -9,7 +9,7 @@ async fn main() -> Result<(), Error> {
     let app = wxinvoice::App::from_env().await?;
     let app = &app;
     wxinvoice::runtime::run(service_fn(move |req: Request| async move {
-        wxinvoice::handlers::get_invoice_batch(app, req).await
+        wxinvoice::handlers::invoice_query(app, req).await
     }))
     .await
 }

@@ -1,5 +1,5 @@
 //! Lambda `update-status`: wires configuration and clients once per process, then serves
-//! `wxinvoice::handlers::update_status`.
+//! `wxinvoice::handlers::invoice_status` (updateStatus and updateInvoiceStatus).
 
 use lambda_http::{service_fn, Error, Request};
 
@@ -9,7 +9,7 @@ async fn main() -> Result<(), Error> {
     let app = wxinvoice::App::from_env().await?;
     let app = &app;
     wxinvoice::runtime::run(service_fn(move |req: Request| async move {
-        wxinvoice::handlers::update_status(app, req).await
+        wxinvoice::handlers::invoice_status(app, req).await
     }))
     .await
 }

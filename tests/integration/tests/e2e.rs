@@ -94,6 +94,24 @@ async fn invoice_paths_over_http() {
         (status, v["errcode"].as_i64(), v["hint"].as_str()),
         (200, Some(72039), Some("订单未被锁定"))
     );
+
+    // The single-invoice paths, routed to the same two functions.
+    let one = json!({"card_id": SEED_CARD, "encrypt_code": CODE2});
+    let (status, v) = post(
+        &format!("/core/r/api/weChat/getInvoiceInfo?token={token}"),
+        one.to_string(),
+    )
+    .await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+    assert_eq!(v["user_info"]["reimburse_status"], "INVOICE_REIMBURSE_INIT");
+    let mut change = one.clone();
+    change["reimburse_status"] = json!("INVOICE_REIMBURSE_LOCK");
+    let single = format!("/core/r/api/weChat/updateInvoiceStatus?token={token}");
+    let (status, v) = post(&single, change.to_string()).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+    change["reimburse_status"] = json!("INVOICE_REIMBURSE_INIT");
+    let (_, v) = post(&single, change.to_string()).await;
+    assert_eq!(v["errcode"], 0, "{v}");
 }
 
 #[tokio::test]

@@ -863,3 +863,102 @@ async fn answers_are_never_cached() {
     assert_eq!(resp.status(), 400);
     assert_eq!(resp.headers()["cache-control"], "no-store");
 }
+
+/// A request to one of the single-invoice paths (the batch fixtures with another path).
+fn single(
+    fixture: &str,
+    path: &str,
+    token: &str,
+    body: &serde_json::Value,
+) -> lambda_http::Request {
+    event(fixture, |v| {
+        v["rawPath"] = json!(path);
+        v["requestContext"]["http"]["path"] = json!(path);
+        set_query(v, &format!("token={token}"));
+        set_body(v, &body.to_string());
+    })
+}
+
+#[tokio::test]
+async fn single_invoice_query_and_status_change() {
+    use wxinvoice::handlers::{
+        invoice_query, invoice_status, GET_INVOICE_INFO, UPDATE_INVOICE_STATUS,
+    };
+    let h = Harness::new().await;
+    let (_, t) = token(&h, "").await;
+    let t = t["access_token"].as_str().unwrap().to_string();
+    let invoice = json!({"card_id": SEED_CARD, "encrypt_code": SEED_CODE});
+
+    // getInvoiceInfo, through the get-invoice-batch function's dispatch.
+    let req = single(
+        "apigw-v2-get-invoice-batch.json",
+        GET_INVOICE_INFO,
+        &t,
+        &invoice,
+    );
+    let resp = invoice_query(&h.app, req).await.unwrap();
+    let v = body_json(&resp);
+    assert_eq!(
+        (resp.status().as_u16(), v["errcode"].as_i64()),
+        (200, Some(0)),
+        "{v}"
+    );
+    assert_eq!(v["card_id"], SEED_CARD);
+    assert_eq!(v["user_info"]["reimburse_status"], "INVOICE_REIMBURSE_INIT");
+    assert_eq!(h.calls(paths().invoice_info), 1);
+
+    // updateInvoiceStatus, through the update-status function's dispatch.
+    let mut change = invoice.clone();
+    change["reimburse_status"] = json!("INVOICE_REIMBURSE_LOCK");
+    let req = single(
+        "apigw-v2-update-status.json",
+        UPDATE_INVOICE_STATUS,
+        &t,
+        &change,
+    );
+    let resp = invoice_status(&h.app, req).await.unwrap();
+    assert_eq!(body_json(&resp)["errcode"], 0, "{}", body_json(&resp));
+    assert_eq!(h.invoice_status(SEED_CODE).await, "INVOICE_REIMBURSE_LOCK");
+    assert_eq!(h.calls(paths().update_status_one), 1);
+
+    // CANCEL is refused here; the token rules are the batch's.
+    change["reimburse_status"] = json!("INVOICE_REIMBURSE_CANCEL");
+    let req = single(
+        "apigw-v2-update-status.json",
+        UPDATE_INVOICE_STATUS,
+        &t,
+        &change,
+    );
+    let resp = invoice_status(&h.app, req).await.unwrap();
+    assert_eq!(resp.status(), 400);
+    change["reimburse_status"] = json!("INVOICE_REIMBURSE_INIT");
+    let req = single(
+        "apigw-v2-update-status.json",
+        UPDATE_INVOICE_STATUS,
+        "made-up",
+        &change,
+    );
+    let v = body_json(&invoice_status(&h.app, req).await.unwrap());
+    assert_eq!(v["errcode"], 40001, "{v}");
+    assert_eq!(
+        h.calls(paths().update_status_one),
+        1,
+        "nothing more sent to WeChat"
+    );
+
+    // The batch paths still reach their handlers through the same dispatch.
+    let req = event("apigw-v2-get-invoice-batch.json", |v| {
+        set_query(v, &format!("token={t}"));
+        set_body(v, &json!({"item_list": [invoice]}).to_string());
+    });
+    let v = body_json(&invoice_query(&h.app, req).await.unwrap());
+    assert_eq!(v["errcode"], 0, "{v}");
+    // Unknown fields and wrong methods as everywhere.
+    let req = single(
+        "apigw-v2-get-invoice-batch.json",
+        GET_INVOICE_INFO,
+        &t,
+        &json!({"card_id": "c", "encrypt_code": "e", "x": 1}),
+    );
+    assert_eq!(invoice_query(&h.app, req).await.unwrap().status(), 400);
+}
