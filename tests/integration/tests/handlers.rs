@@ -962,3 +962,52 @@ async fn single_invoice_query_and_status_change() {
     );
     assert_eq!(invoice_query(&h.app, req).await.unwrap().status(), 400);
 }
+
+#[tokio::test]
+async fn a_small_wecom_corp_gets_its_batch_from_single_queries() {
+    if !is_work() {
+        return; // 48001 for the batch query is WeCom's (corps of 200 active members or fewer)
+    }
+    let h = Harness::new().await;
+    h.sim_post("/__sim/options", json!({"work_batch_allowed": false}))
+        .await;
+    let (_, t) = token(&h, "").await;
+    let t = t["access_token"].as_str().unwrap().to_string();
+    let items = json!([
+        {"card_id": SEED_CARD, "encrypt_code": CODE2},
+        {"card_id": SEED_CARD, "encrypt_code": SEED_CODE},
+    ]);
+    let (status, v) = batch(&h, &t, &json!({"item_list": items}).to_string()).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+    assert_eq!(
+        h.calls(paths().invoice_batch),
+        1,
+        "the batch was refused once"
+    );
+    assert_eq!(
+        h.calls(paths().invoice_info),
+        2,
+        "then one query per invoice"
+    );
+    // The batch's shape and order: the same cards the single queries answer.
+    let list = v["item_list"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    for (i, code) in [CODE2, SEED_CODE].iter().enumerate() {
+        let one = h
+            .sim_post(
+                &format!("{}?access_token={t}", paths().invoice_info),
+                json!({"card_id": SEED_CARD, "encrypt_code": code}),
+            )
+            .await;
+        assert_eq!(list[i]["user_info"], one["user_info"], "item {i}");
+        assert!(list[i].get("errcode").is_none());
+    }
+    // One invoice WeChat cannot find: one errcode for the whole answer, as the batch would.
+    let items = json!([
+        {"card_id": SEED_CARD, "encrypt_code": SEED_CODE},
+        {"card_id": SEED_CARD, "encrypt_code": "no-such-code"},
+    ]);
+    let (_, v) = batch(&h, &t, &json!({"item_list": items}).to_string()).await;
+    assert_ne!(v["errcode"], 0, "{v}");
+    assert!(v.get("item_list").is_none(), "{v}");
+}
