@@ -54,10 +54,10 @@ impl Deadline {
     }
 
     /// The instant `d` before this deadline: for work that must leave time for a step after it.
+    /// (Already past, it allows nothing: `remaining` saturates at zero.)
     pub fn before(&self, d: Duration) -> Deadline {
-        let at = self.at.checked_sub(d).unwrap_or(self.at);
         Deadline {
-            at: at.max(Instant::now().min(self.at)),
+            at: self.at.checked_sub(d).unwrap_or_else(Instant::now),
         }
     }
 

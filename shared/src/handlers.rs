@@ -244,9 +244,12 @@ async fn rotate(app: &App, req: &Request) -> Result<Response<Body>, Error> {
         .await;
     let ms = started.elapsed().as_millis() as u64;
     match result {
-        Ok(served) if served.fault.is_none() && served.source != Source::Cached => {
+        Ok(served) if served.fault.is_none() => {
             tracing::info!(
                 endpoint = "rotate",
+                function_request_id,
+                function_name = app.function_name.as_deref(),
+                cold_start,
                 source = served.source.as_str(),
                 version = served.state.version,
                 ms,
@@ -261,12 +264,30 @@ async fn rotate(app: &App, req: &Request) -> Result<Response<Body>, Error> {
         }
         Ok(served) => {
             let cause = served.fault.as_ref().map(cause).unwrap_or_default();
-            tracing::error!(endpoint = "rotate", function_request_id, cold_start, source = served.source.as_str(), cause = %cause, ms, "operator rotation incomplete");
+            tracing::error!(
+                endpoint = "rotate",
+                function_request_id,
+                function_name = app.function_name.as_deref(),
+                cold_start,
+                source = served.source.as_str(),
+                cause = %cause,
+                ms,
+                "operator rotation incomplete"
+            );
             Err(format!("rotation incomplete: {cause}").into())
         }
         Err(e) => {
             let cause = cause(&e);
-            tracing::error!(endpoint = "rotate", function_request_id, cold_start, errcode = e.errcode(), cause = %cause, ms, "operator rotation failed");
+            tracing::error!(
+                endpoint = "rotate",
+                function_request_id,
+                function_name = app.function_name.as_deref(),
+                cold_start,
+                errcode = e.errcode(),
+                cause = %cause,
+                ms,
+                "operator rotation failed"
+            );
             Err(format!("rotation failed: {cause}").into())
         }
     }
@@ -299,6 +320,7 @@ async fn scheduled(app: &App, req: &Request) -> Result<Response<Body>, Error> {
             .unwrap_or(0)
     };
     let source = served.as_ref().map(|s| s.source.as_str());
+    let token_left_secs = served.as_ref().and_then(|s| seconds_left(app, &s.state));
     if let Some(e) = failure {
         let cause = cause(&e);
         tracing::error!(
@@ -311,7 +333,7 @@ async fn scheduled(app: &App, req: &Request) -> Result<Response<Body>, Error> {
             cause = %cause,
             ms,
             metric.refresh_failed = 1,
-            metric.token_left_secs = served.as_ref().and_then(|s| seconds_left(app, &s.state)),
+            metric.token_left_secs = token_left_secs,
             "scheduled refresh failed"
         );
         let still = if served.is_some() {
@@ -333,14 +355,15 @@ async fn scheduled(app: &App, req: &Request) -> Result<Response<Body>, Error> {
         ms,
         metric.refresh_failed = 0,
         metric.refreshed = u64::from(served.source == Source::Refreshed),
-        metric.token_left_secs = seconds_left(app, s),
+        metric.token_left_secs = token_left_secs,
         "scheduled refresh"
     );
     let body = json!({
         "refreshed": served.source == Source::Refreshed,
         "source": served.source.as_str(),
         "version": s.version,
-        "access_token_expires_in": left(&s.access_token),
+        // As the gateway reads it: a fetch mark ends the token early.
+        "access_token_expires_in": token_left_secs.unwrap_or(0),
         "jsapi_ticket_expires_in": left(&s.jsapi_ticket),
         "wx_card_ticket_expires_in": left(&s.wx_card_ticket),
     });
@@ -383,66 +406,89 @@ pub async fn invoice_status(app: &App, req: Request) -> Result<Response<Body>, E
 /// `POST /core/r/api/weChat/getInvoiceInfo?token=…`: one invoice (WeChat's getinvoiceinfo), same
 /// token rules and envelope as the batch.
 pub async fn get_invoice_info(app: &App, req: Request) -> Result<Response<Body>, Error> {
-    if let Some(resp) = preflight(&app.config, &req, GET_INVOICE_INFO, "POST") {
-        return Ok(resp);
-    }
-    let started = Instant::now();
-    let (result, spent) = telemetry::measured(async {
-        let (token, body) = parse_invoice::<InvoiceRef>(&app.config, &req, GET_INVOICE_INFO)?;
-        let path = app.wechat.paths().invoice_info;
-        forward(app, &req, path, Call::Read, token, &body).await
+    let (path, req) = (app.wechat.paths().invoice_info, &req);
+    invoice_endpoint(app, req, GET_INVOICE_INFO, |token, body: InvoiceRef| async move {
+        forward(app, req, path, Call::Read, token, &body).await
     })
-    .await;
-    Ok(answer(app, GET_INVOICE_INFO, &req, started, spent, result))
+    .await
 }
 
 /// `POST /core/r/api/weChat/updateInvoiceStatus?token=…`: one invoice's status (WeChat's
 /// updateinvoicestatus).
 pub async fn update_invoice_status(app: &App, req: Request) -> Result<Response<Body>, Error> {
-    if let Some(resp) = preflight(&app.config, &req, UPDATE_INVOICE_STATUS, "POST") {
-        return Ok(resp);
-    }
-    let started = Instant::now();
-    let (result, spent) = telemetry::measured(async {
-        let (token, body) =
-            parse_invoice::<UpdateInvoiceStatusRequest>(&app.config, &req, UPDATE_INVOICE_STATUS)?;
-        let path = app.wechat.paths().update_status_one;
-        forward(app, &req, path, Call::Change, token, &body).await
-    })
-    .await;
-    Ok(answer(
+    let (path, req) = (app.wechat.paths().update_status_one, &req);
+    invoice_endpoint(
         app,
+        req,
         UPDATE_INVOICE_STATUS,
-        &req,
-        started,
-        spent,
-        result,
-    ))
+        |token, body: UpdateInvoiceStatusRequest| async move {
+            forward(app, req, path, Call::Change, token, &body).await
+        },
+    )
+    .await
 }
 
 /// `POST /core/r/api/weChat/getInvoiceBatch?token=…`
 pub async fn get_invoice_batch(app: &App, req: Request) -> Result<Response<Body>, Error> {
-    if let Some(resp) = preflight(&app.config, &req, GET_INVOICE_BATCH, "POST") {
+    let (path, req) = (app.wechat.paths().invoice_batch, &req);
+    invoice_endpoint(
+        app,
+        req,
+        GET_INVOICE_BATCH,
+        |token, body: GetInvoiceBatchRequest| async move {
+            match forward(app, req, path, Call::Read, token.clone(), &body).await {
+                // WeCom grants the batch query only to verified corps with more than 200 active
+                // members; a smaller corp gets the same answer from one query per invoice.
+                Err(ApiError::WeChat(b))
+                    if b.errcode == BATCH_NOT_GRANTED && app.config.platform == Platform::Work =>
+                {
+                    by_single_queries(app, req, token, &body.item_list).await
+                }
+                other => other,
+            }
+        },
+    )
+    .await
+}
+
+/// `POST /core/r/api/weChat/updateStatus?token=…`
+pub async fn update_status(app: &App, req: Request) -> Result<Response<Body>, Error> {
+    let (path, req) = (app.wechat.paths().update_status_batch, &req);
+    invoice_endpoint(
+        app,
+        req,
+        UPDATE_STATUS,
+        |token, body: UpdateStatusRequest| async move {
+            forward(app, req, path, Call::Change, token, &body).await
+        },
+    )
+    .await
+}
+
+/// What every invoice endpoint does around its WeChat call: the CORS preflight, the checks
+/// before any I/O (path, method, `token`, body), the account of dependency time, and the answer
+/// with its log line.
+async fn invoice_endpoint<T, F, Fut>(
+    app: &App,
+    req: &Request,
+    path: &'static str,
+    call: F,
+) -> Result<Response<Body>, Error>
+where
+    T: DeserializeOwned + Validate,
+    F: FnOnce(Option<String>, T) -> Fut,
+    Fut: std::future::Future<Output = Result<(Response<Body>, Note), ApiError>>,
+{
+    if let Some(resp) = preflight(&app.config, req, path, "POST") {
         return Ok(resp);
     }
     let started = Instant::now();
     let (result, spent) = telemetry::measured(async {
-        let (token, body) =
-            parse_invoice::<GetInvoiceBatchRequest>(&app.config, &req, GET_INVOICE_BATCH)?;
-        let path = app.wechat.paths().invoice_batch;
-        match forward(app, &req, path, Call::Read, token.clone(), &body).await {
-            // WeCom grants the batch query only to verified corps with more than 200 active
-            // members; a smaller corp gets the same answer from one query per invoice.
-            Err(ApiError::WeChat(b))
-                if b.errcode == BATCH_NOT_GRANTED && app.config.platform == Platform::Work =>
-            {
-                by_single_queries(app, &req, token, &body.item_list).await
-            }
-            other => other,
-        }
+        let (token, body) = parse_invoice::<T>(&app.config, req, path)?;
+        call(token, body).await
     })
     .await;
-    Ok(answer(app, GET_INVOICE_BATCH, &req, started, spent, result))
+    Ok(answer(app, path, req, started, spent, result))
 }
 
 /// WeCom's errcode for an API the corp is not granted (the batch query, for corps of 200 active
@@ -487,21 +533,6 @@ async fn by_single_queries(
         ..Note::default()
     };
     Ok((json_response(StatusCode::OK, body.to_string()), note))
-}
-
-/// `POST /core/r/api/weChat/updateStatus?token=…`
-pub async fn update_status(app: &App, req: Request) -> Result<Response<Body>, Error> {
-    if let Some(resp) = preflight(&app.config, &req, UPDATE_STATUS, "POST") {
-        return Ok(resp);
-    }
-    let started = Instant::now();
-    let (result, spent) = telemetry::measured(async {
-        let (token, body) = parse_invoice::<UpdateStatusRequest>(&app.config, &req, UPDATE_STATUS)?;
-        let path = app.wechat.paths().update_status_batch;
-        forward(app, &req, path, Call::Change, token, &body).await
-    })
-    .await;
-    Ok(answer(app, UPDATE_STATUS, &req, started, spent, result))
 }
 
 /// Everything an invoice endpoint checks before any I/O: path, method, the `token` parameter
@@ -655,7 +686,7 @@ fn answer(
         Err(e) => {
             let (errcode, errmsg) = (e.errcode(), e.errmsg());
             let detail = e.detail().map(str::to_string);
-            let resp = e.into_response_for(request_id.as_deref());
+            let resp = e.into_response_for(request_id);
             (resp, Note::default(), errcode, Some(errmsg), detail)
         }
     };
@@ -663,7 +694,7 @@ fn answer(
     // a front-end developer reports, and what 5xx answers name), function_request_id Lambda's.
     tracing::info!(
         endpoint,
-        correlation_id = request_id.as_deref(),
+        correlation_id = request_id,
         function_request_id,
         function_name = app.function_name.as_deref(),
         cold_start,
@@ -702,14 +733,14 @@ fn cold_start() -> bool {
 }
 
 /// API Gateway's request id (what a front-end developer sees and reports), or Lambda's.
-fn request_id(req: &Request) -> Option<String> {
+fn request_id(req: &Request) -> Option<&str> {
     match req.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) if ctx.request_id.is_some() => {
-            ctx.request_id.clone()
+            ctx.request_id.as_deref()
         }
         _ => req
             .lambda_context_ref()
-            .map(|c| c.request_id.clone())
+            .map(|c| c.request_id.as_str())
             .filter(|id| !id.is_empty()),
     }
 }

@@ -19,11 +19,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::Timing;
-use crate::deadline::Deadline;
+use crate::deadline::{Deadline, Expired};
 use crate::envelope::ApiError;
 use crate::lifecycle::{self, OnHeld, Want};
 use crate::store::{Credential, Lock, StoreError, TokenState, TokenStore, Update};
-use crate::wechat::{Issued, TicketKind, WeChatClient, WeChatError, MAX_EXPIRES_IN};
+use crate::wechat::{Issued, TicketKind, WeChatClient, WeChatError};
 
 /// Why credentials are wanted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +203,17 @@ impl TokenService {
             .await;
     }
 
+    /// A store operation, cut at `until` and counted in the request's DynamoDB time.
+    async fn timed<T>(
+        until: &Deadline,
+        op: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<Result<T, StoreError>, Expired> {
+        let started = std::time::Instant::now();
+        let result = until.run(op).await;
+        crate::telemetry::dynamodb_call(started.elapsed());
+        result
+    }
+
     /// A store operation, cut at the deadline.
     async fn bounded<T>(
         &self,
@@ -210,10 +221,7 @@ impl TokenService {
         what: &str,
         op: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, ApiError> {
-        let started = std::time::Instant::now();
-        let result = deadline.run(op).await;
-        crate::telemetry::dynamodb_call(started.elapsed());
-        match result {
+        match Self::timed(deadline, op).await {
             Ok(r) => r.map_err(ApiError::from),
             Err(expired) => Err(expired.unavailable(what)),
         }
@@ -327,11 +335,13 @@ impl TokenService {
 
     /// Accepts a caller's token only if it is the stored access_token, or the previous one
     /// while WeChat still honours it; anything else gets WeChat's own 40001 answer.
-    /// The cache answers for a token it knows; an unknown one is looked up in the store before
-    /// it is refused (another instance may have just refreshed).
+    /// A fresh cached copy answers for a token it knows. Otherwise the store is read (another
+    /// instance may have just refreshed), but for a token this instance has never seen, not
+    /// even in an expired copy, at most once a second: a flood of made-up tokens cannot hammer
+    /// the item every instance reads.
     pub async fn check(&self, token: &str, deadline: &Deadline) -> Result<TokenState, ApiError> {
+        let now = self.clock.now_ms();
         let known = |state: &TokenState| {
-            let now = self.clock.now_ms();
             let current = state
                 .access_token
                 .as_ref()
@@ -343,25 +353,19 @@ impl TokenService {
                 .is_some_and(|c| c.value == token && c.valid_for(now, 0));
             current || previous
         };
-        if let Some(state) = self.cached().filter(|s| known(s)) {
-            return Ok(state);
-        }
-        // At most one store read a second per instance for tokens this instance has never seen
-        // (not even in an expired copy): a flood of made-up tokens cannot hammer the item every
-        // instance reads.
         let seen = {
             let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            cache.as_ref().is_some_and(|(s, _)| known(s))
+            match cache.as_ref() {
+                Some((state, at)) if known(state) => {
+                    if now < at.saturating_add(ms(self.timing.cache_ttl)) {
+                        return Ok(state.clone());
+                    }
+                    true
+                }
+                _ => false,
+            }
         };
-        let now = now_ms();
-        let last = self.unknown_read_ms.load(Ordering::Relaxed);
-        if !seen
-            && (now < last.saturating_add(UNKNOWN_TOKEN_READ_EVERY_MS)
-                || self
-                    .unknown_read_ms
-                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_err())
-        {
+        if !seen && !self.may_read_for_unknown_token() {
             return Err(ApiError::invalid_credential());
         }
         let state = self.load(deadline).await?;
@@ -370,6 +374,18 @@ impl TokenService {
         } else {
             Err(ApiError::invalid_credential())
         }
+    }
+
+    /// Whether a store read for an unknown token may happen now (one a second per instance,
+    /// wall-clock).
+    fn may_read_for_unknown_token(&self) -> bool {
+        let now = now_ms();
+        let last = self.unknown_read_ms.load(Ordering::Relaxed);
+        now >= last.saturating_add(UNKNOWN_TOKEN_READ_EVERY_MS)
+            && self
+                .unknown_read_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     async fn run(
@@ -451,7 +467,8 @@ impl TokenService {
             loop {
                 let pause = lifecycle::wait_pause(attempt, fastrand::f64());
                 attempt += 1;
-                let read = self.timing.dynamodb_timeout.min(deadline.remaining());
+                // Pause only when the read after it can still finish before the deadline.
+                let read = self.timing.dynamodb_timeout;
                 if !waiting.allows(pause) || !deadline.pause(pause, read).await {
                     let err = ApiError::Unavailable(
                         "a token refresh in progress did not finish in time".into(),
@@ -651,11 +668,7 @@ impl TokenService {
     async fn commit(&self, owner: &str, update: &Update, until: &Deadline) -> Commit {
         let mut attempt = 0;
         loop {
-            let op = self.store.commit(&self.app, owner, update);
-            let started = std::time::Instant::now();
-            let result = until.run(op).await;
-            crate::telemetry::dynamodb_call(started.elapsed());
-            let err = match result {
+            let err = match Self::timed(until, self.store.commit(&self.app, owner, update)).await {
                 Ok(Ok(Some(state))) => return Commit::Landed(state),
                 Ok(Ok(None)) => return Commit::LeaseLost,
                 Ok(Err(e)) => e,
@@ -684,8 +697,9 @@ impl TokenService {
     }
 }
 
+/// `issued.expires_in` is already capped at a day by the WeChat client.
 fn credential(issued: &Issued, now_ms: u64) -> Credential {
-    let life = issued.expires_in.min(MAX_EXPIRES_IN).saturating_mul(1000);
+    let life = issued.expires_in.saturating_mul(1000);
     Credential {
         value: issued.value.clone(),
         expires_at_ms: now_ms.saturating_add(life),

@@ -214,11 +214,23 @@ def test_api_gateway_may_invoke_each_function_on_its_route_only():
     assert routes == ROUTES
 
 
-def test_no_hard_coded_partition():
-    # The stack must deploy in the China regions too: translated there, no ARN of the global
-    # partition is left (our own ARNs use ${AWS::Partition}; SAM's follow the region).
-    translated, _ = deployed(region="cn-north-1", **JWT)
-    text = json.dumps(translated["Resources"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"StaticEgress": "create"},
+        {"StaticEgress": "existing", "SubnetIds": "subnet-0a1b2c3d", "SecurityGroupIds": "sg-0123abcd"},
+        {"AlarmTopicArn": "arn:aws-cn:sns:cn-north-1:123456789012:oncall", **JWT},
+        {"DomainName": "invoices.example.cn",
+         "CertificateArn": "arn:aws-cn:acm:cn-north-1:123456789012:certificate/abc"},
+    ],
+)
+def test_no_hard_coded_partition(options):
+    # The stack must deploy in the China regions too: translated there with every option set,
+    # no ARN of the global partition is left (our own ARNs use ${AWS::Partition}, hosts
+    # ${AWS::URLSuffix}; SAM's follow the region).
+    translated, resources = deployed(region="cn-north-1", **options)
+    text = json.dumps(resources) + json.dumps(translated["Outputs"])
     assert "arn:aws:" not in text
     assert "arn:aws-cn:" in text or "AWS::Partition" in text
 

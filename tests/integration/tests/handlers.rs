@@ -888,57 +888,42 @@ async fn single_invoice_query_and_status_change() {
     let (_, t) = token(&h, "").await;
     let t = t["access_token"].as_str().unwrap().to_string();
     let invoice = json!({"card_id": SEED_CARD, "encrypt_code": SEED_CODE});
+    // Each through its function's dispatch by path: (status, body).
+    let info = |token: &str, body: &Value| {
+        let req = single(
+            "apigw-v2-get-invoice-batch.json",
+            GET_INVOICE_INFO,
+            token,
+            body,
+        );
+        async { reply(invoice_query(&h.app, req).await.unwrap()) }
+    };
+    let change = |token: &str, status: &str| {
+        let mut body = invoice.clone();
+        body["reimburse_status"] = json!(status);
+        let req = single(
+            "apigw-v2-update-status.json",
+            UPDATE_INVOICE_STATUS,
+            token,
+            &body,
+        );
+        async { reply(invoice_status(&h.app, req).await.unwrap()) }
+    };
 
-    // getInvoiceInfo, through the get-invoice-batch function's dispatch.
-    let req = single(
-        "apigw-v2-get-invoice-batch.json",
-        GET_INVOICE_INFO,
-        &t,
-        &invoice,
-    );
-    let resp = invoice_query(&h.app, req).await.unwrap();
-    let v = body_json(&resp);
-    assert_eq!(
-        (resp.status().as_u16(), v["errcode"].as_i64()),
-        (200, Some(0)),
-        "{v}"
-    );
+    let (status, v) = info(&t, &invoice).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
     assert_eq!(v["card_id"], SEED_CARD);
     assert_eq!(v["user_info"]["reimburse_status"], "INVOICE_REIMBURSE_INIT");
     assert_eq!(h.calls(paths().invoice_info), 1);
 
-    // updateInvoiceStatus, through the update-status function's dispatch.
-    let mut change = invoice.clone();
-    change["reimburse_status"] = json!("INVOICE_REIMBURSE_LOCK");
-    let req = single(
-        "apigw-v2-update-status.json",
-        UPDATE_INVOICE_STATUS,
-        &t,
-        &change,
-    );
-    let resp = invoice_status(&h.app, req).await.unwrap();
-    assert_eq!(body_json(&resp)["errcode"], 0, "{}", body_json(&resp));
+    let (_, v) = change(&t, "INVOICE_REIMBURSE_LOCK").await;
+    assert_eq!(v["errcode"], 0, "{v}");
     assert_eq!(h.invoice_status(SEED_CODE).await, "INVOICE_REIMBURSE_LOCK");
     assert_eq!(h.calls(paths().update_status_one), 1);
 
     // CANCEL is refused here; the token rules are the batch's.
-    change["reimburse_status"] = json!("INVOICE_REIMBURSE_CANCEL");
-    let req = single(
-        "apigw-v2-update-status.json",
-        UPDATE_INVOICE_STATUS,
-        &t,
-        &change,
-    );
-    let resp = invoice_status(&h.app, req).await.unwrap();
-    assert_eq!(resp.status(), 400);
-    change["reimburse_status"] = json!("INVOICE_REIMBURSE_INIT");
-    let req = single(
-        "apigw-v2-update-status.json",
-        UPDATE_INVOICE_STATUS,
-        "made-up",
-        &change,
-    );
-    let v = body_json(&invoice_status(&h.app, req).await.unwrap());
+    assert_eq!(change(&t, "INVOICE_REIMBURSE_CANCEL").await.0, 400);
+    let (_, v) = change("made-up", "INVOICE_REIMBURSE_INIT").await;
     assert_eq!(v["errcode"], 40001, "{v}");
     assert_eq!(
         h.calls(paths().update_status_one),
@@ -954,13 +939,24 @@ async fn single_invoice_query_and_status_change() {
     let v = body_json(&invoice_query(&h.app, req).await.unwrap());
     assert_eq!(v["errcode"], 0, "{v}");
     // Unknown fields and wrong methods as everywhere.
-    let req = single(
-        "apigw-v2-get-invoice-batch.json",
-        GET_INVOICE_INFO,
-        &t,
-        &json!({"card_id": "c", "encrypt_code": "e", "x": 1}),
+    let (status, v) = info(&t, &json!({"card_id": "c", "encrypt_code": "e", "x": 1})).await;
+    assert_eq!((status, v["errcode"].as_i64()), (400, Some(72031)), "{v}");
+    let req = event("apigw-v2-get-invoice-batch.json", |v| {
+        v["rawPath"] = json!(GET_INVOICE_INFO);
+        set_method(v, "GET");
+    });
+    let resp = invoice_query(&h.app, req).await.unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(body_json(&resp)["errcode"], 72031);
+    assert_eq!(
+        h.calls(paths().invoice_info),
+        1,
+        "no bad input reached WeChat"
     );
-    assert_eq!(invoice_query(&h.app, req).await.unwrap().status(), 400);
+}
+
+fn reply(resp: lambda_http::Response<lambda_http::Body>) -> (u16, Value) {
+    (resp.status().as_u16(), body_json(&resp))
 }
 
 #[tokio::test]
