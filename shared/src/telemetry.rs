@@ -38,11 +38,8 @@ tokio::task_local! {
     static SPENT: Cell<Spent>;
 }
 
-/// Runs `f` with its own account of dependency time, and returns it with the output. (`f` is
-/// boxed: the handler's future nested in the task-local scope is otherwise deeper than rustc's
-/// layout recursion limit.)
+/// Runs `f` with its own account of dependency time, and returns it with the output.
 pub async fn measured<F: Future>(f: F) -> (F::Output, Spent) {
-    let f = Box::pin(f);
     SPENT
         .scope(Cell::new(Spent::default()), async {
             let out = f.await;
