@@ -38,8 +38,11 @@ tokio::task_local! {
     static SPENT: Cell<Spent>;
 }
 
-/// Runs `f` with its own account of dependency time, and returns it with the output.
+/// Runs `f` with its own account of dependency time, and returns it with the output. (`f` is
+/// boxed: a handler's whole future inline is deeper than rustc's layout recursion limit, and in
+/// debug builds larger than a test thread's stack.)
 pub async fn measured<F: Future>(f: F) -> (F::Output, Spent) {
+    let f = Box::pin(f);
     SPENT
         .scope(Cell::new(Spent::default()), async {
             let out = f.await;
