@@ -98,10 +98,16 @@
       item_list: refs,
     }).then(function (v) {
       if (v.errcode !== 0) { say(failure(v), false); return; }
-      // The batch answer has no encrypt_code; its items come in the order asked.
-      rows = v.item_list.map(function (card, i) { return { ref: refs[i], card: card }; });
+      // Each item names the invoice it answers (the gateway's encrypt_code field): several
+      // invoices share one card_id, and WeChat may leave some out, so never pair by position.
+      var missing = 0;
+      rows = [];
+      v.item_list.forEach(function (card) {
+        if (card.gateway_missing) { missing++; return; }
+        rows.push({ ref: { card_id: card.card_id, encrypt_code: card.encrypt_code }, card: card });
+      });
       render();
-      say("共 " + rows.length + " 张发票", true);
+      say("共 " + rows.length + " 张发票" + (missing ? "，" + missing + " 张未能读取" : ""), missing === 0);
     }, function (e) { say("网络错误：" + e, false); });
   }
 

@@ -74,6 +74,10 @@ pub enum ApiError {
     WeChatUnreachable(String),
     /// WeChat did not answer within the timeout (504).
     WeChatTimeout(String),
+    /// A status change left and its answer was lost (timeout: 504, otherwise 502): WeChat may
+    /// have applied it. The status handlers read the invoices back; it reaches the caller (errcode
+    /// `OUTCOME_UNKNOWN`) only when that read fails too.
+    OutcomeUnknown { timed_out: bool, cause: String },
     /// A token refresh could not complete in time, or nothing usable is stored (503). The text
     /// is the gateway's own and names no resource.
     Unavailable(String),
@@ -123,6 +127,10 @@ impl ApiError {
             ApiError::WeChat(_) => StatusCode::OK,
             ApiError::WeChatUnreachable(_) => StatusCode::BAD_GATEWAY,
             ApiError::WeChatTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::OutcomeUnknown {
+                timed_out: true, ..
+            } => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::OutcomeUnknown { .. } => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) | ApiError::Internal { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -134,6 +142,7 @@ impl ApiError {
                 INVALID_PARAMS
             }
             ApiError::WeChat(w) => w.errcode,
+            ApiError::OutcomeUnknown { .. } => crate::outcome::OUTCOME_UNKNOWN,
             ApiError::WeChatUnreachable(_)
             | ApiError::WeChatTimeout(_)
             | ApiError::Unavailable(_)
@@ -156,6 +165,10 @@ impl ApiError {
                 .to_string(),
             ApiError::WeChatUnreachable(m) => format!("WeChat unreachable: {m}"),
             ApiError::WeChatTimeout(m) => format!("WeChat timed out: {m}"),
+            ApiError::OutcomeUnknown { cause, .. } => format!(
+                "outcome unknown: the status change was sent and its answer lost ({cause}); \
+                 read the invoices before trying again"
+            ),
             ApiError::Unavailable(m) => format!("service unavailable: {m}"),
             ApiError::Internal { public, .. } => format!("service unavailable: {public}"),
         }

@@ -11,15 +11,17 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
+use crate::answers;
 use crate::config::{self, Config, Platform};
 use crate::deadline::Deadline;
 use crate::envelope::{json_response, ApiError, MISSING_TOKEN};
 use crate::invoice::{
-    parse_body, GetInvoiceBatchRequest, InvoiceRef, UpdateInvoiceStatusRequest,
+    parse_body, GetInvoiceBatchRequest, InvoiceRef, ReimburseStatus, UpdateInvoiceStatusRequest,
     UpdateStatusRequest, Validate,
 };
+use crate::outcome::{self, Settled};
 use crate::sign;
 use crate::telemetry;
 use crate::token::{guaranteed_secs, now_ms, Mode, Served, Source, DEAD_TOKEN_ERRCODES};
@@ -403,12 +405,22 @@ pub async fn invoice_status(app: &App, req: Request) -> Result<Response<Body>, E
 }
 
 /// `POST /core/r/api/weChat/getInvoiceInfo?token=…`: one invoice (WeChat's getinvoiceinfo), same
-/// token rules and envelope as the batch.
+/// token rules and envelope as the batch; the answer names the `encrypt_code` it answers.
 pub async fn get_invoice_info(app: &App, req: Request) -> Result<Response<Body>, Error> {
     let (path, req) = (app.wechat.paths().invoice_info, &req);
-    invoice_endpoint(app, req, GET_INVOICE_INFO, |token, body: InvoiceRef| async move {
-        forward(app, req, path, Call::Read, token, &body).await
-    })
+    invoice_endpoint(
+        app,
+        req,
+        GET_INVOICE_INFO,
+        |token, body: InvoiceRef| async move {
+            let (resp, note) = forward(app, req, path, Call::Read, token, &body).await?;
+            let card = answers::with_code(object(&resp)?, &body.encrypt_code);
+            Ok((
+                json_response(StatusCode::OK, Value::Object(card).to_string()),
+                note,
+            ))
+        },
+    )
     .await
 }
 
@@ -421,30 +433,28 @@ pub async fn update_invoice_status(app: &App, req: Request) -> Result<Response<B
         req,
         UPDATE_INVOICE_STATUS,
         |token, body: UpdateInvoiceStatusRequest| async move {
-            forward(app, req, path, Call::Change, token, &body).await
+            let refs = [InvoiceRef {
+                card_id: body.card_id.clone(),
+                encrypt_code: body.encrypt_code.clone(),
+            }];
+            change_status(app, req, path, token, &body, &refs, body.reimburse_status).await
         },
     )
     .await
 }
 
-/// `POST /core/r/api/weChat/getInvoiceBatch?token=…`
+/// `POST /core/r/api/weChat/getInvoiceBatch?token=…`: WeChat's batch answer, each item with the
+/// `encrypt_code` it answers.
 pub async fn get_invoice_batch(app: &App, req: Request) -> Result<Response<Body>, Error> {
-    let (path, req) = (app.wechat.paths().invoice_batch, &req);
+    let req = &req;
     invoice_endpoint(
         app,
         req,
         GET_INVOICE_BATCH,
         |token, body: GetInvoiceBatchRequest| async move {
-            match forward(app, req, path, Call::Read, token.clone(), &body).await {
-                // WeCom grants the batch query only to verified corps with more than 200 active
-                // members; a smaller corp gets the same answer from one query per invoice.
-                Err(ApiError::WeChat(b))
-                    if b.errcode == BATCH_NOT_GRANTED && app.config.platform == Platform::Work =>
-                {
-                    by_single_queries(app, req, token, &body.item_list).await
-                }
-                other => other,
-            }
+            let (answer, note) = query_cards(app, req, token, &body.item_list).await?;
+            let text = Value::Object(answer).to_string();
+            Ok((json_response(StatusCode::OK, text), note))
         },
     )
     .await
@@ -458,7 +468,8 @@ pub async fn update_status(app: &App, req: Request) -> Result<Response<Body>, Er
         req,
         UPDATE_STATUS,
         |token, body: UpdateStatusRequest| async move {
-            forward(app, req, path, Call::Change, token, &body).await
+            let target = body.reimburse_status;
+            change_status(app, req, path, token, &body, &body.invoice_list, target).await
         },
     )
     .await
@@ -491,6 +502,60 @@ where
     Ok(answer(app, path, req, started, spent, result))
 }
 
+/// Sends a status change and answers what is true when WeChat's answer does not say: a lost
+/// answer, or a refusal that may mean "already in that status", is settled by reading the
+/// invoices back (see `outcome`). The change itself is never sent twice.
+async fn change_status(
+    app: &App,
+    req: &Request,
+    wechat_path: &str,
+    token: Option<String>,
+    body: &impl Serialize,
+    refs: &[InvoiceRef],
+    target: ReimburseStatus,
+) -> Result<(Response<Body>, Note), ApiError> {
+    let sent = forward(app, req, wechat_path, Call::Change, token.clone(), body).await;
+    let (settled_by, lost) = match sent {
+        Err(ApiError::WeChat(refusal)) if outcome::may_be_same_status(refusal.errcode) => {
+            ("already_in_status", ApiError::WeChat(refusal))
+        }
+        Err(lost @ ApiError::OutcomeUnknown { .. }) => ("confirmed_by_read_back", lost),
+        other => return other,
+    };
+    let read = query_cards(app, req, token, refs).await;
+    let settled = read.as_ref().map(|(answer, _)| {
+        let items = answer["item_list"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        outcome::settle(target, &answers::statuses(items))
+    });
+    match (settled, lost) {
+        (Ok(Settled::Applied), _) => {
+            let body = json!({"errcode": 0, "errmsg": "ok", "gateway_outcome": settled_by});
+            let note = Note {
+                source: Some(settled_by),
+                ..Note::default()
+            };
+            Ok((json_response(StatusCode::OK, body.to_string()), note))
+        }
+        (_, refusal @ ApiError::WeChat(_)) => Err(refusal),
+        (Ok(Settled::NotApplied(seen)), ApiError::OutcomeUnknown { timed_out, cause }) => {
+            let m = format!("{cause}; read back: not applied ({seen}), trying again is safe");
+            Err(if timed_out {
+                ApiError::WeChatTimeout(m)
+            } else {
+                ApiError::WeChatUnreachable(m)
+            })
+        }
+        (Err(e), ApiError::OutcomeUnknown { timed_out, cause }) => Err(ApiError::OutcomeUnknown {
+            timed_out,
+            cause: format!("{cause}; the read back failed: {}", e.errmsg()),
+        }),
+        (_, other) => Err(other),
+    }
+}
+
 /// WeCom's errcode for an API the corp is not granted (the batch query, for corps of 200 active
 /// members or fewer).
 const BATCH_NOT_GRANTED: i64 = 48001;
@@ -498,15 +563,70 @@ const BATCH_NOT_GRANTED: i64 = 48001;
 /// Per-invoice queries at once, at most this many.
 const SINGLE_QUERY_CONCURRENCY: usize = 5;
 
-/// A batch query answered by one `getinvoiceinfo` per invoice: the batch's shape and order
-/// (`{"errcode":0,"errmsg":"ok","item_list":[…]}`), and one errcode for the whole answer as the
-/// batch would have it: the first invoice's error, when one fails.
+/// The invoices' cards in the order asked, each with the `encrypt_code` it answers, in the batch
+/// answer's shape: WeChat's batch answer when it pairs with the request for certain, single
+/// queries otherwise (a batch that left invoices out, or WeCom's 48001 for small corps).
+async fn query_cards(
+    app: &App,
+    req: &Request,
+    token: Option<String>,
+    refs: &[InvoiceRef],
+) -> Result<(Map<String, Value>, Note), ApiError> {
+    #[derive(Serialize)]
+    struct Batch<'a> {
+        item_list: &'a [InvoiceRef],
+    }
+    let path = app.wechat.paths().invoice_batch;
+    let batch = forward(
+        app,
+        req,
+        path,
+        Call::Read,
+        token.clone(),
+        &Batch { item_list: refs },
+    )
+    .await;
+    let (items, source) = match batch {
+        // WeCom grants the batch query only to verified corps with more than 200 active members;
+        // a smaller corp gets the same answer from one query per invoice, one errcode for the
+        // whole answer as the batch would have it.
+        Err(ApiError::WeChat(b))
+            if b.errcode == BATCH_NOT_GRANTED && app.config.platform == Platform::Work =>
+        {
+            let items = by_single_queries(app, req, token, refs, false).await?;
+            (items, "single_queries_after_48001")
+        }
+        Err(e) => return Err(e),
+        Ok((resp, note)) => match answers::pair_batch(object(&resp)?, refs) {
+            Some(paired) => return Ok((paired, note)),
+            // Items left out: the rest cannot be told apart for certain by position.
+            None => {
+                let items = by_single_queries(app, req, token, refs, true).await?;
+                (items, "single_queries_after_short_batch")
+            }
+        },
+    };
+    let mut answer = Map::new();
+    answer.insert("errcode".into(), Value::from(0));
+    answer.insert("errmsg".into(), Value::from("ok"));
+    answer.insert("item_list".into(), Value::Array(items));
+    let note = Note {
+        source: Some(source),
+        ..Note::default()
+    };
+    Ok((answer, note))
+}
+
+/// One `getinvoiceinfo` per invoice, a few at once, each card with its `encrypt_code`. WeChat's
+/// error for one invoice either fails the whole answer (the first one, as the batch would) or,
+/// with `mark_missing`, stands in its place as `gateway_missing`.
 async fn by_single_queries(
     app: &App,
     req: &Request,
     token: Option<String>,
     refs: &[InvoiceRef],
-) -> Result<(Response<Body>, Note), ApiError> {
+    mark_missing: bool,
+) -> Result<Vec<Value>, ApiError> {
     let path = app.wechat.paths().invoice_info;
     let mut items = Vec::with_capacity(refs.len());
     for chunk in refs.chunks(SINGLE_QUERY_CONCURRENCY) {
@@ -516,23 +636,27 @@ async fn by_single_queries(
                 .map(|r| forward(app, req, path, Call::Read, token.clone(), r)),
         )
         .await;
-        for answer in answers {
-            let (resp, _) = answer?;
-            let mut card: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_slice(resp.body().as_ref()).map_err(|_| {
-                    ApiError::WeChatUnreachable("answer is not a JSON object".into())
-                })?;
-            card.remove("errcode");
-            card.remove("errmsg");
-            items.push(serde_json::Value::Object(card));
+        for (answer, r) in answers.into_iter().zip(chunk) {
+            let item = match answer {
+                Ok((resp, _)) => {
+                    let mut card = object(&resp)?;
+                    card.remove("errcode");
+                    card.remove("errmsg");
+                    answers::with_code(card, &r.encrypt_code)
+                }
+                Err(ApiError::WeChat(b)) if mark_missing => answers::missing(r, b.body),
+                Err(e) => return Err(e),
+            };
+            items.push(Value::Object(item));
         }
     }
-    let body = json!({"errcode": 0, "errmsg": "ok", "item_list": items});
-    let note = Note {
-        source: Some("single_queries_after_48001"),
-        ..Note::default()
-    };
-    Ok((json_response(StatusCode::OK, body.to_string()), note))
+    Ok(items)
+}
+
+/// A WeChat answer's body as a JSON object.
+fn object(resp: &Response<Body>) -> Result<Map<String, Value>, ApiError> {
+    serde_json::from_slice(resp.body().as_ref())
+        .map_err(|_| ApiError::WeChatUnreachable("answer is not a JSON object".into()))
 }
 
 /// Everything an invoice endpoint checks before any I/O: path, method, the `token` parameter
@@ -578,7 +702,8 @@ async fn forward(
         .await;
     let dead = match first {
         Err(WeChatError::Api(b)) if DEAD_TOKEN_ERRCODES.contains(&b.errcode) => b,
-        other => return Ok((json_response(StatusCode::OK, other?.body), Note::default())),
+        Err(e) => return Err(sent_error(call, e)),
+        Ok(reply) => return Ok((json_response(StatusCode::OK, reply.body), Note::default())),
     };
     let replacement = match app.tokens.replace_dead(&token, &deadline).await {
         Ok(served) => served.state.access_token.map(|c| c.value),
@@ -589,7 +714,8 @@ async fn forward(
             let reply = app
                 .wechat
                 .post(wechat_path, &fresh, json, call, &deadline)
-                .await?;
+                .await
+                .map_err(|e| sent_error(call, e))?;
             let note = Note {
                 source: Some("retried_after_dead_token"),
                 ..Note::default()
@@ -597,6 +723,22 @@ async fn forward(
             Ok((json_response(StatusCode::OK, reply.body), note))
         }
         _ => Err(ApiError::WeChat(dead)),
+    }
+}
+
+/// A failed call's error; a status change that left and lost its answer is `OutcomeUnknown`,
+/// which the status handlers settle by reading the invoices back.
+fn sent_error(call: Call, e: WeChatError) -> ApiError {
+    match e {
+        WeChatError::Timeout(cause) if call == Call::Change => ApiError::OutcomeUnknown {
+            timed_out: true,
+            cause: format!("timeout: {cause}"),
+        },
+        WeChatError::Unreachable(cause) if call == Call::Change => ApiError::OutcomeUnknown {
+            timed_out: false,
+            cause,
+        },
+        other => other.into(),
     }
 }
 

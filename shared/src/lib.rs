@@ -2,6 +2,7 @@
 //! the user's card wallet and run them through reimbursement. The three Lambda binaries are thin;
 //! everything lives here, split by concern.
 
+pub mod answers;
 pub mod app;
 pub mod config;
 pub mod deadline;
@@ -9,6 +10,7 @@ pub mod envelope;
 pub mod handlers;
 pub mod invoice;
 pub mod lifecycle;
+pub mod outcome;
 pub mod runtime;
 pub mod secret;
 pub mod sign;

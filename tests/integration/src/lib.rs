@@ -423,3 +423,28 @@ pub fn body_json(resp: &Response<Body>) -> Value {
         )
     })
 }
+
+/// One of the four invoice endpoints (`wxinvoice::handlers::GET_INVOICE_BATCH`, …) called as API
+/// Gateway would, through its function's dispatch: (HTTP status, body).
+pub async fn invoice_call(app: &App, path: &str, token: &str, body: &Value) -> (u16, Value) {
+    use wxinvoice::handlers::{invoice_query, invoice_status, GET_INVOICE_BATCH, GET_INVOICE_INFO};
+    let query = path == GET_INVOICE_BATCH || path == GET_INVOICE_INFO;
+    let fixture = if query {
+        "apigw-v2-get-invoice-batch.json"
+    } else {
+        "apigw-v2-update-status.json"
+    };
+    let req = event(fixture, |v| {
+        v["rawPath"] = Value::from(path);
+        v["requestContext"]["http"]["path"] = Value::from(path);
+        set_query(v, &format!("token={token}"));
+        set_body(v, &body.to_string());
+    });
+    let resp = if query {
+        invoice_query(app, req).await
+    } else {
+        invoice_status(app, req).await
+    }
+    .expect("the handlers answer every request");
+    (resp.status().as_u16(), body_json(&resp))
+}

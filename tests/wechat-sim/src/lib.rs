@@ -143,6 +143,10 @@ impl Sim {
             *st.calls.entry(path.clone()).or_insert(0) += 1;
             st.take_fault(&path)
         };
+        let applied = fault
+            .as_ref()
+            .filter(|f| f.applied)
+            .map(|_| api::handle(self, &method, &path, &query, &body, peer));
         if let Some(f) = fault {
             if let Some(ms) = f.latency_ms {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -166,7 +170,8 @@ impl Sim {
                     .expect("static response"));
             }
         }
-        let value = api::handle(self, &method, &path, &query, &body, peer);
+        let value =
+            applied.unwrap_or_else(|| api::handle(self, &method, &path, &query, &body, peer));
         Ok(json(StatusCode::OK, &value))
     }
 }

@@ -95,6 +95,9 @@ pub struct Fault {
     pub body: Option<String>,
     /// Apply to this many calls, then disappear; absent: until cleared.
     pub times: Option<u64>,
+    /// The call takes effect first, then the fault answers: WeChat acted and its answer was lost
+    /// (with `latency_ms` past the caller's timeout, `drop` or `http_status`).
+    pub applied: bool,
 }
 
 /// One invoice card in a user's wallet.
