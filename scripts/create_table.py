@@ -1,16 +1,44 @@
-"""Creates the token table (the template's key schema) in the DynamoDB at AWS_ENDPOINT_URL_DYNAMODB."""
+"""Creates the token table, and optionally the audit table and the archive bucket (the template's
+key schemas), in the DynamoDB and S3 at AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_S3 (moto).
+
+Usage: create_table.py TOKEN_TABLE [AUDIT_TABLE ARCHIVE_BUCKET]
+"""
 import os
 import sys
 
 import boto3
 
-name = sys.argv[1]
+token_table = sys.argv[1]
 ddb = boto3.client("dynamodb", endpoint_url=os.environ["AWS_ENDPOINT_URL_DYNAMODB"])
-if name not in ddb.list_tables()["TableNames"]:
+tables = ddb.list_tables()["TableNames"]
+if token_table not in tables:
     ddb.create_table(
-        TableName=name,
+        TableName=token_table,
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
         BillingMode="PAY_PER_REQUEST",
     )
-print(f"table {name} ready")
+print(f"table {token_table} ready")
+if len(sys.argv) > 3:
+    audit_table, bucket = sys.argv[2], sys.argv[3]
+    if audit_table not in tables:
+        ddb.create_table(
+            TableName=audit_table,
+            AttributeDefinitions=[
+                {"AttributeName": "card_id", "AttributeType": "S"},
+                {"AttributeName": "at", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "card_id", "KeyType": "HASH"},
+                {"AttributeName": "at", "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    print(f"audit table {audit_table} ready")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3", os.environ["AWS_ENDPOINT_URL_DYNAMODB"]),
+    )
+    if bucket not in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]:
+        s3.create_bucket(Bucket=bucket)
+    print(f"archive bucket {bucket} ready")

@@ -7,6 +7,8 @@ use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
+use crate::archive::Archive;
+use crate::audit::AuditLog;
 use crate::config::{Config, ConfigError};
 use crate::secret::AppSecret;
 use std::sync::Arc;
@@ -19,6 +21,10 @@ pub struct App {
     pub config: Config,
     pub wechat: WeChatClient,
     pub tokens: TokenService,
+    /// The audit trail of status changes, when `AUDIT_TABLE` is set.
+    pub audit: Option<AuditLog>,
+    /// The PDF archive, when `ARCHIVE_BUCKET` is set.
+    pub archive: Option<Archive>,
     /// `AWS_LAMBDA_FUNCTION_NAME`, for the log lines.
     pub function_name: Option<String>,
 }
@@ -36,8 +42,18 @@ impl App {
     }
 
     pub fn new(config: Config, sdk: &SdkConfig, secret: AppSecret) -> Self {
-        let store = Arc::new(dynamo_store(&config, sdk));
-        App::with_store(config, store, secret)
+        let client = dynamodb_client(&config, sdk);
+        let store = Arc::new(DynamoStore::new(client.clone(), config.table.clone()));
+        let audit = config
+            .audit_table
+            .as_ref()
+            .map(|t| AuditLog::new(client, t.clone(), config.audit_retention));
+        let archive = config.archive.clone().map(|a| Archive::new(a, sdk.clone()));
+        App {
+            audit,
+            archive,
+            ..App::with_store(config, store, secret)
+        }
     }
 
     /// With another store (the memory store, or one wrapped with injected faults, in tests).
@@ -48,6 +64,8 @@ impl App {
             config,
             wechat,
             tokens,
+            audit: None,
+            archive: None,
             function_name: std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok(),
         }
     }
@@ -56,13 +74,16 @@ impl App {
 /// The configured table, every DynamoDB operation (retries included) bounded by
 /// DYNAMODB_TIMEOUT_MS.
 pub fn dynamo_store(config: &Config, sdk: &SdkConfig) -> DynamoStore {
+    DynamoStore::new(dynamodb_client(config, sdk), config.table.clone())
+}
+
+/// One DynamoDB client for the token table and the audit table, every operation (retries
+/// included) bounded by DYNAMODB_TIMEOUT_MS.
+fn dynamodb_client(config: &Config, sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
     let ddb_config = aws_sdk_dynamodb::config::Builder::from(sdk)
         .timeout_config(timeouts(config))
         .build();
-    DynamoStore::new(
-        aws_sdk_dynamodb::Client::from_conf(ddb_config),
-        config.table.clone(),
-    )
+    aws_sdk_dynamodb::Client::from_conf(ddb_config)
 }
 
 /// Makes both TLS stacks (the AWS SDK's and the WeChat client's, which find roots through

@@ -5,6 +5,8 @@
 use std::fmt;
 use std::time::Duration;
 
+pub use crate::archive::ArchiveConfig;
+
 /// Official Accounts' API host.
 pub const MP_API_BASE: &str = "https://api.weixin.qq.com";
 /// Official Accounts' disaster-recovery host (通用异地容灾域名), for when the API host cannot be
@@ -82,7 +84,20 @@ pub struct Config {
     pub expose_access_token: bool,
     pub timing: Timing,
     pub limits: Limits,
+    /// The audit trail of status changes (`AUDIT_TABLE`); none when unset.
+    pub audit_table: Option<String>,
+    /// How long audit records are kept (`AUDIT_RETENTION_DAYS`, 0: for ever).
+    pub audit_retention: Option<Duration>,
+    /// The PDF archive (`ARCHIVE_BUCKET`); none when unset.
+    pub archive: Option<ArchiveConfig>,
 }
+
+/// Audit records are kept ten years unless configured (China keeps accounting vouchers for at
+/// least that long).
+const DEFAULT_AUDIT_RETENTION_DAYS: u64 = 3650;
+
+/// Largest PDF archived (e-invoice PDFs are tens of kilobytes).
+const DEFAULT_ARCHIVE_MAX_BYTES: usize = 10 * 1024 * 1024;
 
 /// Timeouts and the refresh lock's clock. All bounded; the Lambda timeout in the template is longer.
 #[derive(Debug, Clone, Copy)]
@@ -313,7 +328,46 @@ impl Config {
                 )));
             }
         }
+        let audit_table = get("AUDIT_TABLE").filter(|t| !t.is_empty());
+        let audit_retention = match get("AUDIT_RETENTION_DAYS").as_deref() {
+            None => Some(Duration::from_secs(DEFAULT_AUDIT_RETENTION_DAYS * 86_400)),
+            Some("0") => None,
+            Some(v) => Some(
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|d| *d <= 36_500)
+                    .map(|d| Duration::from_secs(d * 86_400))
+                    .ok_or_else(|| {
+                        ConfigError("AUDIT_RETENTION_DAYS must be between 0 and 36500".into())
+                    })?,
+            ),
+        };
+        let archive = match get("ARCHIVE_BUCKET").filter(|b| !b.is_empty()) {
+            None => None,
+            Some(bucket) => Some(ArchiveConfig {
+                bucket,
+                max_bytes: count("ARCHIVE_MAX_BYTES", DEFAULT_ARCHIVE_MAX_BYTES)? as u64,
+                timeout: ms("ARCHIVE_TIMEOUT_MS", Duration::from_millis(5000))?,
+                link_ttl: secs("ARCHIVE_LINK_SECS", Duration::from_secs(900))?,
+                allow_http,
+            }),
+        };
+        if let Some(a) = &archive {
+            if a.timeout < Duration::from_millis(100) || a.timeout > Duration::from_secs(15) {
+                return Err(ConfigError(
+                    "ARCHIVE_TIMEOUT_MS must be between 100 and 15000 (ms)".into(),
+                ));
+            }
+            if a.link_ttl < Duration::from_secs(60) || a.link_ttl > Duration::from_secs(43_200) {
+                return Err(ConfigError(
+                    "ARCHIVE_LINK_SECS must be between 60 and 43200 (s)".into(),
+                ));
+            }
+        }
         let config = Config {
+            audit_table,
+            audit_retention,
+            archive,
             platform,
             token_api,
             allow_http,

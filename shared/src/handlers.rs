@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::answers;
+use crate::audit::{ArchiveNote, AuditEntry, Pending};
 use crate::config::{self, Config, Platform};
 use crate::deadline::Deadline;
 use crate::envelope::{json_response, ApiError, MISSING_TOKEN};
@@ -347,6 +348,10 @@ async fn scheduled(app: &App, req: &Request) -> Result<Response<Body>, Error> {
     }
     let served = served.expect("no failure means an answer");
     let s = &served.state;
+    let (archived, archive_pending) = match &s.access_token {
+        Some(token) => retry_archives(app, &token.value, &deadline(&app.config, req)).await,
+        None => (0, 0),
+    };
     tracing::info!(
         endpoint = "schedule",
         function_request_id,
@@ -358,6 +363,8 @@ async fn scheduled(app: &App, req: &Request) -> Result<Response<Body>, Error> {
         metric.refresh_failed = 0,
         metric.refreshed = u64::from(served.source == Source::Refreshed),
         metric.token_left_secs = token_left_secs,
+        metric.archives_stored = archived,
+        metric.archives_pending = archive_pending,
         "scheduled refresh"
     );
     let body = json!({
@@ -368,8 +375,67 @@ async fn scheduled(app: &App, req: &Request) -> Result<Response<Body>, Error> {
         "access_token_expires_in": token_left_secs.unwrap_or(0),
         "jsapi_ticket_expires_in": left(&s.jsapi_ticket),
         "wx_card_ticket_expires_in": left(&s.wx_card_ticket),
+        "archives": {"stored": archived, "pending": archive_pending},
     });
     Ok(json_response(StatusCode::OK, body.to_string()))
+}
+
+/// Archive retries per scheduled run, at most (the rest wait for the next hour).
+const ARCHIVE_RETRIES_PER_RUN: i32 = 50;
+
+/// The schedule's second job: the archive work status changes left (a download or S3 that
+/// failed), each invoice read again from WeChat for fresh links. Answers (stored, still pending).
+async fn retry_archives(app: &App, token: &str, deadline: &Deadline) -> (u64, u64) {
+    let (Some(audit), Some(archive)) = (&app.audit, &app.archive) else {
+        return (0, 0);
+    };
+    let pending = match audit.pending(ARCHIVE_RETRIES_PER_RUN, deadline).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(endpoint = "schedule", fault = %e, "archive retries not read");
+            return (0, 0);
+        }
+    };
+    let mut stored = 0;
+    for p in pending.iter().filter(|p| p.app == app.config.appid) {
+        let invoice = InvoiceRef {
+            card_id: p.card_id.clone(),
+            encrypt_code: p.encrypt_code.clone(),
+        };
+        let body = Bytes::from(serde_json::to_vec(&invoice).expect("request models serialize"));
+        let path = app.wechat.paths().invoice_info;
+        let note = match app
+            .wechat
+            .post(path, token, body, Call::Read, deadline)
+            .await
+        {
+            Ok(reply) => match serde_json::from_slice::<Map<String, Value>>(&reply.body) {
+                Ok(card) => archive
+                    .keep_cards(&app.config.appid, &[Some(&card)], deadline)
+                    .await
+                    .remove(0),
+                Err(_) => ArchiveNote::Failed("WeChat's answer is not a JSON object".into()),
+            },
+            Err(e) => ArchiveNote::Failed(format!("reading the invoice: {e}")),
+        };
+        let recorded = match note {
+            ArchiveNote::Stored(files) => {
+                stored += 1;
+                audit.pending_done(p, &files, deadline).await
+            }
+            ArchiveNote::Failed(why) => {
+                let again = Pending {
+                    attempts: p.attempts + 1,
+                    ..p.clone()
+                };
+                audit.add_pending(&again, &why, deadline).await
+            }
+        };
+        if let Err(e) = recorded {
+            tracing::error!(endpoint = "schedule", fault = %e, "archive retry not recorded");
+        }
+    }
+    (stored, pending.len() as u64 - stored)
 }
 
 /// What broke, in words an operator acts on: WeChat's errcode, WeChat unreachable, DynamoDB, or
@@ -414,7 +480,8 @@ pub async fn get_invoice_info(app: &App, req: Request) -> Result<Response<Body>,
         GET_INVOICE_INFO,
         |token, body: InvoiceRef| async move {
             let (resp, note) = forward(app, req, path, Call::Read, token, &body).await?;
-            let card = answers::with_code(object(&resp)?, &body.encrypt_code);
+            let mut card = answers::with_code(object(&resp)?, &body.encrypt_code);
+            add_archive_links(app, req, std::slice::from_mut(&mut card)).await;
             Ok((
                 json_response(StatusCode::OK, Value::Object(card).to_string()),
                 note,
@@ -452,7 +519,18 @@ pub async fn get_invoice_batch(app: &App, req: Request) -> Result<Response<Body>
         req,
         GET_INVOICE_BATCH,
         |token, body: GetInvoiceBatchRequest| async move {
-            let (answer, note) = query_cards(app, req, token, &body.item_list).await?;
+            let (mut answer, note) = query_cards(app, req, token, &body.item_list).await?;
+            if let Some(Value::Array(items)) = answer.get_mut("item_list") {
+                let mut cards: Vec<Map<String, Value>> = items
+                    .drain(..)
+                    .filter_map(|v| match v {
+                        Value::Object(m) => Some(m),
+                        _ => None,
+                    })
+                    .collect();
+                add_archive_links(app, req, &mut cards).await;
+                items.extend(cards.into_iter().map(Value::Object));
+            }
             let text = Value::Object(answer).to_string();
             Ok((json_response(StatusCode::OK, text), note))
         },
@@ -514,23 +592,189 @@ async fn change_status(
     refs: &[InvoiceRef],
     target: ReimburseStatus,
 ) -> Result<(Response<Body>, Note), ApiError> {
+    let (mut result, from) =
+        settle_change(app, req, wechat_path, token.clone(), body, refs, target).await;
+    let deadline = deadline(&app.config, req);
+    let archived = match &app.archive {
+        Some(archive) if result.is_ok() && target == ReimburseStatus::Closure => {
+            Some(keep_pdfs(app, archive, req, token, refs, &deadline).await)
+        }
+        _ => None,
+    };
+    let Some(audit) = &app.audit else {
+        return result;
+    };
+    let (errcode, outcome) = match &result {
+        Ok((_, note)) => (0, note.source.map(str::to_string)),
+        Err(e) => (e.errcode(), None),
+    };
+    let (at_ms, caller) = (crate::token::now_ms(), crate::audit::caller(req));
+    let entries: Vec<AuditEntry> = refs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| AuditEntry {
+            at_ms,
+            app: app.config.appid.clone(),
+            caller: caller.clone(),
+            card_id: r.card_id.clone(),
+            code_sha256: crate::audit::sha256_hex(r.encrypt_code.as_bytes()),
+            from_status: from.get(i).cloned().flatten(),
+            requested: target.as_str().to_string(),
+            errcode,
+            outcome: outcome.clone(),
+            request_id: request_id(req).unwrap_or_default().to_string(),
+            archive: archived.as_ref().and_then(|a| a.get(i).cloned()),
+        })
+        .collect();
+    let mut faults = Vec::new();
+    if let Err(e) = audit.record(&entries, &deadline).await {
+        faults.push(format!("audit: {e}"));
+    }
+    for (i, (entry, r)) in entries.iter().zip(refs).enumerate() {
+        if let Some(ArchiveNote::Failed(why)) = &entry.archive {
+            let pending = Pending {
+                app: entry.app.clone(),
+                card_id: r.card_id.clone(),
+                encrypt_code: r.encrypt_code.clone(),
+                audit_at: crate::audit::at_key(entry, i),
+                attempts: 0,
+            };
+            faults.push(format!("archive: {why}"));
+            if let Err(e) = audit.add_pending(&pending, why, &deadline).await {
+                faults.push(format!("archive retry not recorded: {e}"));
+            }
+        }
+    }
+    if faults.is_empty() {
+        return result;
+    }
+    match &mut result {
+        Ok((_, note)) => note.fault = Some(faults.join("; ")),
+        // An error's log line has no note: the fault gets a line of its own.
+        Err(_) => {
+            tracing::error!(correlation_id = request_id(req), fault = %faults.join("; "), "audit")
+        }
+    }
+    result
+}
+
+/// Keeps the PDFs of invoices just closed: reads their cards (WeChat's links) and archives each.
+async fn keep_pdfs(
+    app: &App,
+    archive: &crate::archive::Archive,
+    req: &Request,
+    token: Option<String>,
+    refs: &[InvoiceRef],
+    deadline: &Deadline,
+) -> Vec<ArchiveNote> {
+    let answer = match query_cards(app, req, token, refs).await {
+        Ok((answer, _)) => answer,
+        Err(e) => {
+            let why = format!("reading the invoices: {}", e.errmsg());
+            return vec![ArchiveNote::Failed(why); refs.len()];
+        }
+    };
+    let items = item_list(&answer);
+    let cards: Vec<_> = (0..refs.len())
+        .map(|i| {
+            items
+                .get(i)
+                .and_then(Value::as_object)
+                .filter(|c| !c.contains_key("gateway_missing"))
+        })
+        .collect();
+    archive
+        .keep_cards(&app.config.appid, &cards, deadline)
+        .await
+}
+
+/// Adds a presigned link to each archived file of the reimbursed (CLOSURE) cards:
+/// `pdf_archive_url`, and `trip_pdf_archive_url` for the itinerary. Only files that are in the
+/// archive get a link; nothing is added when there is no archive.
+async fn add_archive_links(app: &App, req: &Request, cards: &mut [Map<String, Value>]) {
+    let Some(archive) = &app.archive else { return };
+    let deadline = deadline(&app.config, req);
+    let closed = |c: &Map<String, Value>| {
+        c.get("user_info")
+            .and_then(|u| u.get("reimburse_status"))
+            .and_then(Value::as_str)
+            == Some(ReimburseStatus::Closure.as_str())
+    };
+    let links = cards.iter().filter(|c| closed(c)).map(|card| {
+        let files = crate::archive::files(&app.config.appid, card);
+        let deadline = &deadline;
+        async move {
+            let mut links = Vec::with_capacity(files.len());
+            for f in &files {
+                let name = if f.key.ends_with("_trip.pdf") {
+                    "trip_pdf_archive_url"
+                } else {
+                    "pdf_archive_url"
+                };
+                links.push((name, archive.link(&f.key, deadline).await));
+            }
+            links
+        }
+    });
+    let links = futures_util::future::join_all(links).await;
+    for (card, links) in cards.iter_mut().filter(|c| closed(c)).zip(links) {
+        for (name, link) in links {
+            if let Some(link) = link {
+                card.insert(name.to_string(), Value::String(link));
+            }
+        }
+    }
+}
+
+/// The items of a query answer built by `query_cards`.
+fn item_list(answer: &Map<String, Value>) -> &[Value] {
+    answer
+        .get("item_list")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+/// Sends the change and settles its outcome; with the statuses known to have stood before it
+/// (read back when the change did not apply, or was there already), one per invoice.
+async fn settle_change(
+    app: &App,
+    req: &Request,
+    wechat_path: &str,
+    token: Option<String>,
+    body: &impl Serialize,
+    refs: &[InvoiceRef],
+    target: ReimburseStatus,
+) -> (
+    Result<(Response<Body>, Note), ApiError>,
+    Vec<Option<String>>,
+) {
     let sent = forward(app, req, wechat_path, Call::Change, token.clone(), body).await;
     let (settled_by, lost) = match sent {
         Err(ApiError::WeChat(refusal)) if outcome::may_be_same_status(refusal.errcode) => {
             ("already_in_status", ApiError::WeChat(refusal))
         }
         Err(lost @ ApiError::OutcomeUnknown { .. }) => ("confirmed_by_read_back", lost),
-        other => return other,
+        other => return (other, Vec::new()),
     };
     let read = query_cards(app, req, token, refs).await;
-    let settled = read.as_ref().map(|(answer, _)| {
-        let items = answer["item_list"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        outcome::settle(target, &answers::statuses(items))
+    let statuses: Vec<Option<String>> = match &read {
+        Ok((answer, _)) => answers::statuses(item_list(answer))
+            .into_iter()
+            .map(|s| s.map(str::to_string))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let settled = read.as_ref().map(|_| {
+        let seen: Vec<Option<&str>> = statuses.iter().map(Option::as_deref).collect();
+        outcome::settle(target, &seen)
     });
-    match (settled, lost) {
+    // What was read stood before the change, unless the lost change is what put it there.
+    let from = match (&settled, settled_by) {
+        (Ok(Settled::Applied), "confirmed_by_read_back") => Vec::new(),
+        _ => statuses,
+    };
+    let result = match (settled, lost) {
         (Ok(Settled::Applied), _) => {
             let body = json!({"errcode": 0, "errmsg": "ok", "gateway_outcome": settled_by});
             let note = Note {
@@ -553,7 +797,8 @@ async fn change_status(
             cause: format!("{cause}; the read back failed: {}", e.errmsg()),
         }),
         (_, other) => Err(other),
-    }
+    };
+    (result, from)
 }
 
 /// WeCom's errcode for an API the corp is not granted (the batch query, for corps of 200 active

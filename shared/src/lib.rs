@@ -4,6 +4,8 @@
 
 pub mod answers;
 pub mod app;
+pub mod archive;
+pub mod audit;
 pub mod config;
 pub mod deadline;
 pub mod envelope;

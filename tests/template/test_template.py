@@ -171,10 +171,37 @@ def test_cors_lets_the_front_end_send_the_bearer_token():
 
 
 @pytest.mark.parametrize("egress", ["none", "create", "existing"])
-def test_each_function_may_touch_only_the_table_and_the_secret(egress):
+def test_each_function_may_touch_only_what_it_needs(egress):
     _, resources = deployed(StaticEgress=egress, **VPC_EXISTING)
     roles = of_type(resources, "AWS::IAM::Role")
     assert len(roles) >= 3
+    token = {"Fn::GetAtt": ["TokenTable", "Arn"]}
+    secret = {"Ref": "WeChatSecretArn"}
+    audit = {"Fn::GetAtt": ["AuditTable", "Arn"]}
+    files = {"Fn::Sub": "${ArchiveBucket.Arn}/*"}
+    bucket = {"Fn::GetAtt": ["ArchiveBucket", "Arn"]}
+    common = [
+        (token, {"dynamodb:GetItem", "dynamodb:UpdateItem"}),
+        (secret, {"secretsmanager:GetSecretValue"}),
+    ]
+    # What each function's own policy may do, and on what (archive statements only with the
+    # bucket).
+    allowed = {
+        "GetTokenFunctionRole": common + [
+            (audit, {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}),
+            (files, {"s3:GetObject", "s3:PutObject"}),
+            (bucket, {"s3:ListBucket"}),
+        ],
+        "GetInvoiceBatchFunctionRole": common + [
+            (files, {"s3:GetObject"}),
+            (bucket, {"s3:ListBucket"}),
+        ],
+        "UpdateStatusFunctionRole": common + [
+            (audit, {"dynamodb:BatchWriteItem", "dynamodb:PutItem"}),
+            (files, {"s3:GetObject", "s3:PutObject"}),
+            (bucket, {"s3:ListBucket"}),
+        ],
+    }
     for name, role in roles.items():
         # Logs, and (VpcConfig being conditional, SAM attaches it in every mode) the AWS-managed
         # policy that lets Lambda manage network interfaces: no data access.
@@ -185,21 +212,18 @@ def test_each_function_may_touch_only_the_table_and_the_secret(egress):
             }, (name, arn)
         for policy in role["Properties"].get("Policies", []):
             for statement in policy["PolicyDocument"]["Statement"]:
+                if "Fn::If" in statement:
+                    condition, statement, otherwise = statement["Fn::If"]
+                    assert condition == "HasArchive" and otherwise == {"Ref": "AWS::NoValue"}
+                    assert statement["Resource"] in (files, bucket), (name, statement)
                 actions = statement["Action"]
-                actions = actions if isinstance(actions, list) else [actions]
+                actions = set(actions if isinstance(actions, list) else [actions])
                 if policy["PolicyName"].endswith("OnFailureSQSPolicy"):
-                    assert actions == ["sqs:SendMessage"]
+                    assert actions == {"sqs:SendMessage"}
                     assert statement["Resource"] == {"Fn::GetAtt": ["FailedRefreshQueue", "Arn"]}
                 if policy["PolicyName"].endswith("RolePolicy0"):
-                    assert set(actions) <= {
-                        "dynamodb:GetItem",
-                        "dynamodb:UpdateItem",
-                        "secretsmanager:GetSecretValue",
-                    }, (name, actions)
-                    assert statement["Resource"] in (
-                        {"Fn::GetAtt": ["TokenTable", "Arn"]},
-                        {"Ref": "WeChatSecretArn"},
-                    ), (name, statement)
+                    grants = [a for r, a in allowed[name] if r == statement["Resource"]]
+                    assert grants and actions <= grants[0], (name, statement)
 
 
 def test_api_gateway_may_invoke_each_function_on_its_route_only():
@@ -430,3 +454,26 @@ def test_samconfig_environments_name_only_template_parameters():
         assert {"WeChatAppId", "WeChatSecretArn", "JssdkUrl", "AllowedOrigins"} <= names
     prod = dict(o.split("=", 1) for o in config["prod"]["deploy"]["parameters"]["parameter_overrides"])
     assert prod["ExposeAccessToken"] == "false" and prod["StaticEgress"] == "create"
+
+
+def test_audit_table_and_archive_bucket():
+    _, resources = deployed()
+    audit = resources["AuditTable"]["Properties"]
+    assert audit["KeySchema"] == [
+        {"AttributeName": "card_id", "KeyType": "HASH"},
+        {"AttributeName": "at", "KeyType": "RANGE"},
+    ]
+    assert audit["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    bucket = resources["ArchiveBucket"]
+    # Archives outlive the stack, and nothing in them is public.
+    assert bucket["DeletionPolicy"] == "Retain" and bucket["UpdateReplacePolicy"] == "Retain"
+    assert all(bucket["Properties"]["PublicAccessBlockConfiguration"].values())
+    env = resources["UpdateStatusFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["AUDIT_TABLE"] == {"Ref": "AuditTable"}
+    assert env["ARCHIVE_BUCKET"] == {"Ref": "ArchiveBucket"}
+    # ArchivePdfs=false: no bucket, no setting, no S3 permission.
+    _, resources = deployed(ArchivePdfs="false")
+    assert "ArchiveBucket" not in resources
+    env = resources["UpdateStatusFunction"]["Properties"]["Environment"]["Variables"]
+    assert "ARCHIVE_BUCKET" not in env and env["AUDIT_TABLE"] == {"Ref": "AuditTable"}
+    assert '"s3:' not in json.dumps(of_type(resources, "AWS::IAM::Role"))

@@ -167,6 +167,51 @@ pub async fn create_table_named(sdk: &SdkConfig, name: &str) {
         .expect("create table in moto");
 }
 
+/// Creates an audit table (the template's key schema) and an archive bucket under unique names.
+pub async fn create_audit_and_archive(sdk: &SdkConfig) -> (String, String) {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let (table, bucket) = (
+        format!("wxinvoice-audit-{id}"),
+        format!("wxinvoice-archive-{id}"),
+    );
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    aws_sdk_dynamodb::Client::new(sdk)
+        .create_table()
+        .table_name(&table)
+        .attribute_definitions(attr("card_id"))
+        .attribute_definitions(attr("at"))
+        .key_schema(key("card_id", KeyType::Hash))
+        .key_schema(key("at", KeyType::Range))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create the audit table in moto");
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("create the archive bucket in moto");
+    (table, bucket)
+}
+
 pub struct Harness {
     pub sim: Running,
     pub sdk: SdkConfig,

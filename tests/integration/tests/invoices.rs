@@ -282,3 +282,261 @@ async fn a_lost_answer_is_settled_by_reading_the_invoices_back() {
         }
     }
 }
+
+/// A harness with the audit table and the archive bucket, and its token.
+async fn reimburser(
+    overrides: &[(&str, &str)],
+) -> (Harness, String, wxinvoice::audit::AuditLog, String) {
+    let (audit_table, bucket) = create_audit_and_archive(&aws().await).await;
+    let mut all = vec![
+        ("AUDIT_TABLE", audit_table.as_str()),
+        ("ARCHIVE_BUCKET", bucket.as_str()),
+    ];
+    all.extend_from_slice(overrides);
+    let h = Harness::with(&all).await;
+    wxinvoice::handlers::get_token(&h.app, event("apigw-v2-get-token.json", |_| {}))
+        .await
+        .unwrap();
+    let t = stored(&h).await;
+    let audit = h.app.audit.clone().expect("AUDIT_TABLE is set");
+    (h, t, audit, bucket)
+}
+
+/// Ten more invoices of the user, of the spec example's card_id, each with its own number.
+async fn seed_ten(h: &Harness) -> Vec<String> {
+    let mut seed: Vec<Value> = serde_json::from_str(&fixture("invoices.json")).unwrap();
+    let example = seed[0].clone();
+    let mut codes = Vec::new();
+    for i in 0..10 {
+        let mut inv = example.clone();
+        let code = format!("SIMarchive{i:02}+/=");
+        inv["encrypt_code"] = json!(code);
+        inv["card"]["user_info"]["billing_no"] = json!(format!("253120000000000000{i:02}"));
+        inv["card"]["user_info"]["pdf_url"] = json!(format!(
+            "https://mp.weixin.qq.com/intp/invoice/getpdf?media_key=sim{i}"
+        ));
+        seed.push(inv);
+        codes.push(code);
+    }
+    h.sim_post("/__sim/invoices", Value::Array(seed)).await;
+    codes
+}
+
+async fn objects(h: &Harness, bucket: &str) -> Vec<(String, Vec<u8>)> {
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&h.sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let list = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
+    let mut out = Vec::new();
+    for o in list.contents.unwrap_or_default() {
+        let key = o.key.unwrap();
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
+        out.push((
+            key,
+            body.body.collect().await.unwrap().into_bytes().to_vec(),
+        ));
+    }
+    out
+}
+
+fn attr<'a>(
+    item: &'a std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+    k: &str,
+) -> &'a str {
+    item.get(k)
+        .and_then(|v| v.as_s().or(v.as_n()).ok())
+        .map(String::as_str)
+        .unwrap_or("")
+}
+
+const PDF_PATH: &str = "/intp/invoice/getpdf";
+
+#[tokio::test]
+async fn closing_invoices_keeps_their_pdfs_and_an_audit_trail() {
+    let (h, t, audit, bucket) = reimburser(&[]).await;
+    let codes = seed_ten(&h).await;
+    let codes: Vec<&str> = codes.iter().map(String::as_str).collect();
+    // Refused by WeChat (not locked first): recorded too.
+    let (_, v) = set_list(&h, &t, CLOSURE, &codes[..1]).await;
+    assert_eq!(v["errcode"], 72039, "{v}");
+    let (_, v) = set_list(&h, &t, LOCK, &codes).await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    let started = std::time::Instant::now();
+    let (status, v) = set_list(&h, &t, CLOSURE, &codes).await;
+    let took = started.elapsed();
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+    assert_eq!(h.calls(PDF_PATH), 10, "one download per invoice");
+
+    // Each PDF once, keyed by app, card_id and number, as WeChat served it.
+    let stored = objects(&h, &bucket).await;
+    assert_eq!(stored.len(), 10);
+    let bytes: usize = stored.iter().map(|(_, b)| b.len()).sum();
+    for (i, code) in codes.iter().enumerate() {
+        let key = format!("{}/{SEED_CARD}/", appid());
+        let (k, body) = stored
+            .iter()
+            .find(|(k, _)| {
+                k.starts_with(&key) && k.ends_with(&format!("253120000000000000{i:02}.pdf"))
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "{code}: no object in {:?}",
+                    stored.iter().map(|s| &s.0).collect::<Vec<_>>()
+                )
+            });
+        let direct = h
+            .http
+            .get(format!("{}{PDF_PATH}?media_key=sim{i}", h.sim.base_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(&direct.bytes().await.unwrap()[..], &body[..], "{k}");
+    }
+    println!(
+        "archive: CLOSURE of 10 invoices: {} files, {bytes} bytes stored, {} ms for the request",
+        stored.len(),
+        took.as_millis()
+    );
+
+    // The trail: 1 refused + 10 locks + 10 closures, no code in clear, the files' digests.
+    let history = audit.history(SEED_CARD).await.unwrap();
+    assert_eq!(history.len(), 21, "{history:?}");
+    let text = format!("{history:?}");
+    for code in &codes {
+        assert!(
+            !text.contains(code),
+            "the trail never holds an encrypt_code"
+        );
+    }
+    let refused = &history[0];
+    assert_eq!(
+        (attr(refused, "requested"), attr(refused, "errcode")),
+        (CLOSURE, "72039")
+    );
+    assert!(attr(refused, "caller").starts_with("ip:"), "{refused:?}");
+    assert!(!attr(refused, "expires_at").is_empty(), "retention by TTL");
+    let closures: Vec<_> = history
+        .iter()
+        .filter(|r| attr(r, "requested") == CLOSURE && attr(r, "errcode") == "0")
+        .collect();
+    assert_eq!(closures.len(), 10);
+    for r in &closures {
+        let code = codes
+            .iter()
+            .find(|c| wxinvoice::audit::sha256_hex(c.as_bytes()) == attr(r, "code_sha256"))
+            .expect("the code's hash");
+        let files = r["pdf_files"].as_l().unwrap();
+        let file = files[0].as_m().unwrap();
+        let key = file["key"].as_s().unwrap();
+        let (_, body) = stored.iter().find(|(k, _)| k == key).unwrap();
+        assert_eq!(
+            file["sha256"].as_s().unwrap(),
+            &wxinvoice::audit::sha256_hex(body),
+            "{code}"
+        );
+    }
+
+    // A client retrying the CLOSURE: success, nothing downloaded or stored twice.
+    let downloads = h.calls(PDF_PATH);
+    let (_, v) = set_list(&h, &t, CLOSURE, &codes).await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    assert_eq!(h.calls(PDF_PATH), downloads);
+    assert_eq!(objects(&h, &bucket).await.len(), 10);
+
+    // The queries link to the archived file of a reimbursed invoice, and only of one.
+    let asked = json!({"item_list": refs(&[codes[3], CODE2])});
+    let (_, v) = invoice_call(&h.app, GET_INVOICE_BATCH, &t, &asked).await;
+    let link = v["item_list"][0]["pdf_archive_url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{v}"));
+    assert!(
+        v["item_list"][1].get("pdf_archive_url").is_none(),
+        "not reimbursed: {v}"
+    );
+    let fetched = h
+        .http
+        .get(link)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let (_, body) = stored
+        .iter()
+        .find(|(k, _)| k.ends_with("25312000000000000003.pdf"))
+        .unwrap();
+    assert_eq!(
+        &fetched[..],
+        &body[..],
+        "the presigned link serves the archived file"
+    );
+    let one = json!({"card_id": SEED_CARD, "encrypt_code": codes[3]});
+    let (_, v) = invoice_call(&h.app, GET_INVOICE_INFO, &t, &one).await;
+    assert!(v["pdf_archive_url"].as_str().is_some(), "{v}");
+}
+
+#[tokio::test]
+async fn a_failed_archive_never_fails_the_change_and_is_retried_by_the_schedule() {
+    let (h, t, audit, bucket) = reimburser(&[("ARCHIVE_MAX_BYTES", "100000")]).await;
+    let codes = seed_ten(&h).await;
+    let (a, b) = (codes[0].as_str(), codes[1].as_str());
+    set_list(&h, &t, LOCK, &[a, b]).await;
+    // The download fails for one, the other is over the size limit.
+    h.fault(json!({"path": PDF_PATH, "http_status": 500, "times": 1}))
+        .await;
+    h.sim_post("/__sim/options", json!({"pdf_bytes": 200_000}))
+        .await;
+    let (status, v) = set_list(&h, &t, CLOSURE, &[a, b]).await;
+    assert_eq!(
+        (status, v["errcode"].as_i64()),
+        (200, Some(0)),
+        "the change stands: {v}"
+    );
+    assert_eq!(h.invoice_status(a).await, CLOSURE);
+    assert!(objects(&h, &bucket).await.is_empty());
+    let history = audit.history(SEED_CARD).await.unwrap();
+    let errors: Vec<&str> = history
+        .iter()
+        .map(|r| attr(r, "archive_error"))
+        .filter(|e| !e.is_empty())
+        .collect();
+    assert_eq!(errors.len(), 2, "{history:?}");
+    assert!(errors.iter().any(|e| e.contains("HTTP 500")), "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("over the limit of 100000 bytes")),
+        "{errors:?}"
+    );
+    let deadline = deadline();
+    assert_eq!(audit.pending(50, &deadline).await.unwrap().len(), 2);
+
+    // The next scheduled run keeps them, once the files are fine.
+    h.sim_post("/__sim/options", json!({"pdf_bytes": 30_000}))
+        .await;
+    let req = wxinvoice::runtime::request_from_json(&fixture("schedule-event.json")).unwrap();
+    let resp = wxinvoice::handlers::get_token(&h.app, req).await.unwrap();
+    let v = body_json(&resp);
+    assert_eq!(v["archives"], json!({"stored": 2, "pending": 0}), "{v}");
+    assert_eq!(objects(&h, &bucket).await.len(), 2);
+    assert!(audit.pending(50, &deadline).await.unwrap().is_empty());
+    let history = audit.history(SEED_CARD).await.unwrap();
+    let completed = history
+        .iter()
+        .filter(|r| r.contains_key("pdf_files"))
+        .count();
+    assert_eq!(
+        completed, 2,
+        "the audit records got their files: {history:?}"
+    );
+    assert!(history.iter().all(|r| !r.contains_key("archive_error")));
+}

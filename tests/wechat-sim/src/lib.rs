@@ -129,6 +129,12 @@ impl Sim {
     async fn handle(&self, req: Request<Incoming>, peer: IpAddr) -> Result<Answer, Dropped> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
+        let host = req
+            .headers()
+            .get(hyper::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1")
+            .to_string();
         let query = parse_query(req.uri().query().unwrap_or(""));
         let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
             Ok(b) => b.to_bytes(),
@@ -170,10 +176,56 @@ impl Sim {
                     .expect("static response"));
             }
         }
-        let value =
+        if path.starts_with(PDF_PATH) {
+            let size = self.lock().options.pdf_bytes;
+            return Ok(pdf(&path, req_query(&query), size));
+        }
+        let mut value =
             applied.unwrap_or_else(|| api::handle(self, &method, &path, &query, &body, peer));
+        serve_files_here(&mut value, &host);
         Ok(json(StatusCode::OK, &value))
     }
+}
+
+/// Where WeChat serves invoice files (`pdf_url`, `trip_pdf_url`); the simulator serves them too.
+const FILES_BASE: &str = "https://mp.weixin.qq.com";
+const PDF_PATH: &str = "/intp/invoice/";
+
+/// Points the invoice file links of an answer at the simulator (which serves them under the same
+/// paths), as reached by the caller.
+fn serve_files_here(value: &mut serde_json::Value, host: &str) {
+    match value {
+        serde_json::Value::String(s)
+            if s.starts_with(FILES_BASE) && s[FILES_BASE.len()..].starts_with(PDF_PATH) =>
+        {
+            *s = format!("http://{host}{}", &s[FILES_BASE.len()..]);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| serve_files_here(v, host)),
+        serde_json::Value::Object(m) => m.values_mut().for_each(|v| serve_files_here(v, host)),
+        _ => {}
+    }
+}
+
+fn req_query(q: &std::collections::HashMap<String, String>) -> String {
+    let mut pairs: Vec<_> = q.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    pairs.sort();
+    pairs.join("&")
+}
+
+/// A PDF of `size` bytes (at least its header and trailer) whose content depends on the link, so
+/// each invoice's file has its own digest.
+fn pdf(path: &str, query: String, size: usize) -> Answer {
+    let head = format!("%PDF-1.4\n% wechat-sim invoice file {path}?{query}\n");
+    let tail = "\n%%EOF\n";
+    let mut body = head.into_bytes();
+    let fill = size.saturating_sub(body.len() + tail.len());
+    body.extend(std::iter::repeat_n(b'%', fill));
+    body.extend_from_slice(tail.as_bytes());
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/pdf")
+        .body(Full::new(Bytes::from(body)))
+        .expect("static response")
 }
 
 pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Answer {

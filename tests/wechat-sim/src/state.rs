@@ -49,6 +49,8 @@ pub struct Options {
     pub max_batch_items: usize,
     /// WeCom batch query needs more than 200 activated members, else 48001.
     pub work_batch_allowed: bool,
+    /// Size of the invoice files (`pdf_url`, `trip_pdf_url`) the simulator serves, bytes.
+    pub pdf_bytes: usize,
 }
 
 impl Default for Options {
@@ -73,6 +75,7 @@ impl Default for Options {
             batch_skips_unknown: true,
             max_batch_items: 0,
             work_batch_allowed: true,
+            pdf_bytes: 24 * 1024,
         }
     }
 }
