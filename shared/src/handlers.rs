@@ -519,7 +519,13 @@ pub async fn get_invoice_batch(app: &App, req: Request) -> Result<Response<Body>
         req,
         GET_INVOICE_BATCH,
         |token, body: GetInvoiceBatchRequest| async move {
-            let (mut answer, note) = query_cards(app, req, token, &body.item_list).await?;
+            let (cards, note) = query_cards(app, req, token, &body.item_list).await?;
+            let mut answer = match cards {
+                Cards::Paired(p) if !(p.closed && app.archive.is_some()) => {
+                    return Ok((json_response(StatusCode::OK, p.text), note));
+                }
+                other => other.into_map()?,
+            };
             if let Some(Value::Array(items)) = answer.get_mut("item_list") {
                 let mut cards: Vec<Map<String, Value>> = items
                     .drain(..)
@@ -667,8 +673,11 @@ async fn keep_pdfs(
     refs: &[InvoiceRef],
     deadline: &Deadline,
 ) -> Vec<ArchiveNote> {
-    let answer = match query_cards(app, req, token, refs).await {
-        Ok((answer, _)) => answer,
+    let answer = match query_cards(app, req, token, refs)
+        .await
+        .and_then(|(cards, _)| cards.into_map())
+    {
+        Ok(answer) => answer,
         Err(e) => {
             let why = format!("reading the invoices: {}", e.errmsg());
             return vec![ArchiveNote::Failed(why); refs.len()];
@@ -757,9 +766,11 @@ async fn settle_change(
         Err(lost @ ApiError::OutcomeUnknown { .. }) => ("confirmed_by_read_back", lost),
         other => return (other, Vec::new()),
     };
-    let read = query_cards(app, req, token, refs).await;
+    let read = query_cards(app, req, token, refs)
+        .await
+        .and_then(|(cards, _)| cards.into_map());
     let statuses: Vec<Option<String>> = match &read {
-        Ok((answer, _)) => answers::statuses(item_list(answer))
+        Ok(answer) => answers::statuses(item_list(answer))
             .into_iter()
             .map(|s| s.map(str::to_string))
             .collect(),
@@ -816,7 +827,7 @@ async fn query_cards(
     req: &Request,
     token: Option<String>,
     refs: &[InvoiceRef],
-) -> Result<(Map<String, Value>, Note), ApiError> {
+) -> Result<(Cards, Note), ApiError> {
     #[derive(Serialize)]
     struct Batch<'a> {
         item_list: &'a [InvoiceRef],
@@ -842,8 +853,11 @@ async fn query_cards(
             (items, "single_queries_after_48001")
         }
         Err(e) => return Err(e),
-        Ok((resp, note)) => match answers::pair_batch(object(&resp)?, refs) {
-            Some(paired) => return Ok((paired, note)),
+        Ok((resp, note)) => match std::str::from_utf8(resp.body().as_ref())
+            .ok()
+            .and_then(|text| answers::pair_batch(text, refs))
+        {
+            Some(paired) => return Ok((Cards::Paired(paired), note)),
             // Items left out: the rest cannot be told apart for certain by position.
             None => {
                 let items = by_single_queries(app, req, token, refs, true).await?;
@@ -859,7 +873,24 @@ async fn query_cards(
         source: Some(source),
         ..Note::default()
     };
-    Ok((answer, note))
+    Ok((Cards::Built(answer), note))
+}
+
+/// A query's answer: WeChat's batch text paired with the request (the common case, passed on as
+/// it came), or one built from single queries.
+enum Cards {
+    Paired(answers::Paired),
+    Built(Map<String, Value>),
+}
+
+impl Cards {
+    fn into_map(self) -> Result<Map<String, Value>, ApiError> {
+        match self {
+            Cards::Paired(p) => serde_json::from_str(&p.text)
+                .map_err(|_| ApiError::WeChatUnreachable("answer is not a JSON object".into())),
+            Cards::Built(m) => Ok(m),
+        }
+    }
 }
 
 /// One `getinvoiceinfo` per invoice, a few at once, each card with its `encrypt_code`. WeChat's
