@@ -4,6 +4,7 @@
 
 pub mod answers;
 pub mod app;
+pub mod apps;
 pub mod archive;
 pub mod audit;
 pub mod config;

@@ -145,4 +145,48 @@ pub async fn run(store: &dyn TokenStore, app: &str) {
     let s = store.load(app).await.unwrap();
     assert_eq!((s.lock_owner, s.fetch_started_ms), (None, None));
     assert_eq!(s.previous_access_token, rotation.previous_access_token);
+
+    registry(store, now).await;
+}
+
+/// The app registry: settings live in the app's item, survive its refreshes, are listed, and go
+/// with it.
+async fn registry(store: &dyn TokenStore, now: u64) {
+    use crate::apps::{AppSettings, Kind};
+    let mut app = AppSettings {
+        kind: Kind::Work,
+        appid: "wwcontract".into(),
+        agentid: Some("1000002".into()),
+        token_api: crate::config::TokenApi::Classic,
+        secret_name: "wwcontract-1000002".into(),
+        origins: vec!["https://a.example.com".into(), "https://b.example.com".into()],
+        jssdk_url: Some("https://a.example.com/invoices".into()),
+        enabled: true,
+    };
+    let key = app.key();
+    store.put_app(&app).await.unwrap();
+    assert_eq!(store.load(&key).await.unwrap().settings, Some(app.clone()));
+    // A refresh of the app keeps its settings; changing settings keeps its token.
+    assert!(matches!(
+        store.try_lock(&key, "A", now, 10_000).await.unwrap(),
+        Lock::Acquired(_)
+    ));
+    let update = Update {
+        access_token: cred("app-tok", now + 7_200_000),
+        refreshed_at_ms: now,
+        ..Update::default()
+    };
+    let s = store.commit(&key, "A", &update).await.unwrap().unwrap();
+    assert_eq!(s.settings, Some(app.clone()));
+    app.enabled = false;
+    app.jssdk_url = None;
+    store.put_app(&app).await.unwrap();
+    let s = store.load(&key).await.unwrap();
+    assert_eq!((s.settings, s.access_token), (Some(app.clone()), update.access_token));
+    let listed = store.apps().await.unwrap();
+    assert_eq!(listed.len(), 1, "only registered apps are listed");
+    assert_eq!(listed[0].0, key);
+    store.remove_app(&key).await.unwrap();
+    assert_eq!(store.load(&key).await.unwrap(), Default::default());
+    assert!(store.apps().await.unwrap().is_empty());
 }

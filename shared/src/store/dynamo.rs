@@ -12,6 +12,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use aws_sdk_dynamodb::Client;
 
 use super::{Credential, Lock, StoreError, TokenState, TokenStore, Update};
+use crate::apps::{AppSettings, Kind};
+use crate::config::TokenApi;
 use crate::lifecycle;
 
 fn store_err<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> StoreError {
@@ -192,6 +194,97 @@ impl TokenStore for DynamoStore {
             .await
             .map(|_| ())
     }
+
+    async fn put_app(&self, a: &AppSettings) -> Result<(), StoreError> {
+        let mut values = HashMap::from([
+            (":kind".to_string(), AttributeValue::S(a.kind.as_str().into())),
+            (":appid".to_string(), AttributeValue::S(a.appid.clone())),
+            (":api".to_string(), AttributeValue::S(token_api_name(a.token_api).into())),
+            (":secret".to_string(), AttributeValue::S(a.secret_name.clone())),
+            (
+                ":origins".to_string(),
+                AttributeValue::L(a.origins.iter().cloned().map(AttributeValue::S).collect()),
+            ),
+            (":enabled".to_string(), AttributeValue::Bool(a.enabled)),
+        ]);
+        let mut set = vec![
+            "app_kind = :kind",
+            "app_appid = :appid",
+            "app_token_api = :api",
+            "app_secret = :secret",
+            "app_origins = :origins",
+            "app_enabled = :enabled",
+        ];
+        let mut remove = Vec::new();
+        for (attr, name, value) in [
+            ("app_agentid", ":agentid", &a.agentid),
+            ("app_jssdk_url", ":jssdk", &a.jssdk_url),
+        ] {
+            match value {
+                Some(v) => {
+                    values.insert(name.to_string(), AttributeValue::S(v.clone()));
+                    set.push(if attr == "app_agentid" {
+                        "app_agentid = :agentid"
+                    } else {
+                        "app_jssdk_url = :jssdk"
+                    });
+                }
+                None => remove.push(attr),
+            }
+        }
+        let mut expr = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expr.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", Self::key(&a.key()))
+            .update_expression(expr)
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    async fn remove_app(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", Self::key(key))
+            .send()
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    async fn apps(&self) -> Result<Vec<(String, TokenState)>, StoreError> {
+        let mut apps = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("attribute_exists(app_kind)")
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(store_err)?;
+            for item in out.items.unwrap_or_default() {
+                if let Some(key) = item.get("pk").and_then(|v| v.as_s().ok()) {
+                    apps.push((key.clone(), parse(&item)));
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                apps.sort_by(|a, b| a.0.cmp(&b.0));
+                return Ok(apps);
+            }
+        }
+    }
 }
 
 fn num(n: u64) -> AttributeValue {
@@ -222,5 +315,39 @@ fn parse(item: &HashMap<String, AttributeValue>) -> TokenState {
         fetch_started_ms: n("fetch_started_ms"),
         lock_owner: s("lock_owner"),
         lock_until_ms: n("lock_until_ms").unwrap_or(0),
+        settings: parse_settings(item),
     }
+}
+
+fn token_api_name(api: TokenApi) -> &'static str {
+    match api {
+        TokenApi::Classic => "classic",
+        TokenApi::Stable => "stable",
+    }
+}
+
+/// A registered app's settings (`app_*` attributes), when the item has them.
+fn parse_settings(item: &HashMap<String, AttributeValue>) -> Option<AppSettings> {
+    let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    Some(AppSettings {
+        kind: Kind::parse(&s("app_kind")?)?,
+        appid: s("app_appid")?,
+        agentid: s("app_agentid"),
+        token_api: match s("app_token_api").as_deref() {
+            Some("stable") => TokenApi::Stable,
+            _ => TokenApi::Classic,
+        },
+        secret_name: s("app_secret").unwrap_or_default(),
+        origins: item
+            .get("app_origins")
+            .and_then(|v| v.as_l().ok())
+            .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+            .unwrap_or_default(),
+        jssdk_url: s("app_jssdk_url"),
+        enabled: item
+            .get("app_enabled")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+    })
 }

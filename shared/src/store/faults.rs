@@ -149,6 +149,19 @@ impl TokenStore for FaultyStore {
         self.apply(Op::Release, || self.inner.release(app, owner, clear_mark))
             .await
     }
+
+    // The registry is not part of the token lifecycle's faults: passed through.
+    async fn put_app(&self, settings: &crate::apps::AppSettings) -> Result<(), StoreError> {
+        self.inner.put_app(settings).await
+    }
+
+    async fn remove_app(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.remove_app(key).await
+    }
+
+    async fn apps(&self) -> Result<Vec<(String, TokenState)>, StoreError> {
+        self.inner.apps().await
+    }
 }
 
 #[cfg(test)]

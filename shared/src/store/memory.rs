@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{Lock, StoreError, TokenState, TokenStore, Update};
+use crate::apps::AppSettings;
 use crate::lifecycle;
 
 #[derive(Default)]
@@ -95,5 +96,27 @@ impl TokenStore for MemoryStore {
             }
         });
         Ok(())
+    }
+
+    async fn put_app(&self, settings: &AppSettings) -> Result<(), StoreError> {
+        self.with(&settings.key(), |s| s.settings = Some(settings.clone()));
+        Ok(())
+    }
+
+    async fn remove_app(&self, key: &str) -> Result<(), StoreError> {
+        let mut items = self.items.lock().unwrap_or_else(|p| p.into_inner());
+        items.remove(key);
+        Ok(())
+    }
+
+    async fn apps(&self) -> Result<Vec<(String, TokenState)>, StoreError> {
+        let items = self.items.lock().unwrap_or_else(|p| p.into_inner());
+        let mut apps: Vec<_> = items
+            .iter()
+            .filter(|(_, s)| s.settings.is_some())
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect();
+        apps.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(apps)
     }
 }

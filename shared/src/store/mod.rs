@@ -10,6 +10,7 @@
 
 use async_trait::async_trait;
 
+use crate::apps::AppSettings;
 use crate::envelope::ApiError;
 
 mod dynamo;
@@ -62,6 +63,8 @@ pub struct TokenState {
     pub fetch_started_ms: Option<u64>,
     pub lock_owner: Option<String>,
     pub lock_until_ms: u64,
+    /// A registered app's settings, kept in its item (none for the deployment's own app).
+    pub settings: Option<AppSettings>,
 }
 
 /// What a refresh publishes; `None` fields keep their stored value.
@@ -136,4 +139,13 @@ pub trait TokenStore: Send + Sync {
     /// `clear_mark` (the fetch surely issued nothing). A lock taken over by someone else is
     /// left alone.
     async fn release(&self, app: &str, owner: &str, clear_mark: bool) -> Result<(), StoreError>;
+
+    /// Registers an app, or changes its settings; its token state is left as it is.
+    async fn put_app(&self, settings: &AppSettings) -> Result<(), StoreError>;
+
+    /// Removes an app: its settings and its token state.
+    async fn remove_app(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Every registered app's item (settings and token state), for the schedule and the admin.
+    async fn apps(&self) -> Result<Vec<(String, TokenState)>, StoreError>;
 }

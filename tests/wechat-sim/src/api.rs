@@ -82,10 +82,10 @@ fn token(st: &mut State, q: &Q) -> R {
     }
     let appid = param(q, "appid").ok_or_else(|| error(41002, "appid missing"))?;
     let secret = param(q, "secret").ok_or_else(|| error(41004, "appsecret missing"))?;
-    if appid != st.options.appid {
+    let Some(expected) = app_secret(st, appid) else {
         return Err(error(40013, "invalid appid"));
-    }
-    if secret != st.options.secret {
+    };
+    if secret != expected {
         return Err(error(
             40125,
             "invalid appsecret, view more at http://t.cn/RAEkdVq",
@@ -119,10 +119,10 @@ fn stable_token(st: &mut State, method: &Method, body: &[u8]) -> R {
         .ok_or_else(|| error(41002, "appid missing"))?
         .to_string();
     let secret = s("secret").ok_or_else(|| error(41004, "appsecret missing"))?;
-    if appid != st.options.appid {
+    let Some(expected) = app_secret(st, &appid) else {
         return Err(error(40013, "invalid appid"));
-    }
-    if secret != st.options.secret {
+    };
+    if secret != expected {
         return Err(error(40125, "invalid appsecret"));
     }
     let force = b
@@ -160,6 +160,18 @@ fn stable_token(st: &mut State, method: &Method, body: &[u8]) -> R {
             answer(token, now + ttl)
         }
     }
+}
+
+/// The secret of an Official Account or mini program this simulator knows.
+fn app_secret<'a>(st: &'a State, appid: &str) -> Option<&'a str> {
+    if appid == st.options.appid {
+        return Some(&st.options.secret);
+    }
+    st.options
+        .apps
+        .iter()
+        .find(|a| a.kind != "work" && a.appid == appid)
+        .map(|a| a.secret.as_str())
 }
 
 /// Checks `access_token` and returns the app it belongs to.
@@ -234,17 +246,35 @@ fn work_token(st: &mut State, q: &Q) -> R {
         .ok_or_else(|| error(41002, "corpid missing"))?
         .to_string();
     let secret = param(q, "corpsecret").ok_or_else(|| error(41004, "corpsecret missing"))?;
-    if corpid != st.options.corpid {
+    let agents: Vec<String> = st
+        .options
+        .apps
+        .iter()
+        .filter(|a| a.kind == "work" && a.appid == corpid)
+        .map(|a| a.secret.clone())
+        .collect();
+    if corpid != st.options.corpid && agents.is_empty() {
         return Err(error(40013, "invalid corpid"));
     }
-    if secret != st.options.corpsecret {
-        return Err(error(40001, "invalid secret"));
-    }
+    // The secret names the agent (each agent of a corp has its own).
+    let app = if corpid == st.options.corpid && secret == st.options.corpsecret {
+        corpid.clone()
+    } else {
+        match st
+            .options
+            .apps
+            .iter()
+            .find(|a| a.kind == "work" && a.appid == corpid && a.secret == secret)
+        {
+            Some(a) => a.key(),
+            None => return Err(error(40001, "invalid secret")),
+        }
+    };
     let now = st.now();
-    let current = st.current_token(Family::Work, &corpid);
+    let current = st.current_token(Family::Work, &app);
     let (token, expires_in) = match current {
         Some((t, exp)) if st.options.work_token_idempotent => (t, exp - now),
-        _ => st.issue_token(Family::Work, &corpid, None),
+        _ => st.issue_token(Family::Work, &app, None),
     };
     let mut m = ok();
     m.insert("access_token".into(), json!(token));
@@ -305,14 +335,23 @@ fn list_field(m: &Map<String, Value>, k: &str) -> Result<Vec<(String, String)>, 
 }
 
 /// Finds one invoice: unknown card_id → 40073; known card_id, unknown code → 40056 (inferred).
-fn find(st: &State, card_id: &str, code: &str) -> Result<usize, Value> {
+/// An invoice another app's user picked is not this app's to see.
+fn find(st: &State, app: &str, card_id: &str, code: &str) -> Result<usize, Value> {
     if !st.invoices.iter().any(|i| i.card_id() == card_id) {
         return Err(error(40073, "invalid card id"));
     }
-    st.invoices
+    let i = st
+        .invoices
         .iter()
         .position(|i| i.card_id() == card_id && i.encrypt_code == code)
-        .ok_or_else(|| error(40056, "invalid serial code"))
+        .ok_or_else(|| error(40056, "invalid serial code"))?;
+    match &st.invoices[i].app {
+        Some(owner) if owner != app => Err(error(
+            st.options.foreign_invoice_errcode,
+            "invalid serial code",
+        )),
+        _ => Ok(i),
+    }
 }
 
 fn card_answer(inv: &Invoice) -> Value {
@@ -322,10 +361,11 @@ fn card_answer(inv: &Invoice) -> Value {
 }
 
 fn get_info(st: &State, q: &Q, body: &[u8], work: bool) -> R {
-    check_token(st, q, work)?;
+    let app = check_token(st, q, work)?;
     let b = body_object(body, &["card_id", "encrypt_code"])?;
     let i = find(
         st,
+        &app,
         &str_field(&b, "card_id")?,
         &str_field(&b, "encrypt_code")?,
     )?;
@@ -333,7 +373,7 @@ fn get_info(st: &State, q: &Q, body: &[u8], work: bool) -> R {
 }
 
 fn get_batch(st: &State, q: &Q, body: &[u8], work: bool) -> R {
-    check_token(st, q, work)?;
+    let app = check_token(st, q, work)?;
     if work && !st.options.work_batch_allowed {
         return Err(error(48001, "api unauthorized"));
     }
@@ -344,7 +384,7 @@ fn get_batch(st: &State, q: &Q, body: &[u8], work: bool) -> R {
     }
     let mut out = Vec::new();
     for (card_id, code) in &items {
-        match find(st, card_id, code) {
+        match find(st, &app, card_id, code) {
             Ok(i) => out.push(Value::Object(st.invoices[i].card.clone())),
             Err(_) if st.options.batch_skips_unknown => {}
             Err(e) => return Err(e),
@@ -396,6 +436,7 @@ fn update_one(st: &mut State, q: &Q, body: &[u8], work: bool) -> R {
     let b = body_object(body, &["card_id", "encrypt_code", "reimburse_status"])?;
     let i = find(
         st,
+        &app,
         &str_field(&b, "card_id")?,
         &str_field(&b, "encrypt_code")?,
     )?;
@@ -414,7 +455,7 @@ fn update_batch(st: &mut State, q: &Q, body: &[u8], work: bool) -> R {
     let items = list_field(&b, "invoice_list")?;
     let mut plan = Vec::with_capacity(items.len());
     for (card_id, code) in &items {
-        let i = find(st, card_id, code)?;
+        let i = find(st, &app, card_id, code)?;
         if st.invoices[i].openid() != openid {
             return Err(error(72037, "invoice owner error"));
         }

@@ -20,7 +20,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-pub use state::{Fault, Invoice, Options};
+pub use state::{Fault, Invoice, Options, SimApp};
 
 /// The simulator's default seed: the spec's example invoice and friends.
 pub const DEFAULT_INVOICES: &str = include_str!("../../fixtures/invoices.json");

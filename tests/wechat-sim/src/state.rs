@@ -51,6 +51,34 @@ pub struct Options {
     pub work_batch_allowed: bool,
     /// Size of the invoice files (`pdf_url`, `trip_pdf_url`) the simulator serves, bytes.
     pub pdf_bytes: usize,
+    /// More accounts besides `appid` and `corpid`: Official Accounts, mini programs and WeCom
+    /// agents, each with its own secret, tokens, tickets and quota.
+    pub apps: Vec<SimApp>,
+    /// errcode for an invoice another app's token asks about (inferred: WeChat answers as for
+    /// a code it does not know).
+    pub foreign_invoice_errcode: i64,
+}
+
+/// One more account: `kind` `mp` (Official Account), `mini` (mini program) or `work` (a WeCom
+/// agent of corp `appid`, told apart by its `agentid` and secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimApp {
+    pub kind: String,
+    pub appid: String,
+    pub secret: String,
+    #[serde(default)]
+    pub agentid: Option<String>,
+}
+
+impl SimApp {
+    /// The name tokens and invoices carry: the appid, or `corpid#agentid` for a WeCom agent.
+    pub fn key(&self) -> String {
+        match &self.agentid {
+            Some(agent) => format!("{}#{agent}", self.appid),
+            None => self.appid.clone(),
+        }
+    }
 }
 
 impl Default for Options {
@@ -76,6 +104,8 @@ impl Default for Options {
             max_batch_items: 0,
             work_batch_allowed: true,
             pdf_bytes: 24 * 1024,
+            apps: Vec::new(),
+            foreign_invoice_errcode: 40056,
         }
     }
 }
@@ -112,6 +142,10 @@ pub struct Invoice {
     /// The app (appid or corpid) holding the reimbursement lock, if any.
     #[serde(default)]
     pub locked_by: Option<String>,
+    /// The app whose user picked it (appid, corpid or `corpid#agentid`): only that app's tokens
+    /// see it. None: every app of the default accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
     /// The card as the query APIs return it (`card_id`, `openid`, `user_info.reimburse_status`, …).
     pub card: Map<String, Value>,
 }
