@@ -9,8 +9,16 @@ use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::archive::Archive;
 use crate::audit::AuditLog;
-use crate::config::{Config, ConfigError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use crate::apps::{self, AppSettings};
+use crate::config::{self, Config, ConfigError, Platform, SecretSource};
+use crate::deadline::Deadline;
+use crate::envelope::ApiError;
 use crate::secret::AppSecret;
+use crate::store::TokenState;
 use std::sync::Arc;
 
 use crate::store::{DynamoStore, TokenStore};
@@ -19,12 +27,21 @@ use crate::wechat::WeChatClient;
 
 pub struct App {
     pub config: Config,
+    /// A registered app's settings; none for the deployment's own app.
+    pub settings: Option<AppSettings>,
     pub wechat: WeChatClient,
     pub tokens: TokenService,
     /// The audit trail of status changes, when `AUDIT_TABLE` is set.
     pub audit: Option<AuditLog>,
     /// The PDF archive, when `ARCHIVE_BUCKET` is set.
-    pub archive: Option<Archive>,
+    pub archive: Option<Arc<Archive>>,
+    /// The token table, and the AWS configuration registered apps read their secrets with.
+    store: Arc<dyn TokenStore>,
+    sdk: Option<SdkConfig>,
+    /// Registered apps this process has met, by key (see `resolve`).
+    registered: Mutex<HashMap<String, Registered>>,
+    /// When (clock ms) this process last read the table for an app that turned out unknown.
+    unknown_read_ms: AtomicU64,
     /// `AWS_LAMBDA_FUNCTION_NAME`, for the log lines.
     pub function_name: Option<String>,
 }
@@ -48,10 +65,14 @@ impl App {
             .audit_table
             .as_ref()
             .map(|t| AuditLog::new(client, t.clone(), config.audit_retention));
-        let archive = config.archive.clone().map(|a| Archive::new(a, sdk.clone()));
+        let archive = config
+            .archive
+            .clone()
+            .map(|a| Arc::new(Archive::new(a, sdk.clone())));
         App {
             audit,
             archive,
+            sdk: Some(sdk.clone()),
             ..App::with_store(config, store, secret)
         }
     }
@@ -59,15 +80,206 @@ impl App {
     /// With another store (the memory store, or one wrapped with injected faults, in tests).
     pub fn with_store(config: Config, store: Arc<dyn TokenStore>, secret: AppSecret) -> Self {
         let wechat = WeChatClient::new(&config, secret);
-        let tokens = TokenService::new(store, config.appid.clone(), wechat.clone(), config.timing);
+        let tokens = TokenService::new(
+            store.clone(),
+            config.appid.clone(),
+            wechat.clone(),
+            config.timing,
+        );
         App {
             config,
+            settings: None,
             wechat,
             tokens,
             audit: None,
             archive: None,
+            store,
+            sdk: None,
+            registered: Mutex::default(),
+            unknown_read_ms: AtomicU64::new(0),
             function_name: std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok(),
         }
+    }
+}
+
+/// A registered app as this process knows it.
+#[derive(Clone)]
+enum Registered {
+    Found(Arc<App>, u64),
+    Missing(u64),
+}
+
+/// The app a request is for: this deployment's own, or a registered one.
+pub enum Tenant<'a> {
+    Own(&'a App),
+    Registered(Arc<App>),
+}
+
+impl std::ops::Deref for Tenant<'_> {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        match self {
+            Tenant::Own(app) => app,
+            Tenant::Registered(app) => app,
+        }
+    }
+}
+
+impl App {
+    /// The app named by `appid` (and `agentid`, for a WeCom agent): this deployment's own when
+    /// none is named or it is its own appid, otherwise a registered app, read from the table
+    /// the first time (one GetItem: settings and token state together) and again after
+    /// `CACHE_TTL_SECS`. An unknown or disabled app is refused before any WeChat call; unknown
+    /// names cost at most one table read per second per process.
+    pub async fn resolve(
+        &self,
+        appid: Option<&str>,
+        agentid: Option<&str>,
+        deadline: &Deadline,
+    ) -> Result<Tenant<'_>, ApiError> {
+        let Some(appid) = appid else {
+            return Ok(Tenant::Own(self));
+        };
+        if appid == self.config.appid && agentid.is_none() {
+            return Ok(Tenant::Own(self));
+        }
+        let key = apps::key(appid, agentid);
+        let now = self.tokens.clock().now_ms();
+        let ttl = self.config.timing.cache_ttl.as_millis() as u64;
+        let cached = self.registry().get(&key).cloned();
+        let fresh = |at: u64| now < at.saturating_add(ttl);
+        let known = match cached {
+            Some(Registered::Found(app, at)) if fresh(at) => Some(app),
+            Some(Registered::Missing(at)) if fresh(at) => None,
+            previous => {
+                // Within a second of reading the table for a name that turned out unknown,
+                // names this process has not seen are refused unread (a flood of made-up
+                // appids costs one read a second).
+                let last_miss = self.unknown_read_ms.load(Ordering::Relaxed);
+                let first_sight = previous.is_none();
+                if first_sight && now < last_miss.saturating_add(1000) {
+                    return Err(no_such_app(&key, false));
+                }
+                let state = self.tokens.load_key(&key, deadline).await?;
+                let found = match (state.settings.clone().map(|s| *s), previous) {
+                    (None, _) => None,
+                    // Same settings: keep the instance (its token cache, its secret).
+                    (Some(s), Some(Registered::Found(app, _)))
+                        if app.settings.as_ref() == Some(&s) =>
+                    {
+                        app.tokens.seed(&state);
+                        Some(app)
+                    }
+                    (Some(s), _) => Some(Arc::new(self.registered_app(s, &state))),
+                };
+                let entry = match &found {
+                    Some(app) => Registered::Found(app.clone(), now),
+                    None => {
+                        self.unknown_read_ms.store(now, Ordering::Relaxed);
+                        Registered::Missing(now)
+                    }
+                };
+                self.registry().insert(key.clone(), entry);
+                found
+            }
+        };
+        match known {
+            None => Err(no_such_app(&key, false)),
+            Some(app) if !app.settings.as_ref().is_some_and(|s| s.enabled) => {
+                Err(no_such_app(&key, true))
+            }
+            Some(app) => Ok(Tenant::Registered(app)),
+        }
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<String, Registered>> {
+        self.registered.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A registered app wired like this one (HTTP connections, table, audit and archive shared)
+    /// with its own settings, secret and token state.
+    pub fn registered_app(&self, settings: AppSettings, state: &TokenState) -> App {
+        let mut config = self.config.clone();
+        let platform = settings.kind.platform();
+        // A deployment on WeChat's own hosts uses each platform's; a custom host (a proxy, the
+        // simulator) serves every app.
+        if [config::MP_API_BASE, config::WORK_API_BASE].contains(&config.api_base.as_str()) {
+            config.api_base = match platform {
+                Platform::Mp => config::MP_API_BASE.into(),
+                Platform::Work => config::WORK_API_BASE.into(),
+            };
+            config.api_backup_base = (platform == Platform::Mp)
+                .then(|| config::MP_API_BACKUP_BASE.to_string())
+                .filter(|_| self.config.api_backup_base.is_some());
+        }
+        config.platform = platform;
+        config.token_api = settings.token_api;
+        config.appid = settings.appid.clone();
+        config.allowed_origins = settings.origins.clone();
+        if let Some(url) = &settings.jssdk_url {
+            config.jssdk_url = url.clone();
+        }
+        config.timing.tickets = settings.kind.tickets();
+        let source = SecretSource::SecretsManager {
+            arn: format!("{}{}", config.app_secret_prefix, settings.secret_name),
+        };
+        config.secret = Some(source.clone());
+        let secret = match &self.sdk {
+            Some(sdk) => AppSecret::from_config(Some(&source), sdk),
+            None => AppSecret::from_config(None, &SdkConfig::builder().build()),
+        };
+        let wechat = self.wechat.for_app(&config, secret);
+        let key = settings.key();
+        let tokens = TokenService::new(self.store.clone(), key, wechat.clone(), config.timing);
+        tokens.seed(state);
+        App {
+            config,
+            settings: Some(settings),
+            wechat,
+            tokens,
+            audit: self.audit.clone(),
+            archive: self.archive.clone(),
+            function_name: self.function_name.clone(),
+            store: self.store.clone(),
+            sdk: self.sdk.clone(),
+            registered: Mutex::default(),
+            unknown_read_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// The registered app `settings` describes, as this process knows it (the same instance as
+    /// requests use, when the settings have not changed), its state seeded with `state`.
+    pub fn registered_runtime(&self, settings: AppSettings, state: &TokenState) -> Arc<App> {
+        let key = settings.key();
+        let now = self.tokens.clock().now_ms();
+        if let Some(Registered::Found(app, _)) = self.registry().get(&key) {
+            if app.settings.as_ref() == Some(&settings) {
+                app.tokens.seed(state);
+                return app.clone();
+            }
+        }
+        let app = Arc::new(self.registered_app(settings, state));
+        self.registry()
+            .insert(key, Registered::Found(app.clone(), now));
+        app
+    }
+
+    /// Every registered app's item (settings and token state).
+    pub async fn registered_apps(&self) -> Result<Vec<(String, TokenState)>, ApiError> {
+        Ok(self.store.apps().await?)
+    }
+}
+
+fn no_such_app(key: &str, disabled: bool) -> ApiError {
+    let name = key.trim_start_matches("app#").replace('#', " agent ");
+    ApiError::NoSuchApp {
+        disabled,
+        errmsg: if disabled {
+            format!("appid: app {name} is disabled in this deployment")
+        } else {
+            format!("appid: no app {name} in this deployment")
+        },
     }
 }
 

@@ -90,6 +90,11 @@ pub struct Config {
     pub audit_retention: Option<Duration>,
     /// The PDF archive (`ARCHIVE_BUCKET`); none when unset.
     pub archive: Option<ArchiveConfig>,
+    /// Registered apps' secrets are the Secrets Manager secrets `<prefix><secret name>`
+    /// (`APP_SECRET_PREFIX`), so the functions' IAM can be scoped to the prefix.
+    pub app_secret_prefix: String,
+    /// Registered apps the schedule refreshes at once (`SCHEDULE_CONCURRENCY`).
+    pub schedule_concurrency: usize,
 }
 
 /// Audit records are kept ten years unless configured (China keeps accounting vouchers for at
@@ -127,6 +132,9 @@ pub struct Timing {
     pub deadline_reserve: Duration,
     /// A request's time when the runtime gives no deadline (handlers called directly).
     pub request_budget: Duration,
+    /// Whether the app keeps JS-SDK tickets (it signs pages); mini programs need none, so their
+    /// state is whole with an access_token alone.
+    pub tickets: bool,
 }
 
 impl Default for Timing {
@@ -143,6 +151,7 @@ impl Default for Timing {
             cache_ttl: Duration::from_secs(30),
             deadline_reserve: Duration::from_millis(500),
             request_budget: Duration::from_millis(19_500),
+            tickets: true,
         }
     }
 }
@@ -242,6 +251,7 @@ impl Config {
             cache_ttl: secs("CACHE_TTL_SECS", d.cache_ttl)?,
             deadline_reserve: ms("DEADLINE_RESERVE_MS", d.deadline_reserve)?,
             request_budget: ms("REQUEST_BUDGET_MS", d.request_budget)?,
+            tickets: true,
         };
         let dl = Limits::default();
         let count = |k: &str, default: usize| -> Result<usize, ConfigError> {
@@ -365,6 +375,8 @@ impl Config {
             }
         }
         let config = Config {
+            app_secret_prefix: get("APP_SECRET_PREFIX").unwrap_or_else(|| "wxinvoice/apps/".into()),
+            schedule_concurrency: count("SCHEDULE_CONCURRENCY", 10)?,
             audit_table,
             audit_retention,
             archive,

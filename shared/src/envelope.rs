@@ -10,6 +10,8 @@ use serde_json::{json, Map, Value};
 pub const INVALID_PARAMS: i64 = 72031;
 /// errcode for a missing access_token (WeChat's "access_token missing").
 pub const MISSING_TOKEN: i64 = 41001;
+/// errcode for an app this deployment does not serve (WeChat's "invalid appid").
+pub const NO_SUCH_APP: i64 = 40013;
 /// errcode WeChat uses for "system busy"; the gateway uses it for faults on its side.
 pub const SYSTEM_ERROR: i64 = -1;
 
@@ -68,6 +70,9 @@ pub enum ApiError {
     MethodNotAllowed { allowed: &'static str },
     /// No such path (404).
     NotFound(String),
+    /// The `appid` (and `agentid`) names no app of this deployment (404), or a disabled one
+    /// (403); errcode 40013 (WeChat's "invalid appid").
+    NoSuchApp { disabled: bool, errmsg: String },
     /// WeChat answered with errcode ≠ 0: its body goes back unchanged, with a hint (200).
     WeChat(WeChatErrorBody),
     /// WeChat could not be reached, or answered something that is not its API (502).
@@ -124,6 +129,8 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NoSuchApp { disabled: true, .. } => StatusCode::FORBIDDEN,
+            ApiError::NoSuchApp { .. } => StatusCode::NOT_FOUND,
             ApiError::WeChat(_) => StatusCode::OK,
             ApiError::WeChatUnreachable(_) => StatusCode::BAD_GATEWAY,
             ApiError::WeChatTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -142,6 +149,7 @@ impl ApiError {
                 INVALID_PARAMS
             }
             ApiError::WeChat(w) => w.errcode,
+            ApiError::NoSuchApp { .. } => NO_SUCH_APP,
             ApiError::OutcomeUnknown { .. } => crate::outcome::OUTCOME_UNKNOWN,
             ApiError::WeChatUnreachable(_)
             | ApiError::WeChatTimeout(_)
@@ -154,6 +162,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { errmsg, .. } => errmsg.clone(),
             ApiError::TooLarge(m) | ApiError::NotFound(m) => m.clone(),
+            ApiError::NoSuchApp { errmsg, .. } => errmsg.clone(),
             ApiError::MethodNotAllowed { allowed } => {
                 format!("method not allowed: this path accepts {allowed} only")
             }

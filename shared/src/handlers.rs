@@ -81,19 +81,70 @@ pub async fn get_token(app: &App, req: Request) -> Result<Response<Body>, Error>
             Err(e) => Err(e.into()),
         };
     }
+    let started = Instant::now();
+    let tenant = match tenant_for(app, &req, GET_TOKEN_PATH).await {
+        Ok(tenant) => tenant,
+        Err(refusal) => return Ok(*refusal),
+    };
+    let app = &*tenant;
     if let Some(resp) = preflight(&app.config, &req, GET_TOKEN_PATH, "GET") {
         return Ok(resp);
     }
-    let started = Instant::now();
     let (result, spent) = telemetry::measured(get_token_inner(app, &req)).await;
     Ok(answer(app, GET_TOKEN_PATH, &req, started, spent, result))
+}
+
+/// The query parameters that choose the app, on every endpoint.
+const APP_PARAMS: [&str; 2] = ["appid", "agentid"];
+
+/// The app the request names (`appid`, and `agentid` for a WeCom agent), this deployment's own
+/// when it names none.
+async fn tenant<'a>(app: &'a App, req: &Request) -> Result<crate::app::Tenant<'a>, ApiError> {
+    let params = req.query_string_parameters_ref();
+    let mut named = [None, None];
+    for (slot, name) in named.iter_mut().zip(APP_PARAMS) {
+        let values = params.and_then(|p| p.all(name)).unwrap_or_default();
+        match values.as_slice() {
+            [] => {}
+            [one] => {
+                crate::apps::check_id(name, one)?;
+                *slot = Some(*one);
+            }
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "{name}: given more than once"
+                )));
+            }
+        }
+    }
+    let [appid, agentid] = named;
+    if agentid.is_some() && appid.is_none() {
+        return Err(ApiError::bad_request(
+            "agentid: only with appid (the corpid)",
+        ));
+    }
+    app.resolve(appid, agentid, &deadline(&app.config, req))
+        .await
+}
+
+/// The request's app, or the answer refusing it (logged, with the deployment's own CORS).
+async fn tenant_for<'a>(
+    app: &'a App,
+    req: &Request,
+    endpoint: &str,
+) -> Result<crate::app::Tenant<'a>, Box<Response<Body>>> {
+    let started = Instant::now();
+    tenant(app, req).await.map_err(|e| {
+        let spent = telemetry::Spent::default();
+        Box::new(answer(app, endpoint, req, started, spent, Err(e)))
+    })
 }
 
 /// Everything getToken checks before any I/O: path, method, query; the mode and the page URL to
 /// sign (the configured one when the caller names none).
 pub fn parse_get_token(config: &Config, req: &Request) -> Result<(Mode, String), ApiError> {
     route(req, GET_TOKEN_PATH, Method::GET)?;
-    let query = query(req, &["type", "url"])?;
+    let query = query(req, &["type", "url", "appid", "agentid"])?;
     let mode = match query.get("type").copied() {
         None | Some("auto") => Mode::Auto,
         Some("manual") => Mode::Manual,
@@ -164,7 +215,38 @@ fn seconds_left(app: &App, state: &crate::store::TokenState) -> Option<u64> {
     Some(end.saturating_sub(app.tokens.clock().now_ms()) / 1000)
 }
 
+/// getToken for a mini program: the token and its life only (`wx.chooseInvoice` needs no
+/// signature; its invoices are queried through this gateway with the mini program's token).
+#[derive(Serialize)]
+struct MiniTokenAnswer<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_token: Option<&'a str>,
+    expires_in: u64,
+    appid: &'a str,
+}
+
 fn token_answer(app: &App, served: &Served, url: &str) -> Result<Response<Body>, ApiError> {
+    if !app.config.timing.tickets {
+        let Some(token) = &served.state.access_token else {
+            return Err(ApiError::Unavailable("no access_token stored".into()));
+        };
+        let now = app.tokens.clock().now_ms();
+        let answer = MiniTokenAnswer {
+            access_token: app
+                .config
+                .expose_access_token
+                .then_some(token.value.as_str()),
+            expires_in: guaranteed_secs(
+                &served.state,
+                app.tokens.timing(),
+                now,
+                app.wechat.new_token_ends_previous(),
+            ),
+            appid: &app.config.appid,
+        };
+        let body = serde_json::to_string(&answer).expect("plain struct serializes");
+        return Ok(json_response(StatusCode::OK, body));
+    }
     let (Some(token), Some(ticket)) = (&served.state.access_token, &served.state.jsapi_ticket)
     else {
         return Err(ApiError::Unavailable("no access_token stored".into()));
@@ -347,6 +429,35 @@ async fn scheduled(app: &App, req: &Request) -> Result<Response<Body>, Error> {
         return Err(format!("scheduled refresh failed: {cause}{still}").into());
     }
     let served = served.expect("no failure means an answer");
+    let run = refresh_registered(app, &deadline(&app.config, req)).await;
+    if !run.failed.is_empty() {
+        let failed: Vec<String> = run
+            .failed
+            .iter()
+            .map(|(k, c)| format!("{k}: {c}"))
+            .collect();
+        tracing::error!(
+            endpoint = "schedule",
+            function_request_id,
+            function_name = app.function_name.as_deref(),
+            apps_registered = run.registered,
+            apps_due = run.due,
+            apps_refreshed = run.refreshed,
+            failed = %failed.join("; "),
+            metric.apps_failed = run.failed.len() as u64,
+            metric.refresh_failed = 1,
+            "scheduled refresh failed for registered apps"
+        );
+        let keys: Vec<&str> = run.failed.iter().map(|(k, _)| k.as_str()).collect();
+        return Err(format!(
+            "scheduled refresh failed for {} of {} due apps ({}); the others were rotated: {}",
+            run.failed.len(),
+            run.due,
+            keys.join(", "),
+            failed.join("; ")
+        )
+        .into());
+    }
     let s = &served.state;
     let (archived, archive_pending) = match &s.access_token {
         Some(token) => retry_archives(app, &token.value, &deadline(&app.config, req)).await,
@@ -363,6 +474,8 @@ async fn scheduled(app: &App, req: &Request) -> Result<Response<Body>, Error> {
         metric.refresh_failed = 0,
         metric.refreshed = u64::from(served.source == Source::Refreshed),
         metric.token_left_secs = token_left_secs,
+        metric.apps_registered = run.registered,
+        metric.apps_refreshed = run.refreshed,
         metric.archives_stored = archived,
         metric.archives_pending = archive_pending,
         "scheduled refresh"
@@ -376,8 +489,82 @@ async fn scheduled(app: &App, req: &Request) -> Result<Response<Body>, Error> {
         "jsapi_ticket_expires_in": left(&s.jsapi_ticket),
         "wx_card_ticket_expires_in": left(&s.wx_card_ticket),
         "archives": {"stored": archived, "pending": archive_pending},
+        "apps": {"registered": run.registered, "due": run.due, "refreshed": run.refreshed},
     });
     Ok(json_response(StatusCode::OK, body.to_string()))
+}
+
+/// What the schedule did for the registered apps.
+#[derive(Default)]
+struct RegisteredRun {
+    registered: u64,
+    due: u64,
+    refreshed: u64,
+    /// Apps that could not be rotated, by key, with the cause.
+    failed: Vec<(String, String)>,
+}
+
+/// The schedule's run over the registered apps: every enabled app whose credentials will not
+/// last until the next run is refreshed under its own lock, `SCHEDULE_CONCURRENCY` at once; one
+/// app failing neither delays nor fails the others. Apps not due cost nothing beyond the scan.
+async fn refresh_registered(app: &App, deadline: &Deadline) -> RegisteredRun {
+    use futures_util::StreamExt;
+    let mut run = RegisteredRun::default();
+    let apps = match app.registered_apps().await {
+        Ok(apps) => apps,
+        Err(e) => {
+            run.failed.push(("app registry".into(), cause(&e)));
+            return run;
+        }
+    };
+    let now = app.tokens.clock().now_ms();
+    let mut due = Vec::new();
+    for (key, state) in apps {
+        let Some(settings) = state.settings.clone().map(|s| *s).filter(|s| s.enabled) else {
+            continue;
+        };
+        run.registered += 1;
+        let mut timing = app.config.timing;
+        timing.tickets = settings.kind.tickets();
+        if !crate::lifecycle::satisfied(&crate::lifecycle::Want::Scheduled, &state, now, &timing) {
+            due.push((key, settings, state));
+        }
+    }
+    run.due = due.len() as u64;
+    let results: Vec<(String, Result<Served, ApiError>)> = futures_util::stream::iter(due)
+        .map(|(key, settings, state)| async move {
+            let runtime = app.registered_runtime(settings, &state);
+            let result = runtime.tokens.get(Mode::Scheduled, deadline).await;
+            (key, result)
+        })
+        .buffer_unordered(app.config.schedule_concurrency)
+        .collect()
+        .await;
+    for (key, result) in results {
+        match result {
+            Ok(served) if served.fault.is_none() => run.refreshed += 1,
+            Ok(served) => run
+                .failed
+                .push((key, cause(&served.fault.expect("a fault")))),
+            Err(e) => run.failed.push((key, cause(&e))),
+        }
+    }
+    run.failed.sort();
+    run
+}
+
+/// A registered app (by key) and its current access_token, when it is registered and has one.
+async fn registered_with_token<'a>(
+    app: &'a App,
+    key: &str,
+    deadline: &Deadline,
+) -> Option<(crate::app::Tenant<'a>, String)> {
+    let state = app.tokens.load_key(key, deadline).await.ok()?;
+    let settings = *state.settings.clone()?;
+    let runtime = app.registered_runtime(settings, &state);
+    let served = runtime.tokens.get(Mode::Auto, deadline).await.ok()?;
+    let token = served.state.access_token?.value;
+    Some((crate::app::Tenant::Registered(runtime), token))
 }
 
 /// Archive retries per scheduled run, at most (the rest wait for the next hour).
@@ -397,21 +584,30 @@ async fn retry_archives(app: &App, token: &str, deadline: &Deadline) -> (u64, u6
         }
     };
     let mut stored = 0;
-    for p in pending.iter().filter(|p| p.app == app.config.appid) {
+    for p in &pending {
+        // The app the invoice was closed by: this deployment's own, or a registered one.
+        let owner = if p.app == app.config.appid {
+            Some((crate::app::Tenant::Own(app), token.to_string()))
+        } else {
+            registered_with_token(app, &p.app, deadline).await
+        };
+        let Some((owner, token)) = owner else {
+            continue;
+        };
         let invoice = InvoiceRef {
             card_id: p.card_id.clone(),
             encrypt_code: p.encrypt_code.clone(),
         };
         let body = Bytes::from(serde_json::to_vec(&invoice).expect("request models serialize"));
-        let path = app.wechat.paths().invoice_info;
-        let note = match app
+        let path = owner.wechat.paths().invoice_info;
+        let note = match owner
             .wechat
-            .post(path, token, body, Call::Read, deadline)
+            .post(path, &token, body, Call::Read, deadline)
             .await
         {
             Ok(reply) => match serde_json::from_slice::<Map<String, Value>>(&reply.body) {
                 Ok(card) => archive
-                    .keep_cards(&app.config.appid, &[Some(&card)], deadline)
+                    .keep_cards(&owner.config.appid, &[Some(&card)], deadline)
                     .await
                     .remove(0),
                 Err(_) => ArchiveNote::Failed("WeChat's answer is not a JSON object".into()),
@@ -473,6 +669,11 @@ pub async fn invoice_status(app: &App, req: Request) -> Result<Response<Body>, E
 /// `POST /core/r/api/weChat/getInvoiceInfo?token=…`: one invoice (WeChat's getinvoiceinfo), same
 /// token rules and envelope as the batch; the answer names the `encrypt_code` it answers.
 pub async fn get_invoice_info(app: &App, req: Request) -> Result<Response<Body>, Error> {
+    let tenant = match tenant_for(app, &req, GET_INVOICE_INFO).await {
+        Ok(tenant) => tenant,
+        Err(refusal) => return Ok(*refusal),
+    };
+    let app = &*tenant;
     let (path, req) = (app.wechat.paths().invoice_info, &req);
     invoice_endpoint(
         app,
@@ -494,6 +695,11 @@ pub async fn get_invoice_info(app: &App, req: Request) -> Result<Response<Body>,
 /// `POST /core/r/api/weChat/updateInvoiceStatus?token=…`: one invoice's status (WeChat's
 /// updateinvoicestatus).
 pub async fn update_invoice_status(app: &App, req: Request) -> Result<Response<Body>, Error> {
+    let tenant = match tenant_for(app, &req, UPDATE_INVOICE_STATUS).await {
+        Ok(tenant) => tenant,
+        Err(refusal) => return Ok(*refusal),
+    };
+    let app = &*tenant;
     let (path, req) = (app.wechat.paths().update_status_one, &req);
     invoice_endpoint(
         app,
@@ -513,6 +719,11 @@ pub async fn update_invoice_status(app: &App, req: Request) -> Result<Response<B
 /// `POST /core/r/api/weChat/getInvoiceBatch?token=…`: WeChat's batch answer, each item with the
 /// `encrypt_code` it answers.
 pub async fn get_invoice_batch(app: &App, req: Request) -> Result<Response<Body>, Error> {
+    let tenant = match tenant_for(app, &req, GET_INVOICE_BATCH).await {
+        Ok(tenant) => tenant,
+        Err(refusal) => return Ok(*refusal),
+    };
+    let app = &*tenant;
     let req = &req;
     invoice_endpoint(
         app,
@@ -546,6 +757,11 @@ pub async fn get_invoice_batch(app: &App, req: Request) -> Result<Response<Body>
 
 /// `POST /core/r/api/weChat/updateStatus?token=…`
 pub async fn update_status(app: &App, req: Request) -> Result<Response<Body>, Error> {
+    let tenant = match tenant_for(app, &req, UPDATE_STATUS).await {
+        Ok(tenant) => tenant,
+        Err(refusal) => return Ok(*refusal),
+    };
+    let app = &*tenant;
     let (path, req) = (app.wechat.paths().update_status_batch, &req);
     invoice_endpoint(
         app,
@@ -620,7 +836,7 @@ async fn change_status(
         .enumerate()
         .map(|(i, r)| AuditEntry {
             at_ms,
-            app: app.config.appid.clone(),
+            app: app_name(app),
             caller: caller.clone(),
             card_id: r.card_id.clone(),
             code_sha256: crate::audit::sha256_hex(r.encrypt_code.as_bytes()),
@@ -662,6 +878,15 @@ async fn change_status(
         }
     }
     result
+}
+
+/// The app as the audit trail and the archive name it: the appid of the deployment's own app,
+/// the key of a registered one.
+fn app_name(app: &App) -> String {
+    match &app.settings {
+        Some(s) => s.key(),
+        None => app.config.appid.clone(),
+    }
 }
 
 /// Keeps the PDFs of invoices just closed: reads their cards (WeChat's links) and archives each.
@@ -1030,7 +1255,7 @@ async fn stored_token(app: &App, deadline: &Deadline) -> Result<String, ApiError
 /// The `token` query parameter: required unless in hardened mode, where it is optional and the
 /// stored token is used.
 fn token_param(config: &Config, req: &Request) -> Result<Option<String>, ApiError> {
-    let query = query(req, &["token"])?;
+    let query = query(req, &["token", "appid", "agentid"])?;
     match query.get("token") {
         Some(t) if t.chars().count() > MAX_TOKEN => Err(ApiError::bad_request(format!(
             "token: longer than {MAX_TOKEN} characters"

@@ -58,10 +58,11 @@ pub fn token_dies_at(state: &TokenState, timing: &Timing) -> Option<u64> {
 pub fn alive(state: &TokenState, now_ms: u64, margin_ms: u64, timing: &Timing) -> bool {
     let until = now_ms.saturating_add(margin_ms);
     let token = token_dies_at(state, timing).is_some_and(|end| end > until);
-    let ticket = state
-        .jsapi_ticket
-        .as_ref()
-        .is_some_and(|c| c.valid_for(now_ms, margin_ms));
+    let ticket = !timing.tickets
+        || state
+            .jsapi_ticket
+            .as_ref()
+            .is_some_and(|c| c.valid_for(now_ms, margin_ms));
     token && ticket
 }
 
@@ -83,12 +84,13 @@ pub fn satisfied(want: &Want, state: &TokenState, now_ms: u64, timing: &Timing) 
     match want {
         Want::Fresh | Want::Scheduled if just_refreshed(state, now_ms, timing) => {
             // Scheduled also needs the wx_card ticket.
-            *want == Want::Fresh || ticket_ok(&state.wx_card_ticket, now_ms, 0)
+            *want == Want::Fresh || !timing.tickets || ticket_ok(&state.wx_card_ticket, now_ms, 0)
         }
         Want::Fresh => alive(state, now_ms, ms(timing.lazy_margin), timing),
         Want::Scheduled => {
             let ahead = ms(timing.rotate_ahead);
-            alive(state, now_ms, ahead, timing) && ticket_ok(&state.wx_card_ticket, now_ms, ahead)
+            alive(state, now_ms, ahead, timing)
+                && (!timing.tickets || ticket_ok(&state.wx_card_ticket, now_ms, ahead))
         }
         Want::Forced { baseline, since_ms } => {
             let changed = state.access_token.as_ref().map(|c| &c.value) != baseline.as_ref();
@@ -136,7 +138,7 @@ pub fn due(want: &Want, state: &TokenState, now_ms: u64, timing: &Timing) -> Due
     };
     let until = now_ms.saturating_add(margin);
     let token = want.forced() || token_dies_at(state, timing).is_none_or(|end| end <= until);
-    let ticket = |c: &Option<Credential>| !ticket_ok(c, now_ms, margin);
+    let ticket = |c: &Option<Credential>| timing.tickets && !ticket_ok(c, now_ms, margin);
     Due {
         token,
         jsapi: ticket(&state.jsapi_ticket),

@@ -190,6 +190,18 @@ impl TokenService {
         (self.clock.now_ms() < at.saturating_add(ms(self.timing.cache_ttl))).then(|| state.clone())
     }
 
+    /// Takes `state`, just read from the store by someone else (the app registry), as this
+    /// instance's copy.
+    pub fn seed(&self, state: &TokenState) {
+        self.remember(state);
+    }
+
+    /// Reads another item of the same store (an app's), bounded like every store call.
+    pub async fn load_key(&self, key: &str, deadline: &Deadline) -> Result<TokenState, ApiError> {
+        self.bounded(deadline, "reading the app registry", self.store.load(key))
+            .await
+    }
+
     fn remember(&self, state: &TokenState) {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         *cache = Some((state.clone(), self.clock.now_ms()));
@@ -590,7 +602,7 @@ impl TokenService {
             (TicketKind::Jsapi, due.jsapi),
             (TicketKind::WxCard, due.wx_card),
         ] {
-            if !(is_due || rotated) {
+            if !self.timing.tickets || !(is_due || rotated) {
                 continue;
             }
             match self.wechat.fetch_ticket(&token, kind, &fetching).await {

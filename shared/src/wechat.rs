@@ -203,6 +203,14 @@ impl WeChatClient {
         }
     }
 
+    /// A client for another app (its settings and secret) sharing this one's HTTP connections.
+    pub fn for_app(&self, config: &Config, secret: AppSecret) -> Self {
+        WeChatClient {
+            http: self.http.clone(),
+            ..WeChatClient::new(config, secret)
+        }
+    }
+
     /// The HTTP client: no redirects (WeChat's API never redirects; a redirect would carry the
     /// AppSecret or token in its URL elsewhere), HTTPS only unless the configuration allows the
     /// simulator's plain HTTP. A build failure is an error of the call, not an abort.

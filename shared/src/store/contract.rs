@@ -159,13 +159,19 @@ async fn registry(store: &dyn TokenStore, now: u64) {
         agentid: Some("1000002".into()),
         token_api: crate::config::TokenApi::Classic,
         secret_name: "wwcontract-1000002".into(),
-        origins: vec!["https://a.example.com".into(), "https://b.example.com".into()],
+        origins: vec![
+            "https://a.example.com".into(),
+            "https://b.example.com".into(),
+        ],
         jssdk_url: Some("https://a.example.com/invoices".into()),
         enabled: true,
     };
     let key = app.key();
     store.put_app(&app).await.unwrap();
-    assert_eq!(store.load(&key).await.unwrap().settings, Some(app.clone()));
+    assert_eq!(
+        store.load(&key).await.unwrap().settings.as_deref(),
+        Some(&app)
+    );
     // A refresh of the app keeps its settings; changing settings keeps its token.
     assert!(matches!(
         store.try_lock(&key, "A", now, 10_000).await.unwrap(),
@@ -177,12 +183,13 @@ async fn registry(store: &dyn TokenStore, now: u64) {
         ..Update::default()
     };
     let s = store.commit(&key, "A", &update).await.unwrap().unwrap();
-    assert_eq!(s.settings, Some(app.clone()));
+    assert_eq!(s.settings.as_deref(), Some(&app));
     app.enabled = false;
     app.jssdk_url = None;
     store.put_app(&app).await.unwrap();
     let s = store.load(&key).await.unwrap();
-    assert_eq!((s.settings, s.access_token), (Some(app.clone()), update.access_token));
+    assert_eq!(s.settings.as_deref(), Some(&app));
+    assert_eq!(s.access_token, update.access_token);
     let listed = store.apps().await.unwrap();
     assert_eq!(listed.len(), 1, "only registered apps are listed");
     assert_eq!(listed[0].0, key);

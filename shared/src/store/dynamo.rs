@@ -197,10 +197,19 @@ impl TokenStore for DynamoStore {
 
     async fn put_app(&self, a: &AppSettings) -> Result<(), StoreError> {
         let mut values = HashMap::from([
-            (":kind".to_string(), AttributeValue::S(a.kind.as_str().into())),
+            (
+                ":kind".to_string(),
+                AttributeValue::S(a.kind.as_str().into()),
+            ),
             (":appid".to_string(), AttributeValue::S(a.appid.clone())),
-            (":api".to_string(), AttributeValue::S(token_api_name(a.token_api).into())),
-            (":secret".to_string(), AttributeValue::S(a.secret_name.clone())),
+            (
+                ":api".to_string(),
+                AttributeValue::S(token_api_name(a.token_api).into()),
+            ),
+            (
+                ":secret".to_string(),
+                AttributeValue::S(a.secret_name.clone()),
+            ),
             (
                 ":origins".to_string(),
                 AttributeValue::L(a.origins.iter().cloned().map(AttributeValue::S).collect()),
@@ -315,7 +324,7 @@ fn parse(item: &HashMap<String, AttributeValue>) -> TokenState {
         fetch_started_ms: n("fetch_started_ms"),
         lock_owner: s("lock_owner"),
         lock_until_ms: n("lock_until_ms").unwrap_or(0),
-        settings: parse_settings(item),
+        settings: parse_settings(item).map(Box::new),
     }
 }
 

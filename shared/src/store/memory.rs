@@ -99,7 +99,9 @@ impl TokenStore for MemoryStore {
     }
 
     async fn put_app(&self, settings: &AppSettings) -> Result<(), StoreError> {
-        self.with(&settings.key(), |s| s.settings = Some(settings.clone()));
+        self.with(&settings.key(), |s| {
+            s.settings = Some(Box::new(settings.clone()))
+        });
         Ok(())
     }
 

@@ -64,7 +64,7 @@ pub struct TokenState {
     pub lock_owner: Option<String>,
     pub lock_until_ms: u64,
     /// A registered app's settings, kept in its item (none for the deployment's own app).
-    pub settings: Option<AppSettings>,
+    pub settings: Option<Box<AppSettings>>,
 }
 
 /// What a refresh publishes; `None` fields keep their stored value.

@@ -493,3 +493,70 @@ pub async fn invoice_call(app: &App, path: &str, token: &str, body: &Value) -> (
     .expect("the handlers answer every request");
     (resp.status().as_u16(), body_json(&resp))
 }
+
+/// Registers an app in the harness's table (as the admin command does), its AppSecret in
+/// (moto's) Secrets Manager under the deployment's prefix and in the simulator, and answers its
+/// settings. `kind`: `mp`, `mini` or `work` (then `agentid`).
+pub async fn register_app(
+    h: &Harness,
+    kind: &str,
+    appid: &str,
+    agentid: Option<&str>,
+    origins: &[&str],
+) -> wxinvoice::apps::AppSettings {
+    use wxinvoice::store::TokenStore;
+    let secret = format!("secret-of-{appid}-{}", agentid.unwrap_or(""));
+    let name = format!("{appid}-{}", uuid::Uuid::new_v4().simple());
+    aws_sdk_secretsmanager::Client::new(&h.sdk)
+        .create_secret()
+        .name(format!("{}{name}", h.app.config.app_secret_prefix))
+        .secret_string(&secret)
+        .send()
+        .await
+        .expect("create the app's secret in moto");
+    let mut sim_apps = h.sim_get("/__sim/options").await["apps"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    sim_apps.push(
+        serde_json::json!({"kind": kind, "appid": appid, "secret": secret, "agentid": agentid}),
+    );
+    h.sim_post("/__sim/options", serde_json::json!({ "apps": sim_apps }))
+        .await;
+    let settings = wxinvoice::apps::AppSettings {
+        kind: wxinvoice::apps::Kind::parse(kind).expect("mp, mini or work"),
+        appid: appid.into(),
+        agentid: agentid.map(str::to_string),
+        token_api: wxinvoice::config::TokenApi::Classic,
+        secret_name: name,
+        origins: origins.iter().map(|o| o.to_string()).collect(),
+        jssdk_url: origins.first().map(|o| format!("{o}/invoices")),
+        enabled: true,
+    };
+    settings.check().expect("valid settings");
+    h.store()
+        .put_app(&settings)
+        .await
+        .expect("register the app");
+    settings
+}
+
+impl Harness {
+    /// The harness's table as the gateway's store.
+    pub fn store(&self) -> wxinvoice::store::DynamoStore {
+        wxinvoice::store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&self.sdk), &self.table)
+    }
+}
+
+impl Harness {
+    /// A registered app's settings as the table holds them.
+    pub async fn store_app(&self, appid: &str) -> wxinvoice::apps::AppSettings {
+        use wxinvoice::store::TokenStore;
+        let state = self
+            .store()
+            .load(&wxinvoice::apps::key(appid, None))
+            .await
+            .unwrap();
+        *state.settings.expect("a registered app")
+    }
+}

@@ -1,0 +1,265 @@
+//! Many apps in one deployment: Official Accounts, a mini program and WeCom agents registered
+//! next to the deployment's own app, against the simulator and moto.
+
+use integration_tests::*;
+use serde_json::{json, Value};
+use wxinvoice::handlers::{get_token, GET_INVOICE_INFO};
+
+const OA_B: &str = "wxb00000000000000b";
+const MINI: &str = "wxm00000000000000m";
+const CORP: &str = "wwc0rp00000000000c";
+const ORIGIN_B: &str = "https://b.example.com";
+
+async fn token_for(_h: &Harness, app: &wxinvoice::App, query: &str) -> (u16, Value) {
+    let req = event("apigw-v2-get-token.json", |v| set_query(v, query));
+    let resp = get_token(app, req).await.unwrap();
+    (resp.status().as_u16(), body_json(&resp))
+}
+
+/// The latest token the simulator issued to `app` (appid, or `corpid#agentid`).
+async fn issued_to(h: &Harness, app: &str) -> Option<String> {
+    let v = h.sim_get("/__sim/tokens").await;
+    v["latest"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["app"] == app)
+        .and_then(|t| t["access_token"].as_str())
+        .map(str::to_string)
+}
+
+#[tokio::test]
+async fn each_app_has_its_own_token_origins_and_invoices() {
+    let h = Harness::new().await;
+    register_app(&h, "mp", OA_B, None, &[ORIGIN_B]).await;
+    register_app(&h, "mini", MINI, None, &[]).await;
+    register_app(&h, "work", CORP, Some("1000002"), &[ORIGIN_B]).await;
+    register_app(&h, "work", CORP, Some("1000003"), &[ORIGIN_B]).await;
+
+    // The deployment's own app, as before.
+    let (status, own) = token_for(&h, &h.app, "").await;
+    assert_eq!(status, 200, "{own}");
+    // An Official Account by appid: its own token and signature, its own page.
+    let (status, b) = token_for(&h, &h.app, &format!("appid={OA_B}")).await;
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(b["appid"], OA_B);
+    assert_eq!(b["url"], format!("{ORIGIN_B}/invoices"));
+    assert_ne!(b["access_token"], own["access_token"]);
+    assert_eq!(
+        b["access_token"].as_str(),
+        issued_to(&h, OA_B).await.as_deref()
+    );
+    let jsapi = h
+        .sim_post("/__sim/verify/jsapi", json!({"noncestr": b["noncestr"], "timestamp": b["timestamp"], "url": b["url"], "signature": b["signature"]}))
+        .await;
+    assert_eq!(
+        jsapi["valid"], true,
+        "WeChat accepts B's signature: {jsapi}"
+    );
+    // Its origins, not the deployment's: a page of the default origin is refused for B.
+    let (status, v) = token_for(
+        &h,
+        &h.app,
+        &format!("appid={OA_B}&url={}", urlencode(PAGE_URL)),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    // A mini program: the token only, no tickets fetched.
+    let tickets_before = h.ticket_calls();
+    let (status, m) = token_for(&h, &h.app, &format!("appid={MINI}")).await;
+    assert_eq!(status, 200, "{m}");
+    let keys: Vec<&String> = m.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["access_token", "expires_in", "appid"], "{m}");
+    assert_eq!(
+        h.ticket_calls(),
+        tickets_before,
+        "a mini program needs no ticket"
+    );
+    // Two agents of one corp: two tokens.
+    let (_, w2) = token_for(&h, &h.app, &format!("appid={CORP}&agentid=1000002")).await;
+    let (_, w3) = token_for(&h, &h.app, &format!("appid={CORP}&agentid=1000003")).await;
+    assert!(
+        w2["access_token"].is_string() && w3["access_token"].is_string(),
+        "{w2} {w3}"
+    );
+    assert_ne!(w2["access_token"], w3["access_token"]);
+
+    // Invoices: B's user's invoice answers B's token, not the deployment's own app.
+    let mut seed: Vec<Value> = serde_json::from_str(&fixture("invoices.json")).unwrap();
+    seed[1]["app"] = json!(OA_B);
+    h.sim_post("/__sim/invoices", Value::Array(seed)).await;
+    let invoice = json!({"card_id": SEED_CARD, "encrypt_code": CODE2});
+    let b_token = b["access_token"].as_str().unwrap();
+    let own_token = own["access_token"].as_str().unwrap();
+    let query = |q: &str| {
+        let req = event("apigw-v2-get-invoice-batch.json", |v| {
+            v["rawPath"] = json!(GET_INVOICE_INFO);
+            v["requestContext"]["http"]["path"] = json!(GET_INVOICE_INFO);
+            set_query(v, q);
+            set_body(v, &invoice.to_string());
+        });
+        async {
+            body_json(
+                &wxinvoice::handlers::invoice_query(&h.app, req)
+                    .await
+                    .unwrap(),
+            )
+        }
+    };
+    let v = query(&format!("appid={OA_B}&token={b_token}")).await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    let v = query(&format!("token={own_token}")).await;
+    assert_eq!(v["errcode"], 40056, "another app's invoice: {v}");
+    // App A's token is refused on app B's calls, before WeChat.
+    let info_calls = h.calls(paths().invoice_info);
+    let v = query(&format!("appid={OA_B}&token={own_token}")).await;
+    assert_eq!(v["errcode"], 40001, "{v}");
+    assert_eq!(h.calls(paths().invoice_info), info_calls);
+
+    // Unknown and disabled apps: refused, nothing sent to WeChat.
+    let token_calls = h.token_calls();
+    let (status, v) = token_for(&h, &h.app, "appid=wxunknown").await;
+    assert_eq!((status, v["errcode"].as_i64()), (404, Some(40013)), "{v}");
+    let mut b_settings = h.store_app(OA_B).await;
+    b_settings.enabled = false;
+    wxinvoice::store::TokenStore::put_app(&h.store(), &b_settings)
+        .await
+        .unwrap();
+    let other = h.instance(&[]);
+    let (status, v) = token_for(&h, &other, &format!("appid={OA_B}")).await;
+    assert_eq!((status, v["errcode"].as_i64()), (403, Some(40013)), "{v}");
+    assert_eq!(h.token_calls(), token_calls);
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_stampede_on_two_apps_is_one_fetch_per_app() {
+    let h = Harness::new().await;
+    register_app(&h, "mp", OA_B, None, &[ORIGIN_B]).await;
+    let instances: Vec<wxinvoice::App> = (0..4).map(|_| h.instance(&[])).collect();
+    let before = h.token_calls();
+    let calls = instances.iter().enumerate().flat_map(|(i, app)| {
+        (0..10).map(move |n| {
+            let query = if (i + n) % 2 == 0 {
+                String::new()
+            } else {
+                format!("appid={OA_B}")
+            };
+            async move {
+                let req = event("apigw-v2-get-token.json", |v| set_query(v, &query));
+                let v = body_json(&get_token(app, req).await.unwrap());
+                (
+                    query.is_empty(),
+                    v["access_token"].as_str().map(str::to_string),
+                )
+            }
+        })
+    });
+    let answers = futures::future::join_all(calls).await;
+    let own: std::collections::HashSet<_> = answers
+        .iter()
+        .filter(|a| a.0)
+        .map(|a| a.1.clone())
+        .collect();
+    let b: std::collections::HashSet<_> = answers
+        .iter()
+        .filter(|a| !a.0)
+        .map(|a| a.1.clone())
+        .collect();
+    assert_eq!(
+        (own.len(), b.len()),
+        (1, 1),
+        "one token per app: {answers:?}"
+    );
+    assert_ne!(own, b);
+    assert!(own.iter().chain(&b).all(Option::is_some));
+    if !is_work() {
+        assert_eq!(h.token_calls() - before, 2, "exactly one fetch per app");
+    }
+}
+
+#[tokio::test]
+async fn a_failing_app_neither_stops_nor_delays_the_others() {
+    let h = Harness::new().await;
+    register_app(&h, "mp", OA_B, None, &[ORIGIN_B]).await;
+    register_app(&h, "mini", MINI, None, &[]).await;
+    // B's secret was reset at WeChat (40125 for B's token fetches only).
+    let mut options = h.sim_get("/__sim/options").await;
+    for app in options["apps"].as_array_mut().unwrap() {
+        if app["appid"] == OA_B {
+            app["secret"] = json!("reset-at-wechat");
+        }
+    }
+    h.sim_post("/__sim/options", json!({"apps": options["apps"]}))
+        .await;
+    let req = wxinvoice::runtime::request_from_json(&fixture("schedule-event.json")).unwrap();
+    let err = get_token(&h.app, req).await.unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("app#{OA_B}: WeChat errcode 40125")),
+        "{err}"
+    );
+    assert!(!err.contains(MINI), "{err}");
+    // The others were rotated and answer.
+    assert!(
+        issued_to(&h, MINI).await.is_some(),
+        "the mini program was rotated"
+    );
+    let (status, _) = token_for(&h, &h.app, "").await;
+    assert_eq!(status, 200);
+    let (status, v) = token_for(&h, &h.app, &format!("appid={MINI}")).await;
+    assert_eq!(status, 200, "{v}");
+    let (_, v) = token_for(&h, &h.app, &format!("appid={OA_B}")).await;
+    assert_eq!(v["errcode"], 40125, "B's own error is B's: {v}");
+}
+
+#[tokio::test]
+async fn the_schedule_over_200_apps() {
+    let h = Harness::with(&[("SCHEDULE_CONCURRENCY", "10")]).await;
+    let n = 200;
+    for i in 0..n {
+        register_app(&h, "mp", &format!("wxscale{i:05}"), None, &[ORIGIN_B]).await;
+    }
+    // The registered apps are Official Accounts, whatever the deployment's own app is.
+    let mp_calls = || {
+        let p = &wxinvoice::wechat::MP_PATHS;
+        h.calls(p.token) + h.calls(p.jsapi_ticket)
+    };
+    let before = mp_calls();
+    let started = std::time::Instant::now();
+    let req = wxinvoice::runtime::request_from_json(&fixture("schedule-event.json")).unwrap();
+    let (resp, spent) = wxinvoice::telemetry::measured(get_token(&h.app, req)).await;
+    let took = started.elapsed();
+    let v = body_json(&resp.unwrap());
+    assert_eq!(
+        v["apps"],
+        json!({"registered": n, "due": n, "refreshed": n}),
+        "{v}"
+    );
+    let wechat = mp_calls() - before;
+    println!(
+        "schedule over {n} apps (concurrency 10): {} ms, {} DynamoDB calls, {wechat} WeChat calls",
+        took.as_millis(),
+        spent.dynamodb_calls
+    );
+    assert!(
+        wechat >= 3 * n as u64,
+        "a token and two tickets per app: {wechat}"
+    );
+    // The next run: nothing due, nothing fetched.
+    let (before, tokens, tickets) = (mp_calls(), h.token_calls(), h.ticket_calls());
+    let req = wxinvoice::runtime::request_from_json(&fixture("schedule-event.json")).unwrap();
+    let v = body_json(&get_token(&h.app, req).await.unwrap());
+    assert_eq!(v["apps"]["due"], 0, "{v}");
+    assert_eq!((h.token_calls(), h.ticket_calls()), (tokens, tickets));
+    assert_eq!(mp_calls(), before);
+}
