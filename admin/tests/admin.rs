@@ -1,0 +1,110 @@
+//! The admin command against moto: an app it registers (and whose secret it stores) is served by
+//! the gateway; disable, list and remove do what they say.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use integration_tests::*;
+use serde_json::{json, Value};
+
+/// Runs the command on the harness's table; (success, stdout lines as JSON, stderr).
+fn admin(h: &Harness, args: &[&str], stdin: &str) -> (bool, Vec<Value>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wxinvoice-admin"))
+        .args(args)
+        .env("TOKEN_TABLE", &h.table)
+        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto_endpoint())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the admin binary runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (
+        out.status.success(),
+        lines,
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[tokio::test]
+async fn an_app_added_by_the_admin_command_is_served() {
+    let h = Harness::new().await;
+    let appid = "wxadmin0000000001";
+    let secret = "admin-registered-secret";
+    h.sim_post(
+        "/__sim/options",
+        json!({"apps": [{"kind": "mp", "appid": appid, "secret": secret}]}),
+    )
+    .await;
+    let (ok, out, err) = admin(
+        &h,
+        &[
+            "add",
+            "--kind",
+            "mp",
+            "--appid",
+            appid,
+            "--origin",
+            "https://b.example.com",
+            "--secret-name",
+            &format!("{appid}-{}", h.table),
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out[0]["app"], format!("app#{appid}"));
+    let (ok, out, err) = admin(
+        &h,
+        &["put-secret", "--appid", appid],
+        &format!("{secret}\n"),
+    );
+    assert!(ok, "{err}");
+    assert!(
+        !format!("{out:?}").contains(secret),
+        "the secret is never printed"
+    );
+
+    let query = format!("appid={appid}&url=https%3A%2F%2Fb.example.com%2Fp");
+    let req = event("apigw-v2-get-token.json", |v| set_query(v, &query));
+    let v = body_json(&wxinvoice::handlers::get_token(&h.app, req).await.unwrap());
+    assert_eq!(v["appid"], appid, "{v}");
+    assert!(v["signature"].is_string(), "{v}");
+
+    let (_, out, _) = admin(&h, &["list"], "");
+    assert_eq!(out.len(), 1);
+    assert!(
+        out[0]["token_left_secs"].as_u64().unwrap() > 7000,
+        "{out:?}"
+    );
+    assert!(!format!("{out:?}").contains(v["access_token"].as_str().unwrap_or("never")));
+    let (ok, out, _) = admin(&h, &["disable", "--appid", appid], "");
+    assert!(ok && out[0]["enabled"] == false);
+    let other = h.instance(&[]);
+    let req = event("apigw-v2-get-token.json", |v| set_query(v, &query));
+    let resp = wxinvoice::handlers::get_token(&other, req).await.unwrap();
+    assert_eq!(resp.status(), 403);
+    let (ok, _, _) = admin(&h, &["remove", "--appid", appid], "");
+    assert!(ok);
+    assert!(admin(&h, &["list"], "").1.is_empty());
+    // Bad input: a clear message, a failing status.
+    let (ok, _, err) = admin(&h, &["add", "--kind", "tv", "--appid", appid], "");
+    assert!(
+        !ok && err.contains("--kind must be mp, mini or work"),
+        "{err}"
+    );
+    let (ok, _, err) = admin(&h, &["show", "--appid", "a/b"], "");
+    assert!(!ok && err.contains("appid"), "{err}");
+}
