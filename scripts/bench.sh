@@ -14,7 +14,7 @@ ensure_venv
 log "installing the Python peer (awslambdaric, wechatpy, boto3) into .venv"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r benches/python-peer/requirements.txt
 log "release build"
-cargo build --locked --release -p get-token -p get-invoice-batch -p bench-hello -p lambda-bench -p wechat-sim
+cargo build --locked --release -p get-token -p get-invoice-batch -p bench-hello -p lambda-bench -p wechat-sim -p wxinvoice-admin
 
 MOTO_PORT=$(free_port)
 SIM_PORT=$(free_port)
@@ -32,6 +32,19 @@ import os, boto3
 boto3.client("secretsmanager", endpoint_url=os.environ["AWS_ENDPOINT_URL_DYNAMODB"]).create_secret(
     Name=os.environ["WECHAT_SECRET_ARN"], SecretString="sim-appsecret")
 PY
+# A vendor's deployment: 200 more apps registered next to the default one (the admin command),
+# each known to the simulator with its own secret; one of them is measured by appid too.
+log "registering 200 apps"
+apps_json="["
+for i in $(seq -w 0 199); do
+  appid="wxbench00000000$i"
+  target/release/wxinvoice-admin add --kind mp --appid "$appid" --origin https://expense.example.com \
+    --jssdk-url 'https://expense.example.com/invoices?from=menu' >/dev/null
+  echo "bench-secret-$appid" | target/release/wxinvoice-admin put-secret --appid "$appid" >/dev/null
+  apps_json="$apps_json{\"kind\":\"mp\",\"appid\":\"$appid\",\"secret\":\"bench-secret-$appid\"},"
+done
+curl -fsS -X POST "$WECHAT_API_BASE/__sim/options" -d "{\"apps\":${apps_json%,}]}" >/dev/null
+export BENCH_APPID=wxbench00000000100
 
 BENCH_MOTO="$AWS_ENDPOINT_URL_DYNAMODB" BENCH_BIN_DIR="${BENCH_BIN_DIR:-$ROOT/target/release}" BENCH_PYTHON="$VENV/bin/python" \
 BENCH_PEER_DIR="$ROOT/benches/python-peer" BENCH_FIXTURES="$ROOT/tests/fixtures" BENCH_OUT="$ROOT/target/bench.json" \

@@ -29,7 +29,7 @@ fi
 "$VENV/bin/python" scripts/create_table.py "$TOKEN_TABLE" "$AUDIT_TABLE" "$ARCHIVE_BUCKET"
 
 log "building the functions and the simulator"
-cargo build --locked -p get-token -p get-invoice-batch -p update-status -p wechat-sim
+cargo build --locked -p get-token -p get-invoice-batch -p update-status -p wechat-sim -p wxinvoice-admin
 
 if [ -z "${WECHAT_SECRET:-}" ] && [ -z "${WECHAT_SECRET_ARN:-}" ]; then
   export WECHAT_APPID=${WECHAT_APPID:-wxa185587d4fc35145}
@@ -38,6 +38,26 @@ if [ -z "${WECHAT_SECRET:-}" ] && [ -z "${WECHAT_SECRET_ARN:-}" ]; then
   start wechat-sim "$RUN_DIR/wechat-sim.log" target/debug/wechat-sim --port "$SIM_PORT" \
     --appid "$WECHAT_APPID" --secret "$WECHAT_SECRET"
   wait_http "$WECHAT_API_BASE/__sim/stats" 30
+  # More apps next to the default one, as a vendor serving several customers runs it: a second
+  # Official Account, a mini program and a WeCom corp with two agents, each with its own secret
+  # (in moto's Secrets Manager, put there by the admin command) and known to the simulator.
+  DEMO_APPS="mp wxd00000000000000b none https://b.example.com
+mini wxd00000000000000m none -
+work wwd00000000000000c 1000002 http://localhost:8080
+work wwd00000000000000c 1000003 http://localhost:8080"
+  sim_apps=$(echo "$DEMO_APPS" | awk 'BEGIN { printf "[" } { if (NR > 1) printf ","; agent = ($3 == "none") ? "null" : "\"" $3 "\""; printf "{\"kind\":\"%s\",\"appid\":\"%s\",\"secret\":\"demo-secret-%s-%s\",\"agentid\":%s}", $1, $2, $2, $3, agent } END { printf "]" }')
+  curl -fsS -X POST "$WECHAT_API_BASE/__sim/options" -d "{\"apps\":$sim_apps}" >/dev/null
+  while read -r kind appid agent origin; do
+    args=(--kind "$kind" --appid "$appid")
+    [ "$agent" != none ] && args+=(--agentid "$agent")
+    [ "$origin" != - ] && args+=(--origin "$origin" --jssdk-url "$origin/invoices")
+    target/debug/wxinvoice-admin add "${args[@]}" >/dev/null
+    args=(--appid "$appid")
+    [ "$agent" != none ] && args+=(--agentid "$agent")
+    echo "demo-secret-$appid-$agent" | target/debug/wxinvoice-admin put-secret "${args[@]}" >/dev/null
+  done <<<"$DEMO_APPS"
+  log "registered apps (wxinvoice-admin list):"
+  target/debug/wxinvoice-admin list
 else
   log "real WeChat credentials configured: no simulator (WECHAT_API_BASE=${WECHAT_API_BASE:-https://api.weixin.qq.com})"
 fi
@@ -62,6 +82,13 @@ wxinvoice is running on http://127.0.0.1:$PORT (Ctrl-C stops everything)
        -H 'content-type: application/json' -d @tests/fixtures/examples/get-invoice-batch.json
   curl -X POST "http://127.0.0.1:$PORT/core/r/api/weChat/updateStatus?token=\$TOKEN" \\
        -H 'content-type: application/json' -d @tests/fixtures/examples/update-status.json
+
+More apps of this deployment (registered above; \`target/debug/wxinvoice-admin list\`):
+  curl 'http://127.0.0.1:$PORT/core/r/api/weChat/getToken?appid=wxd00000000000000b'   # a second Official Account
+  curl 'http://127.0.0.1:$PORT/core/r/api/weChat/getToken?appid=wxd00000000000000m'                                      # a mini program: the token only
+  curl 'http://127.0.0.1:$PORT/core/r/api/weChat/getToken?appid=wwd00000000000000c&agentid=1000002'                      # WeCom, agent 1000002
+  curl 'http://127.0.0.1:$PORT/core/r/api/weChat/getToken?appid=wwd00000000000000c&agentid=1000003'                      # WeCom, agent 1000003
+  (the invoice endpoints take the same appid / agentid, with that app's token)
 
 Example page: http://127.0.0.1:$H5_PORT/index.html (the JS-SDK only works inside WeChat)
 Operator rotation (AWS credentials only, deployed): cargo lambda invoke get-token -A 127.0.0.1 -P $PORT --data-ascii '{"action":"rotate"}'

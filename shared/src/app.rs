@@ -217,9 +217,8 @@ impl App {
         config.token_api = settings.token_api;
         config.appid = settings.appid.clone();
         config.allowed_origins = settings.origins.clone();
-        if let Some(url) = &settings.jssdk_url {
-            config.jssdk_url = url.clone();
-        }
+        // No page URL of its own: getToken then needs the caller's `url`.
+        config.jssdk_url = settings.jssdk_url.clone().unwrap_or_default();
         config.timing.tickets = settings.kind.tickets();
         let source = SecretSource::SecretsManager {
             arn: format!("{}{}", config.app_secret_prefix, settings.secret_name),

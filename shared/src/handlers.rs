@@ -156,6 +156,11 @@ pub fn parse_get_token(config: &Config, req: &Request) -> Result<(Mode, String),
         }
     };
     let url = match query.get("url") {
+        None if config.jssdk_url.is_empty() && config.timing.tickets => {
+            return Err(ApiError::bad_request(
+                "url: required for this app (it has no page URL configured)",
+            ))
+        }
         None => config.jssdk_url.clone(),
         Some(url) => page_url(config, url)?,
     };

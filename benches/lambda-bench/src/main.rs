@@ -490,6 +490,20 @@ async fn main() {
         .as_str()
         .expect("getToken answered a token")
         .to_string();
+    // A registered app's token too, stored the same way: then measured by `appid`.
+    let app_event = event(
+        &fixtures,
+        "apigw-v2-get-token.json",
+        &format!("type=auto&appid={}", env("BENCH_APPID")),
+        None,
+    );
+    let mut child = get_token.spawn(&api);
+    let first = api.invoke(&app_event).await;
+    let _ = child.kill().await;
+    assert!(
+        status_ok(&first),
+        "getToken for the registered app answered"
+    );
     let invoices: Vec<Value> = serde_json::from_str::<Vec<Value>>(
         &std::fs::read_to_string(format!("{fixtures}/invoices.json")).unwrap(),
     )
@@ -531,6 +545,7 @@ async fn main() {
         (&batch_fn, &batch_event),
         (&hello, &token_event),
         (&peer, &token_event),
+        (&get_token, &app_event),
     ];
     // Cold starts interleaved, one of each function per round, so that a change in the
     // machine's speed during the run touches every function alike.
@@ -544,8 +559,8 @@ async fn main() {
     for ((f, event), colds) in runs.iter().zip(samples) {
         figures.push(measure(f, event, colds, warms, &ddb_count).await);
     }
-    let [ours, batch, floor, python]: [Figures; 4] =
-        figures.try_into().ok().expect("four functions");
+    let [ours, batch, floor, python, by_appid]: [Figures; 5] =
+        figures.try_into().ok().expect("five runs");
 
     let arm64 = std::env::var("BENCH_ARM64_DIR").ok().map(PathBuf::from);
     let size = |name: &str| {
@@ -641,6 +656,10 @@ async fn main() {
         "| getInvoiceBatch, 10 items: cold p50 / p90, warm p50 / p99 (ms), RSS (MB), DynamoDB per call | {:.1} / {:.1}, {:.3} / {:.3}, {:.1}, {:.3} | | | | |",
         batch.cold_p50, batch.cold_p90, batch.warm_p50, batch.warm_p99, batch.rss_mb, batch.ddb_per_call
     );
+    println!(
+        "| getToken for a registered app (appid=, 200 registered): cold p50 / p90, warm p50 / p99 (ms), RSS (MB), DynamoDB per call | {:.1} / {:.1}, {:.3} / {:.3}, {:.1}, {:.3} | | | | |",
+        by_appid.cold_p50, by_appid.cold_p90, by_appid.warm_p50, by_appid.warm_p99, by_appid.rss_mb, by_appid.ddb_per_call
+    );
     for name in [
         "get-token",
         "get-invoice-batch",
@@ -659,7 +678,7 @@ async fn main() {
     };
     let out = json!({
         "cold_starts": colds, "warm_invocations": warms,
-        "get_token": fig(&ours), "get_invoice_batch_10": fig(&batch), "python_peer_get_token": fig(&python),
+        "get_token": fig(&ours), "get_invoice_batch_10": fig(&batch), "get_token_by_appid": fig(&by_appid), "python_peer_get_token": fig(&python),
         "hello_floor": fig(&floor),
         "dynamodb_round_trip_ms": ddb_rtt,
         "arm64_bootstrap_mb": {
