@@ -263,3 +263,25 @@ async fn the_schedule_over_200_apps() {
     assert_eq!((h.token_calls(), h.ticket_calls()), (tokens, tickets));
     assert_eq!(mp_calls(), before);
 }
+
+#[tokio::test]
+async fn the_deployments_own_item_is_untouched_by_registered_apps() {
+    let h = Harness::new().await;
+    // A single-app deployment's state, as it was before any app was registered.
+    let (_, before) = token_for(&h, &h.app, "").await;
+    let fetched = h.token_calls();
+    register_app(&h, "mp", OA_B, None, &[ORIGIN_B]).await;
+    register_app(&h, "work", CORP, Some("1000002"), &[ORIGIN_B]).await;
+    // A new instance (a new deployment of the code) answers the same token from the same item.
+    let (status, after) = token_for(&h, &h.instance(&[]), "").await;
+    assert_eq!(status, 200);
+    assert_eq!(after["access_token"], before["access_token"]);
+    assert_eq!(h.token_calls(), fetched, "no fetch: nothing to migrate");
+    let own = wxinvoice::store::TokenStore::load(&h.store(), &appid())
+        .await
+        .unwrap();
+    assert!(
+        own.settings.is_none() && own.access_token.is_some(),
+        "keyed by the appid as before"
+    );
+}

@@ -127,6 +127,7 @@ async fn no_secret_or_token_reaches_the_logs() {
         .find(|l| l["endpoint"] == "/core/r/api/weChat/getToken")
         .unwrap();
     assert_eq!(api["correlation_id"], "LV7fzho-PHcEJPw=", "{api}");
+    assert_eq!(api["app"], appid(), "the app the request was for: {api}");
     // Each request line is also an EMF document with its metrics.
     assert_eq!(
         api["_aws"]["CloudWatchMetrics"][0]["Namespace"], "wxinvoice",
