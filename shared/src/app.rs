@@ -102,6 +102,9 @@ impl App {
     }
 }
 
+/// Entries of the registry past which unknown names are forgotten.
+const MAX_REMEMBERED: usize = 4096;
+
 /// A registered app as this process knows it.
 #[derive(Clone)]
 enum Registered {
@@ -180,7 +183,14 @@ impl App {
                         Registered::Missing(now)
                     }
                 };
-                self.registry().insert(key.clone(), entry);
+                let mut registry = self.registry();
+                // Names that turned out unknown are remembered for a while only: a long-lived
+                // process met by made-up names does not grow without bound.
+                if registry.len() >= MAX_REMEMBERED {
+                    registry.retain(|_, r| matches!(r, Registered::Found(..)));
+                }
+                registry.insert(key.clone(), entry);
+                drop(registry);
                 found
             }
         };

@@ -231,32 +231,33 @@ struct MiniTokenAnswer<'a> {
 }
 
 fn token_answer(app: &App, served: &Served, url: &str) -> Result<Response<Body>, ApiError> {
+    let Some(token) = &served.state.access_token else {
+        return Err(ApiError::Unavailable("no access_token stored".into()));
+    };
+    let now = app.tokens.clock().now_ms();
+    let access_token = app
+        .config
+        .expose_access_token
+        .then_some(token.value.as_str());
+    let expires_in = guaranteed_secs(
+        &served.state,
+        app.tokens.timing(),
+        now,
+        app.wechat.new_token_ends_previous(),
+    );
+    let appid = app.config.appid.as_str();
     if !app.config.timing.tickets {
-        let Some(token) = &served.state.access_token else {
-            return Err(ApiError::Unavailable("no access_token stored".into()));
-        };
-        let now = app.tokens.clock().now_ms();
         let answer = MiniTokenAnswer {
-            access_token: app
-                .config
-                .expose_access_token
-                .then_some(token.value.as_str()),
-            expires_in: guaranteed_secs(
-                &served.state,
-                app.tokens.timing(),
-                now,
-                app.wechat.new_token_ends_previous(),
-            ),
-            appid: &app.config.appid,
+            access_token,
+            expires_in,
+            appid,
         };
         let body = serde_json::to_string(&answer).expect("plain struct serializes");
         return Ok(json_response(StatusCode::OK, body));
     }
-    let (Some(token), Some(ticket)) = (&served.state.access_token, &served.state.jsapi_ticket)
-    else {
-        return Err(ApiError::Unavailable("no access_token stored".into()));
+    let Some(ticket) = &served.state.jsapi_ticket else {
+        return Err(ApiError::Unavailable("no jsapi_ticket stored".into()));
     };
-    let now = app.tokens.clock().now_ms();
     let timestamp = now / 1000;
     let noncestr = sign::noncestr();
     let signature = sign::jsapi_signature(&ticket.value, &noncestr, timestamp, url);
@@ -265,19 +266,11 @@ fn token_answer(app: &App, served: &Served, url: &str) -> Result<Response<Body>,
         .wx_card_ticket
         .as_ref()
         .filter(|c| c.valid_for(now, 0))
-        .map(|c| sign::card_sign(&c.value, &app.config.appid, timestamp, &noncestr));
+        .map(|c| sign::card_sign(&c.value, appid, timestamp, &noncestr));
     let answer = TokenAnswer {
-        access_token: app
-            .config
-            .expose_access_token
-            .then_some(token.value.as_str()),
-        expires_in: guaranteed_secs(
-            &served.state,
-            app.tokens.timing(),
-            now,
-            app.wechat.new_token_ends_previous(),
-        ),
-        appid: &app.config.appid,
+        access_token,
+        expires_in,
+        appid,
         timestamp,
         noncestr,
         jsapi_ticket: &ticket.value,
