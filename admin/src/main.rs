@@ -144,6 +144,14 @@ async fn run(args: &[String]) -> Result<(), String> {
                 enabled: f.one("disabled").is_none(),
             };
             settings.check()?;
+            // Another token API is another token: the old one is not carried over.
+            let before = store.load(&settings.key()).await.map_err(err)?;
+            if before
+                .settings
+                .is_some_and(|b| b.token_api != settings.token_api)
+            {
+                store.remove_app(&settings.key()).await.map_err(err)?;
+            }
             store.put_app(&settings).await.map_err(err)?;
             print_app(
                 &settings.key(),
@@ -231,6 +239,12 @@ async fn run(args: &[String]) -> Result<(), String> {
         "history" => {
             let f = Flags::parse(rest, &[])?;
             f.only(&["card-id"])?;
+            // The `#archive-pending` partition holds encrypt_codes: not an invoice's history.
+            if f.required("card-id")?.starts_with('#') {
+                return Err(
+                    "--card-id: a card_id (the audit's own partitions start with #)".into(),
+                );
+            }
             let audit = wxinvoice::audit::AuditLog::new(
                 aws_sdk_dynamodb::Client::new(&sdk),
                 env("AUDIT_TABLE")?,

@@ -98,6 +98,12 @@ pub fn pair_batch(answer: &str, refs: &[InvoiceRef]) -> Option<Paired> {
     Some(Paired { text, closed })
 }
 
+/// Whether two invoices asked share a card_id (then only position tells their answers apart).
+pub fn shares_card_ids(refs: &[InvoiceRef]) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    refs.iter().any(|r| !seen.insert(r.card_id.as_str()))
+}
+
 /// The item that stands for an invoice WeChat did not return: which one, and WeChat's own error
 /// for it from the single query.
 pub fn missing(r: &InvoiceRef, error: Map<String, Value>) -> Map<String, Value> {

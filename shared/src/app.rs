@@ -162,7 +162,10 @@ impl App {
                 let last_miss = self.unknown_read_ms.load(Ordering::Relaxed);
                 let first_sight = previous.is_none();
                 if first_sight && now < last_miss.saturating_add(1000) {
-                    return Err(no_such_app(&key, false));
+                    // Not "no such app": this name was not looked up. Retryable.
+                    return Err(ApiError::Unavailable(
+                        "too many lookups of unknown apps, try again in a second".into(),
+                    ));
                 }
                 let state = self.tokens.load_key(&key, deadline).await?;
                 let found = match (state.settings.clone().map(|s| *s), previous) {

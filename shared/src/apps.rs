@@ -9,8 +9,8 @@
 //! An app is named by a key that cannot collide: `app#<appid>` for Official Accounts and mini
 //! programs (appids are unique across both), `app#<corpid>#<agentid>` for a WeCom agent (each
 //! agent of a corp has its own secret and token). Classic and stable tokens of one Official
-//! Account are kept apart by the token API the app is registered with: changing it starts from
-//! an empty state.
+//! Account are kept apart by the token API the app is registered with: the admin command drops
+//! the stored state when it changes.
 
 use crate::config::{origin_of, Platform, TokenApi};
 use crate::envelope::ApiError;

@@ -55,8 +55,12 @@ pub enum ArchiveNote {
 /// The partition of archive work still to do (no card_id starts with `#`).
 pub const PENDING: &str = "#archive-pending";
 
-/// How long archive work is retried before it is dropped (its audit record keeps the error).
+/// How long archive work waits before it is dropped (its audit record keeps the error).
 const PENDING_TTL_SECS: u64 = 30 * 86_400;
+
+/// Scheduled retries of one invoice's archive before it is given up (two days of hourly runs):
+/// hopeless work must not hold the head of the queue.
+pub const MAX_ARCHIVE_ATTEMPTS: u64 = 48;
 
 /// An invoice whose files are still to be archived: what the schedule needs to query it again
 /// (WeChat's download links do not last) and the audit record to complete.
@@ -116,67 +120,64 @@ impl AuditLog {
 
     /// Writes the entries (BatchWriteItem, 25 at a time; what DynamoDB leaves unprocessed is
     /// sent once more), cut at `deadline`.
-    pub async fn record(&self, entries: &[AuditEntry], deadline: &Deadline) -> Result<(), String> {
-        for (chunk_no, chunk) in entries.chunks(BATCH_WRITE_MAX).enumerate() {
-            let mut writes: Vec<WriteRequest> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, e)| self.write(e, chunk_no * BATCH_WRITE_MAX + i))
-                .collect::<Result<_, _>>()?;
+    pub async fn record(
+        &self,
+        entries: &[AuditEntry],
+        pending: &[(Pending, String)],
+        deadline: &Deadline,
+    ) -> Result<(), String> {
+        let items = entries
+            .iter()
+            .enumerate()
+            .map(|(place, e)| item(e, place, self.retention))
+            .chain(pending.iter().map(|(p, error)| pending_item(p, error)));
+        let mut writes: Vec<WriteRequest> = items
+            .map(|item| {
+                let put = PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<_, String>>()?;
+        while !writes.is_empty() {
+            let rest = writes.split_off(writes.len().min(BATCH_WRITE_MAX));
+            let mut chunk = std::mem::replace(&mut writes, rest);
+            // What DynamoDB leaves unprocessed is sent once more.
             for _ in 0..2 {
-                if writes.is_empty() {
+                if chunk.is_empty() {
                     break;
                 }
                 let sent = self
                     .client
                     .batch_write_item()
-                    .request_items(&self.table, writes.clone())
+                    .request_items(&self.table, chunk.clone())
                     .send();
                 let out = self.timed(deadline, sent).await?;
-                writes = out
+                chunk = out
                     .unprocessed_items
                     .and_then(|mut m| m.remove(&self.table))
                     .unwrap_or_default();
             }
-            if !writes.is_empty() {
-                return Err(format!("{} items left unprocessed", writes.len()));
+            if !chunk.is_empty() {
+                return Err(format!("{} items left unprocessed", chunk.len()));
             }
         }
         Ok(())
     }
 
-    fn write(&self, e: &AuditEntry, place: usize) -> Result<WriteRequest, String> {
-        let item = item(e, place, self.retention);
-        let put = PutRequest::builder()
-            .set_item(Some(item))
-            .build()
-            .map_err(|e| e.to_string())?;
-        Ok(WriteRequest::builder().put_request(put).build())
-    }
-
-    /// Records archive work left to do for the invoice of audit record `audit_at`.
+    /// Records archive work left to do again (the schedule's retry failed).
     pub async fn add_pending(
         &self,
         p: &Pending,
         error: &str,
         deadline: &Deadline,
     ) -> Result<(), String> {
-        let code_sha = sha256_hex(p.encrypt_code.as_bytes());
-        let s = |v: &str| AttributeValue::S(v.to_string());
-        let expires = crate::token::now_ms() / 1000 + PENDING_TTL_SECS;
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("card_id", s(PENDING))
-            .item("at", s(&format!("{}#{}#{code_sha}", p.app, p.card_id)))
-            .item("app", s(&p.app))
-            .item("invoice_card_id", s(&p.card_id))
-            .item("encrypt_code", s(&p.encrypt_code))
-            .item("audit_at", s(&p.audit_at))
-            .item("attempts", AttributeValue::N(p.attempts.to_string()))
-            .item("last_error", s(error))
-            .item("expires_at", AttributeValue::N(expires.to_string()))
+            .set_item(Some(pending_item(p, error)))
             .send();
         self.timed(deadline, put).await.map(|_| ())
     }
@@ -235,16 +236,17 @@ impl AuditLog {
             .send();
         // The audit record may have expired meanwhile; the archive is done either way.
         let _ = self.timed(deadline, update).await;
-        let code_sha = sha256_hex(p.encrypt_code.as_bytes());
+        self.drop_pending(p, deadline).await
+    }
+
+    /// Gives up archive work (done, or hopeless).
+    pub async fn drop_pending(&self, p: &Pending, deadline: &Deadline) -> Result<(), String> {
         let delete = self
             .client
             .delete_item()
             .table_name(&self.table)
             .key("card_id", AttributeValue::S(PENDING.into()))
-            .key(
-                "at",
-                AttributeValue::S(format!("{}#{}#{code_sha}", p.app, p.card_id)),
-            )
+            .key("at", AttributeValue::S(pending_key(p)))
             .send();
         self.timed(deadline, delete).await.map(|_| ())
     }
@@ -290,6 +292,35 @@ impl AuditLog {
             }
         }
     }
+}
+
+/// The sort key of a pending item: one per app and invoice.
+fn pending_key(p: &Pending) -> String {
+    let code_sha = sha256_hex(p.encrypt_code.as_bytes());
+    format!("{}#{}#{code_sha}", p.app, p.card_id)
+}
+
+/// The item of archive work left to do.
+fn pending_item(p: &Pending, error: &str) -> HashMap<String, AttributeValue> {
+    let s = |v: &str| AttributeValue::S(v.to_string());
+    let expires = crate::token::now_ms() / 1000 + PENDING_TTL_SECS;
+    HashMap::from([
+        ("card_id".to_string(), s(PENDING)),
+        ("at".to_string(), s(&pending_key(p))),
+        ("app".to_string(), s(&p.app)),
+        ("invoice_card_id".to_string(), s(&p.card_id)),
+        ("encrypt_code".to_string(), s(&p.encrypt_code)),
+        ("audit_at".to_string(), s(&p.audit_at)),
+        (
+            "attempts".to_string(),
+            AttributeValue::N(p.attempts.to_string()),
+        ),
+        ("last_error".to_string(), s(error)),
+        (
+            "expires_at".to_string(),
+            AttributeValue::N(expires.to_string()),
+        ),
+    ])
 }
 
 /// The sort key of an entry's item.

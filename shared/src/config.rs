@@ -95,6 +95,10 @@ pub struct Config {
     pub app_secret_prefix: String,
     /// Registered apps the schedule refreshes at once (`SCHEDULE_CONCURRENCY`).
     pub schedule_concurrency: usize,
+    /// WeChat's batch query answers in the order asked (`BATCH_KEEPS_ORDER`; inferred from one
+    /// SDK's documentation). `false`: a request whose invoices share a card_id is answered by
+    /// single queries, which name their invoice, instead of pairing the batch by position.
+    pub batch_keeps_order: bool,
 }
 
 /// Audit records are kept ten years unless configured (China keeps accounting vouchers for at
@@ -368,15 +372,25 @@ impl Config {
                     "ARCHIVE_TIMEOUT_MS must be between 100 and 15000 (ms)".into(),
                 ));
             }
-            if a.link_ttl < Duration::from_secs(60) || a.link_ttl > Duration::from_secs(43_200) {
+            // Links are signed with the function's session credentials, which end within hours.
+            if a.link_ttl < Duration::from_secs(60) || a.link_ttl > Duration::from_secs(3600) {
                 return Err(ConfigError(
-                    "ARCHIVE_LINK_SECS must be between 60 and 43200 (s)".into(),
+                    "ARCHIVE_LINK_SECS must be between 60 and 3600 (s)".into(),
                 ));
             }
         }
         let config = Config {
             app_secret_prefix: get("APP_SECRET_PREFIX").unwrap_or_else(|| "wxinvoice/apps/".into()),
             schedule_concurrency: count("SCHEDULE_CONCURRENCY", 10)?,
+            batch_keeps_order: match get("BATCH_KEEPS_ORDER").as_deref() {
+                None | Some("true") => true,
+                Some("false") => false,
+                Some(_) => {
+                    return Err(ConfigError(
+                        "BATCH_KEEPS_ORDER must be true or false".into(),
+                    ))
+                }
+            },
             audit_table,
             audit_retention,
             archive,

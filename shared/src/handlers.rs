@@ -384,10 +384,8 @@ async fn scheduled(app: &App, req: &Request) -> Result<Response<Body>, Error> {
     let started = Instant::now();
     let function_request_id = req.lambda_context_ref().map(|c| c.request_id.as_str());
     let cold_start = cold_start();
-    let result = app
-        .tokens
-        .get(Mode::Scheduled, &deadline(&app.config, req))
-        .await;
+    let deadline = deadline(&app.config, req);
+    let result = app.tokens.get(Mode::Scheduled, &deadline).await;
     let ms = started.elapsed().as_millis() as u64;
     let (served, failure) = match result {
         Ok(served) => {
@@ -396,6 +394,14 @@ async fn scheduled(app: &App, req: &Request) -> Result<Response<Body>, Error> {
         }
         Err(e) => (None, Some(e)),
     };
+    // Every step runs whatever the others did: the own app failing must not leave the registered
+    // apps' tokens to expire, nor one registered app stop the archive retries.
+    let run = refresh_registered(app, &deadline).await;
+    let own_token = served
+        .as_ref()
+        .and_then(|s| s.state.access_token.as_ref())
+        .map(|c| c.value.as_str());
+    let (archived, archive_pending) = retry_archives(app, own_token, &deadline).await;
     let now = app.tokens.clock().now_ms();
     let left = |c: &Option<crate::store::Credential>| {
         c.as_ref()
@@ -404,8 +410,9 @@ async fn scheduled(app: &App, req: &Request) -> Result<Response<Body>, Error> {
     };
     let source = served.as_ref().map(|s| s.source.as_str());
     let token_left_secs = served.as_ref().and_then(|s| seconds_left(app, &s.state));
-    if let Some(e) = failure {
-        let cause = cause(&e);
+    let mut failures = Vec::new();
+    if let Some(e) = &failure {
+        let cause = cause(e);
         tracing::error!(
             endpoint = "schedule",
             function_request_id,
@@ -424,10 +431,8 @@ async fn scheduled(app: &App, req: &Request) -> Result<Response<Body>, Error> {
         } else {
             ""
         };
-        return Err(format!("scheduled refresh failed: {cause}{still}").into());
+        failures.push(format!("scheduled refresh failed: {cause}{still}"));
     }
-    let served = served.expect("no failure means an answer");
-    let run = refresh_registered(app, &deadline(&app.config, req)).await;
     if !run.failed.is_empty() {
         let failed: Vec<String> = run
             .failed
@@ -447,20 +452,19 @@ async fn scheduled(app: &App, req: &Request) -> Result<Response<Body>, Error> {
             "scheduled refresh failed for registered apps"
         );
         let keys: Vec<&str> = run.failed.iter().map(|(k, _)| k.as_str()).collect();
-        return Err(format!(
+        failures.push(format!(
             "scheduled refresh failed for {} of {} due apps ({}); the others were rotated: {}",
             run.failed.len(),
             run.due,
             keys.join(", "),
             failed.join("; ")
-        )
-        .into());
+        ));
     }
+    if !failures.is_empty() {
+        return Err(failures.join("; and ").into());
+    }
+    let served = served.expect("no failure means an answer");
     let s = &served.state;
-    let (archived, archive_pending) = match &s.access_token {
-        Some(token) => retry_archives(app, &token.value, &deadline(&app.config, req)).await,
-        None => (0, 0),
-    };
     tracing::info!(
         endpoint = "schedule",
         function_request_id,
@@ -551,18 +555,35 @@ async fn refresh_registered(app: &App, deadline: &Deadline) -> RegisteredRun {
     run
 }
 
-/// A registered app (by key) and its current access_token, when it is registered and has one.
-async fn registered_with_token<'a>(
-    app: &'a App,
-    key: &str,
-    deadline: &Deadline,
-) -> Option<(crate::app::Tenant<'a>, String)> {
-    let state = app.tokens.load_key(key, deadline).await.ok()?;
-    let settings = *state.settings.clone()?;
+/// The app archive work belongs to, as the schedule finds it.
+enum Owner<'a> {
+    /// Serving, with its current access_token.
+    Serving(crate::app::Tenant<'a>, String),
+    /// Disabled, or without a token now: the work waits.
+    Unavailable,
+    /// No longer registered: the work is dropped.
+    Gone,
+}
+
+/// A registered app (by key) and its current access_token.
+async fn registered_with_token<'a>(app: &'a App, key: &str, deadline: &Deadline) -> Owner<'a> {
+    let Ok(state) = app.tokens.load_key(key, deadline).await else {
+        return Owner::Unavailable;
+    };
+    let Some(settings) = state.settings.clone().map(|s| *s) else {
+        return Owner::Gone;
+    };
+    if !settings.enabled {
+        return Owner::Unavailable;
+    }
     let runtime = app.registered_runtime(settings, &state);
-    let served = runtime.tokens.get(Mode::Auto, deadline).await.ok()?;
-    let token = served.state.access_token?.value;
-    Some((crate::app::Tenant::Registered(runtime), token))
+    match runtime.tokens.get(Mode::Auto, deadline).await {
+        Ok(served) => match served.state.access_token {
+            Some(token) => Owner::Serving(crate::app::Tenant::Registered(runtime), token.value),
+            None => Owner::Unavailable,
+        },
+        Err(_) => Owner::Unavailable,
+    }
 }
 
 /// Archive retries per scheduled run, at most (the rest wait for the next hour).
@@ -570,7 +591,7 @@ const ARCHIVE_RETRIES_PER_RUN: i32 = 50;
 
 /// The schedule's second job: the archive work status changes left (a download or S3 that
 /// failed), each invoice read again from WeChat for fresh links. Answers (stored, still pending).
-async fn retry_archives(app: &App, token: &str, deadline: &Deadline) -> (u64, u64) {
+async fn retry_archives(app: &App, token: Option<&str>, deadline: &Deadline) -> (u64, u64) {
     let (Some(audit), Some(archive)) = (&app.audit, &app.archive) else {
         return (0, 0);
     };
@@ -584,13 +605,19 @@ async fn retry_archives(app: &App, token: &str, deadline: &Deadline) -> (u64, u6
     let mut stored = 0;
     for p in &pending {
         // The app the invoice was closed by: this deployment's own, or a registered one.
-        let owner = if p.app == app.config.appid {
-            Some((crate::app::Tenant::Own(app), token.to_string()))
-        } else {
-            registered_with_token(app, &p.app, deadline).await
+        let owner = match (p.app == app.config.appid, token) {
+            (true, Some(token)) => Owner::Serving(crate::app::Tenant::Own(app), token.to_string()),
+            (true, None) => Owner::Unavailable,
+            (false, _) => registered_with_token(app, &p.app, deadline).await,
         };
-        let Some((owner, token)) = owner else {
-            continue;
+        let (owner, token) = match owner {
+            Owner::Serving(owner, token) => (owner, token),
+            // Not now (no token, the app disabled): left for a later run.
+            Owner::Unavailable => continue,
+            Owner::Gone => {
+                let _ = audit.drop_pending(p, deadline).await;
+                continue;
+            }
         };
         let invoice = InvoiceRef {
             card_id: p.card_id.clone(),
@@ -616,6 +643,10 @@ async fn retry_archives(app: &App, token: &str, deadline: &Deadline) -> (u64, u6
             ArchiveNote::Stored(files) => {
                 stored += 1;
                 audit.pending_done(p, &files, deadline).await
+            }
+            ArchiveNote::Failed(why) if p.attempts + 1 >= crate::audit::MAX_ARCHIVE_ATTEMPTS => {
+                tracing::error!(endpoint = "schedule", app = %p.app, fault = %why, "archive given up");
+                audit.drop_pending(p, deadline).await
             }
             ArchiveNote::Failed(why) => {
                 let again = Pending {
@@ -815,9 +846,12 @@ async fn change_status(
     let (mut result, from) =
         settle_change(app, req, wechat_path, token.clone(), body, refs, target).await;
     let deadline = deadline(&app.config, req);
+    // The archive gets a bounded share of the request, never the time the trail needs after it:
+    // what it cannot finish is left to the schedule.
+    let archiving = deadline.before(AUDIT_RESERVE).within(ARCHIVE_BUDGET);
     let archived = match &app.archive {
         Some(archive) if result.is_ok() && target == ReimburseStatus::Closure => {
-            Some(keep_pdfs(app, archive, req, token, refs, &deadline).await)
+            Some(keep_pdfs(app, archive, req, token, refs, &archiving).await)
         }
         _ => None,
     };
@@ -847,23 +881,28 @@ async fn change_status(
         })
         .collect();
     let mut faults = Vec::new();
-    if let Err(e) = audit.record(&entries, &deadline).await {
-        faults.push(format!("audit: {e}"));
-    }
+    let mut pending = Vec::new();
     for (i, (entry, r)) in entries.iter().zip(refs).enumerate() {
         if let Some(ArchiveNote::Failed(why)) = &entry.archive {
-            let pending = Pending {
+            let p = Pending {
                 app: entry.app.clone(),
                 card_id: r.card_id.clone(),
                 encrypt_code: r.encrypt_code.clone(),
                 audit_at: crate::audit::at_key(entry, i),
                 attempts: 0,
             };
-            faults.push(format!("archive: {why}"));
-            if let Err(e) = audit.add_pending(&pending, why, &deadline).await {
-                faults.push(format!("archive retry not recorded: {e}"));
-            }
+            pending.push((p, why.clone()));
         }
+    }
+    if !pending.is_empty() {
+        faults.push(format!(
+            "archive: {} left to the schedule ({})",
+            pending.len(),
+            pending[0].1
+        ));
+    }
+    if let Err(e) = audit.record(&entries, &pending, &deadline).await {
+        faults.push(format!("audit: {e}"));
     }
     if faults.is_empty() {
         return result;
@@ -886,6 +925,12 @@ fn app_name(app: &App) -> String {
         None => app.config.appid.clone(),
     }
 }
+
+/// Most of a CLOSURE request spent archiving its PDFs; the rest is retried by the schedule.
+const ARCHIVE_BUDGET: std::time::Duration = std::time::Duration::from_secs(8);
+
+/// Time kept after the archive for the audit trail's writes.
+const AUDIT_RESERVE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Keeps the PDFs of invoices just closed: reads their cards (WeChat's links) and archives each.
 async fn keep_pdfs(
@@ -1030,6 +1075,12 @@ async fn settle_change(
             timed_out,
             cause: format!("{cause}; the read back failed: {}", e.errmsg()),
         }),
+        (Ok(Settled::Unknown), ApiError::OutcomeUnknown { timed_out, cause }) => {
+            Err(ApiError::OutcomeUnknown {
+                timed_out,
+                cause: format!("{cause}; WeChat did not return every invoice when read back"),
+            })
+        }
         (_, other) => Err(other),
     };
     (result, from)
@@ -1054,6 +1105,14 @@ async fn query_cards(
     #[derive(Serialize)]
     struct Batch<'a> {
         item_list: &'a [InvoiceRef],
+    }
+    if !app.config.batch_keeps_order && answers::shares_card_ids(refs) {
+        let items = by_single_queries(app, req, token, refs, true).await?;
+        let note = Note {
+            source: Some("single_queries_shared_card_ids"),
+            ..Note::default()
+        };
+        return Ok((cards_built(items), note));
     }
     let path = app.wechat.paths().invoice_batch;
     let batch = forward(
@@ -1088,15 +1147,20 @@ async fn query_cards(
             }
         },
     };
-    let mut answer = Map::new();
-    answer.insert("errcode".into(), Value::from(0));
-    answer.insert("errmsg".into(), Value::from("ok"));
-    answer.insert("item_list".into(), Value::Array(items));
     let note = Note {
         source: Some(source),
         ..Note::default()
     };
-    Ok((Cards::Built(answer), note))
+    Ok((cards_built(items), note))
+}
+
+/// A batch-shaped answer of items the gateway put together.
+fn cards_built(items: Vec<Value>) -> Cards {
+    let mut answer = Map::new();
+    answer.insert("errcode".into(), Value::from(0));
+    answer.insert("errmsg".into(), Value::from("ok"));
+    answer.insert("item_list".into(), Value::Array(items));
+    Cards::Built(answer)
 }
 
 /// A query's answer: WeChat's batch text paired with the request (the common case, passed on as
@@ -1389,9 +1453,9 @@ fn request_id(req: &Request) -> Option<&str> {
     }
 }
 
-/// The request's `Origin`, when it is one of the allowed origins. (Behind API Gateway, its CORS
-/// configuration, set from the same list, answers preflights and replaces these headers; locally
-/// and behind a function URL, these are what the browser sees.)
+/// The request's `Origin`, when it is one of the app's allowed origins. These headers are what the
+/// browser sees, behind API Gateway (which has no CORS configuration of its own, so that each app
+/// has its origins) as locally.
 fn cors_origin(config: &Config, req: &Request) -> Option<HeaderValue> {
     let origin = req.headers().get(header::ORIGIN)?;
     let normalized = config::origin_of(origin.to_str().ok()?)?;
@@ -1425,7 +1489,8 @@ fn preflight(
         );
         h.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("content-type"),
+            // `authorization`: the bearer token when the JWT authorizer is on.
+            HeaderValue::from_static("content-type, authorization"),
         );
         h.insert(
             header::ACCESS_CONTROL_MAX_AGE,

@@ -285,3 +285,63 @@ async fn the_deployments_own_item_is_untouched_by_registered_apps() {
         "keyed by the appid as before"
     );
 }
+
+#[tokio::test]
+async fn cors_is_each_apps_own() {
+    use lambda_http::http::header;
+    let h = Harness::new().await;
+    register_app(&h, "mp", OA_B, None, &[ORIGIN_B]).await;
+    let preflight = |origin: &'static str, query: String| {
+        let req = event("apigw-v2-get-invoice-batch.json", move |v| {
+            v["headers"]["origin"] = json!(origin);
+            set_method(v, "OPTIONS");
+            set_query(v, &query);
+        });
+        async {
+            wxinvoice::handlers::get_invoice_batch(&h.app, req)
+                .await
+                .unwrap()
+        }
+    };
+    let allowed = |resp: &lambda_http::Response<lambda_http::Body>| {
+        resp.headers()
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    // B's page may call for B, not for the deployment's own app; and the other way round.
+    let resp = preflight(ORIGIN_B, format!("appid={OA_B}")).await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(allowed(&resp).as_deref(), Some(ORIGIN_B));
+    assert_eq!(allowed(&preflight(ORIGIN_B, String::new()).await), None);
+    let own_origin = "https://expense.example.com";
+    assert_eq!(
+        allowed(&preflight(own_origin, format!("appid={OA_B}")).await),
+        None
+    );
+    assert_eq!(
+        allowed(&preflight(own_origin, String::new()).await).as_deref(),
+        Some(own_origin)
+    );
+}
+
+#[tokio::test]
+async fn the_own_app_failing_does_not_stop_the_registered_ones() {
+    let h = Harness::new().await;
+    register_app(&h, "mini", MINI, None, &[]).await;
+    // The deployment's own secret was reset at WeChat.
+    let field = if is_work() { "corpsecret" } else { "secret" };
+    h.sim_post("/__sim/options", json!({ field: "reset-at-wechat" }))
+        .await;
+    let req = wxinvoice::runtime::request_from_json(&fixture("schedule-event.json")).unwrap();
+    let err = get_token(&h.app, req).await.unwrap_err().to_string();
+    assert!(
+        err.starts_with("scheduled refresh failed: WeChat errcode"),
+        "{err}"
+    );
+    assert!(
+        issued_to(&h, MINI).await.is_some(),
+        "the registered app was rotated all the same"
+    );
+    let (status, v) = token_for(&h, &h.app, &format!("appid={MINI}")).await;
+    assert_eq!(status, 200, "{v}");
+}

@@ -191,7 +191,11 @@ async fn cors_for_the_allowed_origins_only() {
         "https://expense.example.com"
     );
     assert_eq!(hd[header::ACCESS_CONTROL_ALLOW_METHODS], "POST");
-    assert_eq!(hd[header::ACCESS_CONTROL_ALLOW_HEADERS], "content-type");
+    assert_eq!(
+        hd[header::ACCESS_CONTROL_ALLOW_HEADERS],
+        "content-type, authorization",
+        "the bearer token, behind the JWT authorizer"
+    );
     // Preflight from elsewhere: no CORS headers, so the browser refuses.
     let resp = get_invoice_batch(&h.app, with_origin("https://evil.example.com", "OPTIONS"))
         .await

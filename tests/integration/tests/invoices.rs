@@ -540,3 +540,33 @@ async fn a_failed_archive_never_fails_the_change_and_is_retried_by_the_schedule(
     );
     assert!(history.iter().all(|r| !r.contains_key("archive_error")));
 }
+
+#[tokio::test]
+async fn without_trusting_the_batch_order_shared_card_ids_are_queried_one_by_one() {
+    let h = Harness::with(&[("BATCH_KEEPS_ORDER", "false")]).await;
+    wxinvoice::handlers::get_token(&h.app, event("apigw-v2-get-token.json", |_| {}))
+        .await
+        .unwrap();
+    let t = stored(&h).await;
+    let (_, v) = invoice_call(
+        &h.app,
+        GET_INVOICE_BATCH,
+        &t,
+        &json!({"item_list": refs(&[CODE2, SEED_CODE])}),
+    )
+    .await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    assert_eq!(
+        h.calls(paths().invoice_batch),
+        0,
+        "two invoices of one card_id: no batch"
+    );
+    assert_eq!(h.calls(paths().invoice_info), 2);
+    assert_eq!(v["item_list"][0]["encrypt_code"], CODE2);
+    // Invoices of different card_ids are still one batch call.
+    let other = json!({"card_id": "pIKi3wSimTaxiTemplate0000000", "encrypt_code": "SIMencryptCodeTaxi01+/="});
+    let asked = json!({"item_list": [{"card_id": SEED_CARD, "encrypt_code": SEED_CODE}, other]});
+    let (_, v) = invoice_call(&h.app, GET_INVOICE_BATCH, &t, &asked).await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    assert_eq!(h.calls(paths().invoice_batch), 1);
+}
