@@ -163,8 +163,8 @@ impl App {
                 let first_sight = previous.is_none();
                 if first_sight && now < last_miss.saturating_add(1000) {
                     // Not "no such app": this name was not looked up. Retryable.
-                    return Err(ApiError::Unavailable(
-                        "too many lookups of unknown apps, try again in a second".into(),
+                    return Err(ApiError::Throttled(
+                        "lookups of unknown apps; try again in a second".into(),
                     ));
                 }
                 let state = self.tokens.load_key(&key, deadline).await?;

@@ -70,6 +70,8 @@ pub enum ApiError {
     MethodNotAllowed { allowed: &'static str },
     /// No such path (404).
     NotFound(String),
+    /// Too many requests of a kind the gateway limits (429): try again shortly.
+    Throttled(String),
     /// The `appid` (and `agentid`) names no app of this deployment (404), or a disabled one
     /// (403); errcode 40013 (WeChat's "invalid appid").
     NoSuchApp { disabled: bool, errmsg: String },
@@ -129,6 +131,7 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NoSuchApp { disabled: true, .. } => StatusCode::FORBIDDEN,
             ApiError::NoSuchApp { .. } => StatusCode::NOT_FOUND,
             ApiError::WeChat(_) => StatusCode::OK,
@@ -150,6 +153,7 @@ impl ApiError {
             }
             ApiError::WeChat(w) => w.errcode,
             ApiError::NoSuchApp { .. } => NO_SUCH_APP,
+            ApiError::Throttled(_) => SYSTEM_ERROR,
             ApiError::OutcomeUnknown { .. } => crate::outcome::OUTCOME_UNKNOWN,
             ApiError::WeChatUnreachable(_)
             | ApiError::WeChatTimeout(_)
@@ -163,6 +167,7 @@ impl ApiError {
             ApiError::BadRequest { errmsg, .. } => errmsg.clone(),
             ApiError::TooLarge(m) | ApiError::NotFound(m) => m.clone(),
             ApiError::NoSuchApp { errmsg, .. } => errmsg.clone(),
+            ApiError::Throttled(m) => format!("too many requests: {m}"),
             ApiError::MethodNotAllowed { allowed } => {
                 format!("method not allowed: this path accepts {allowed} only")
             }

@@ -345,3 +345,18 @@ async fn the_own_app_failing_does_not_stop_the_registered_ones() {
     let (status, v) = token_for(&h, &h.app, &format!("appid={MINI}")).await;
     assert_eq!(status, 200, "{v}");
 }
+
+#[tokio::test]
+async fn made_up_app_names_cost_at_most_one_read_a_second() {
+    let h = Harness::new().await;
+    register_app(&h, "mp", OA_B, None, &[ORIGIN_B]).await;
+    let (first, _) = token_for(&h, &h.app, "appid=wxmadeup1").await;
+    let (second, v) = token_for(&h, &h.app, "appid=wxmadeup2").await;
+    assert_eq!((first, second), (404, 429), "{v}");
+    assert_eq!(v["errcode"], -1, "retryable: {v}");
+    // A name already found missing is answered from memory, a second later a new one is read.
+    assert_eq!(token_for(&h, &h.app, "appid=wxmadeup1").await.0, 404);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, v) = token_for(&h, &h.app, &format!("appid={OA_B}")).await;
+    assert_eq!(status, 200, "{v}");
+}
