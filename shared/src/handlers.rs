@@ -77,7 +77,14 @@ pub async fn get_token(app: &App, req: Request) -> Result<Response<Body>, Error>
     if matches!(req.request_context_ref(), Some(RequestContext::PassThrough)) {
         return match direct_action(req.body().as_ref()) {
             Ok(Action::Refresh) => scheduled(app, &req).await,
-            Ok(Action::Rotate) => rotate(app, &req).await,
+            Ok(Action::Rotate { appid, agentid }) => {
+                let deadline = deadline(&app.config, &req);
+                let tenant = app
+                    .resolve(appid.as_deref(), agentid.as_deref(), &deadline)
+                    .await
+                    .map_err(|e| format!("rotation: {}", e.errmsg()))?;
+                rotate(&tenant, &req).await
+            }
             Err(e) => Err(e.into()),
         };
     }
@@ -298,8 +305,12 @@ pub enum Action {
     /// `{"source":"scheduler","action":"refresh"}` (or no action): the hourly refresh.
     Refresh,
     /// `{"action":"rotate"}`: replace the access_token now, whatever its state and the cooldown
-    /// (a leaked token, an AppSecret reset). Only AWS credentials reach it.
-    Rotate,
+    /// (a leaked token, an AppSecret reset). Only AWS credentials reach it. With `"appid"` (and
+    /// `"agentid"`): a registered app's.
+    Rotate {
+        appid: Option<String>,
+        agentid: Option<String>,
+    },
 }
 
 pub fn direct_action(body: &[u8]) -> Result<Action, String> {
@@ -307,7 +318,22 @@ pub fn direct_action(body: &[u8]) -> Result<Action, String> {
         .map_err(|_| "direct invocation: the event is not JSON".to_string())?;
     match event.get("action").and_then(serde_json::Value::as_str) {
         None | Some("refresh") => Ok(Action::Refresh),
-        Some("rotate") => Ok(Action::Rotate),
+        Some("rotate") => {
+            let id = |name: &str| -> Result<Option<String>, String> {
+                match event.get(name) {
+                    None => Ok(None),
+                    Some(serde_json::Value::String(v)) => {
+                        crate::apps::check_id(name, v).map_err(|e| e.errmsg())?;
+                        Ok(Some(v.clone()))
+                    }
+                    Some(_) => Err(format!("direct invocation: `{name}` must be a string")),
+                }
+            };
+            Ok(Action::Rotate {
+                appid: id("appid")?,
+                agentid: id("agentid")?,
+            })
+        }
         Some(other) => Err(format!(
             "direct invocation: unknown action `{}` (refresh or rotate)",
             truncate(other)
@@ -330,6 +356,7 @@ async fn rotate(app: &App, req: &Request) -> Result<Response<Body>, Error> {
         Ok(served) if served.fault.is_none() => {
             tracing::info!(
                 endpoint = "rotate",
+                app = app_name(app).as_str(),
                 function_request_id,
                 function_name = app.function_name.as_deref(),
                 cold_start,

@@ -360,3 +360,34 @@ async fn made_up_app_names_cost_at_most_one_read_a_second() {
     let (status, v) = token_for(&h, &h.app, &format!("appid={OA_B}")).await;
     assert_eq!(status, 200, "{v}");
 }
+
+#[tokio::test]
+async fn an_operator_rotates_a_registered_apps_token() {
+    let h = Harness::new().await;
+    register_app(&h, "mp", OA_B, None, &[ORIGIN_B]).await;
+    let (_, before) = token_for(&h, &h.app, &format!("appid={OA_B}")).await;
+    let (_, own_before) = token_for(&h, &h.app, "").await;
+    let event = json!({"action": "rotate", "appid": OA_B}).to_string();
+    let req = wxinvoice::runtime::request_from_json(&event).unwrap();
+    let v = body_json(&get_token(&h.app, req).await.unwrap());
+    assert_eq!(v["rotated"], true, "{v}");
+    let (_, after) = token_for(&h, &h.instance(&[]), &format!("appid={OA_B}")).await;
+    assert_ne!(
+        after["access_token"], before["access_token"],
+        "B's token replaced"
+    );
+    assert_eq!(
+        after["access_token"].as_str(),
+        issued_to(&h, OA_B).await.as_deref()
+    );
+    let (_, own_after) = token_for(&h, &h.app, "").await;
+    assert_eq!(
+        own_after["access_token"], own_before["access_token"],
+        "the own app's untouched"
+    );
+    // An app this deployment does not serve: the invocation fails, saying so.
+    let req =
+        wxinvoice::runtime::request_from_json(r#"{"action":"rotate","appid":"wxnone"}"#).unwrap();
+    let err = get_token(&h.app, req).await.unwrap_err().to_string();
+    assert!(err.contains("no app wxnone"), "{err}");
+}
