@@ -39,7 +39,9 @@ const browser = await chromium.launch({
     "--disable-component-update", "--disable-sync"],
 });
 let passed = 0;
-try {
+
+// A page whose (stubbed) JS-SDK answers chooseInvoice with `info`.
+async function openPage(info) {
   const page = await browser.newPage({ viewport: { width: 1100, height: 560 } });
   page.on("pageerror", (e) => console.error("page error:", e));
   await page.route("https://res.wx.qq.com/**", (r) => r.fulfill({ contentType: "application/javascript", body: "" }));
@@ -54,7 +56,12 @@ try {
         cb({ err_msg: "choose_invoice:ok", choose_invoice_info: info });
       },
     };
-  }, chooseInfo);
+  }, info);
+  return page;
+}
+
+try {
+  const page = await openPage(chooseInfo);
 
   // The gateway comes from the deployed config.js; a crafted `?api=` in the link is ignored.
   const requested = [];
@@ -121,6 +128,28 @@ try {
   await page.waitForSelector("#message.error");
   await page.screenshot({ path: SHOT, fullPage: true });
   console.log(`browser: example page ok, screenshot ${SHOT}`);
+
+  // A batch WeChat answers short (one invoice it cannot find, next to one of the same card_id):
+  // the page pairs each answer by its encrypt_code, says one is missing, and locks the right one.
+  await fetch(SIM + "/__sim/invoices", { method: "POST", body: fixture });
+  const shortInfo = JSON.stringify([
+    { card_id: picked[0].card.card_id, encrypt_code: "SIMnoSuchInvoice+/=", app_id: "wx_issuer_app" },
+    { card_id: picked[1].card.card_id, encrypt_code: SHUDIAN, app_id: "wx_issuer_app" },
+  ]);
+  const short = await openPage(shortInfo);
+  await short.goto(`${H5}/index.html`);
+  await short.waitForSelector("#choose:not([disabled])", { timeout: 15000 });
+  await short.click("#choose");
+  await short.waitForSelector("#invoices tbody tr");
+  const numbers = await short.$$eval("#invoices tbody tr", (trs) => trs.map((tr) => tr.children[2].textContent));
+  assert.deepEqual(numbers, ["25312000000012345678"]);
+  assert.match(await short.textContent("#message"), /1 张未能读取/);
+  await short.click("#invoices tbody tr:nth-child(1) button.set-lock");
+  await short.waitForFunction(() =>
+    document.querySelector("#invoices tbody tr:nth-child(1) td.status").textContent === "已锁定");
+  assert.equal(await statusOf(SHUDIAN), "INVOICE_REIMBURSE_LOCK");
+  assert.equal(await statusOf(SEED), "INVOICE_REIMBURSE_INIT");
+  passed++;
 } finally {
   await browser.close();
 }
