@@ -206,7 +206,10 @@ async fn run(args: &[String]) -> Result<(), String> {
                         )
                     })?;
             }
-            println!("{}", json!({"app": key, "secret": name, "stored": true}));
+            println!(
+                "{}",
+                json!({"app": key, "secret_name": name, "stored": true})
+            );
         }
         "list" => {
             Flags::parse(rest, &[])?.only(&[])?;
@@ -286,7 +289,7 @@ fn print_app(key: &str, state: &TokenState, prefix: &str) {
         "appid": s.appid,
         "agentid": s.agentid,
         "token_api": match s.token_api { TokenApi::Classic => "classic", TokenApi::Stable => "stable" },
-        "secret": format!("{prefix}{}", s.secret_name),
+        "secret_name": format!("{prefix}{}", s.secret_name),
         "origins": s.origins,
         "jssdk_url": s.jssdk_url,
         "enabled": s.enabled,

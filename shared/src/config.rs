@@ -314,16 +314,16 @@ impl Config {
             .unwrap_or_else(|| default_base.to_string())
             .trim_end_matches('/')
             .to_string();
-        // WeChat is reached over HTTPS only; plain HTTP is for the simulator, and must be asked for.
-        let allow_http = match get("WECHAT_ALLOW_HTTP").as_deref() {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(_) => {
-                return Err(ConfigError(
-                    "WECHAT_ALLOW_HTTP must be true or false".into(),
-                ))
+        let flag = |k: &str, default: bool| -> Result<bool, ConfigError> {
+            match get(k).as_deref() {
+                None => Ok(default),
+                Some("true") => Ok(true),
+                Some("false") => Ok(false),
+                Some(_) => Err(ConfigError(format!("{k} must be true or false"))),
             }
         };
+        // WeChat is reached over HTTPS only; plain HTTP is for the simulator, and must be asked for.
+        let allow_http = flag("WECHAT_ALLOW_HTTP", false)?;
         let api_backup_base = match get("WECHAT_API_BACKUP_BASE").as_deref() {
             Some("off") => None,
             Some(b) => Some(b.trim_end_matches('/').to_string()),
@@ -382,15 +382,7 @@ impl Config {
         let config = Config {
             app_secret_prefix: get("APP_SECRET_PREFIX").unwrap_or_else(|| "wxinvoice/apps/".into()),
             schedule_concurrency: count("SCHEDULE_CONCURRENCY", 10)?,
-            batch_keeps_order: match get("BATCH_KEEPS_ORDER").as_deref() {
-                None | Some("true") => true,
-                Some("false") => false,
-                Some(_) => {
-                    return Err(ConfigError(
-                        "BATCH_KEEPS_ORDER must be true or false".into(),
-                    ))
-                }
-            },
+            batch_keeps_order: flag("BATCH_KEEPS_ORDER", true)?,
             audit_table,
             audit_retention,
             archive,
@@ -404,15 +396,7 @@ impl Config {
             table: required("TOKEN_TABLE")?,
             jssdk_url,
             allowed_origins,
-            expose_access_token: match get("EXPOSE_ACCESS_TOKEN").as_deref() {
-                None | Some("true") => true,
-                Some("false") => false,
-                Some(_) => {
-                    return Err(ConfigError(
-                        "EXPOSE_ACCESS_TOKEN must be true or false".into(),
-                    ))
-                }
-            },
+            expose_access_token: flag("EXPOSE_ACCESS_TOKEN", true)?,
             timing,
             limits,
         };
@@ -542,6 +526,10 @@ mod tests {
             ("REFRESH_AHEAD_SECS", "9000", "REFRESH_AHEAD_SECS must be between 0 and 7200"),
             ("DEADLINE_RESERVE_MS", "60000", "DEADLINE_RESERVE_MS must be between 0 and 5000"),
             ("CACHE_TTL_SECS", "299", ""),
+            ("EXPOSE_ACCESS_TOKEN", "1", "EXPOSE_ACCESS_TOKEN must be true or false"),
+            ("BATCH_KEEPS_ORDER", "yes", "BATCH_KEEPS_ORDER must be true or false"),
+            ("AUDIT_RETENTION_DAYS", "40000", "AUDIT_RETENTION_DAYS must be between 0 and 36500"),
+            ("SCHEDULE_CONCURRENCY", "0", "SCHEDULE_CONCURRENCY must be a positive whole number"),
         ];
         for (key, value, message) in table {
             let mut v = BASE.to_vec();
@@ -554,6 +542,32 @@ mod tests {
                 ),
             }
         }
+    }
+
+    #[test]
+    fn archive_settings_are_bounded_when_there_is_an_archive() {
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut v = BASE.to_vec();
+            v.push(("ARCHIVE_BUCKET", "b"));
+            v.extend_from_slice(extra);
+            from(&v)
+        };
+        let a = with(&[]).unwrap().archive.unwrap();
+        assert_eq!((a.bucket.as_str(), a.link_ttl.as_secs()), ("b", 900));
+        let e = with(&[("ARCHIVE_LINK_SECS", "7200")]).unwrap_err();
+        assert!(
+            e.0.contains("ARCHIVE_LINK_SECS must be between 60 and 3600"),
+            "{e}"
+        );
+        let e = with(&[("ARCHIVE_TIMEOUT_MS", "20000")]).unwrap_err();
+        assert!(
+            e.0.contains("ARCHIVE_TIMEOUT_MS must be between 100 and 15000"),
+            "{e}"
+        );
+        assert!(
+            from(&BASE).unwrap().archive.is_none(),
+            "no bucket, no archive"
+        );
     }
 
     #[test]

@@ -29,6 +29,16 @@ use crate::token::{guaranteed_secs, now_ms, Mode, Served, Source, DEAD_TOKEN_ERR
 use crate::wechat::{Call, WeChatError};
 use crate::App;
 
+/// The request's app (`tenant_for`), or an early return of the answer refusing it.
+macro_rules! tenant_or_refuse {
+    ($app:expr, $req:expr, $endpoint:expr) => {
+        match tenant_for($app, $req, $endpoint).await {
+            Ok(tenant) => tenant,
+            Err(refusal) => return Ok(*refusal),
+        }
+    };
+}
+
 pub const GET_TOKEN_PATH: &str = "/core/r/api/weChat/getToken";
 pub const GET_INVOICE_BATCH: &str = "/core/r/api/weChat/getInvoiceBatch";
 pub const UPDATE_STATUS: &str = "/core/r/api/weChat/updateStatus";
@@ -89,10 +99,7 @@ pub async fn get_token(app: &App, req: Request) -> Result<Response<Body>, Error>
         };
     }
     let started = Instant::now();
-    let tenant = match tenant_for(app, &req, GET_TOKEN_PATH).await {
-        Ok(tenant) => tenant,
-        Err(refusal) => return Ok(*refusal),
-    };
+    let tenant = tenant_or_refuse!(app, &req, GET_TOKEN_PATH);
     let app = &*tenant;
     if let Some(resp) = preflight(&app.config, &req, GET_TOKEN_PATH, "GET") {
         return Ok(resp);
@@ -356,7 +363,7 @@ async fn rotate(app: &App, req: &Request) -> Result<Response<Body>, Error> {
         Ok(served) if served.fault.is_none() => {
             tracing::info!(
                 endpoint = "rotate",
-                app = app_name(app).as_str(),
+                app = app_name(app).as_ref(),
                 function_request_id,
                 function_name = app.function_name.as_deref(),
                 cold_start,
@@ -725,10 +732,7 @@ pub async fn invoice_status(app: &App, req: Request) -> Result<Response<Body>, E
 /// `POST /core/r/api/weChat/getInvoiceInfo?token=…`: one invoice (WeChat's getinvoiceinfo), same
 /// token rules and envelope as the batch; the answer names the `encrypt_code` it answers.
 pub async fn get_invoice_info(app: &App, req: Request) -> Result<Response<Body>, Error> {
-    let tenant = match tenant_for(app, &req, GET_INVOICE_INFO).await {
-        Ok(tenant) => tenant,
-        Err(refusal) => return Ok(*refusal),
-    };
+    let tenant = tenant_or_refuse!(app, &req, GET_INVOICE_INFO);
     let app = &*tenant;
     let (path, req) = (app.wechat.paths().invoice_info, &req);
     invoice_endpoint(
@@ -751,10 +755,7 @@ pub async fn get_invoice_info(app: &App, req: Request) -> Result<Response<Body>,
 /// `POST /core/r/api/weChat/updateInvoiceStatus?token=…`: one invoice's status (WeChat's
 /// updateinvoicestatus).
 pub async fn update_invoice_status(app: &App, req: Request) -> Result<Response<Body>, Error> {
-    let tenant = match tenant_for(app, &req, UPDATE_INVOICE_STATUS).await {
-        Ok(tenant) => tenant,
-        Err(refusal) => return Ok(*refusal),
-    };
+    let tenant = tenant_or_refuse!(app, &req, UPDATE_INVOICE_STATUS);
     let app = &*tenant;
     let (path, req) = (app.wechat.paths().update_status_one, &req);
     invoice_endpoint(
@@ -775,10 +776,7 @@ pub async fn update_invoice_status(app: &App, req: Request) -> Result<Response<B
 /// `POST /core/r/api/weChat/getInvoiceBatch?token=…`: WeChat's batch answer, each item with the
 /// `encrypt_code` it answers.
 pub async fn get_invoice_batch(app: &App, req: Request) -> Result<Response<Body>, Error> {
-    let tenant = match tenant_for(app, &req, GET_INVOICE_BATCH).await {
-        Ok(tenant) => tenant,
-        Err(refusal) => return Ok(*refusal),
-    };
+    let tenant = tenant_or_refuse!(app, &req, GET_INVOICE_BATCH);
     let app = &*tenant;
     let req = &req;
     invoice_endpoint(
@@ -813,10 +811,7 @@ pub async fn get_invoice_batch(app: &App, req: Request) -> Result<Response<Body>
 
 /// `POST /core/r/api/weChat/updateStatus?token=…`
 pub async fn update_status(app: &App, req: Request) -> Result<Response<Body>, Error> {
-    let tenant = match tenant_for(app, &req, UPDATE_STATUS).await {
-        Ok(tenant) => tenant,
-        Err(refusal) => return Ok(*refusal),
-    };
+    let tenant = tenant_or_refuse!(app, &req, UPDATE_STATUS);
     let app = &*tenant;
     let (path, req) = (app.wechat.paths().update_status_batch, &req);
     invoice_endpoint(
@@ -895,7 +890,7 @@ async fn change_status(
         .enumerate()
         .map(|(i, r)| AuditEntry {
             at_ms,
-            app: app_name(app),
+            app: app_name(app).into_owned(),
             caller: caller.clone(),
             card_id: r.card_id.clone(),
             code_sha256: crate::audit::sha256_hex(r.encrypt_code.as_bytes()),
@@ -946,10 +941,11 @@ async fn change_status(
 
 /// The app as the audit trail and the archive name it: the appid of the deployment's own app,
 /// the key of a registered one.
-fn app_name(app: &App) -> String {
+fn app_name(app: &App) -> std::borrow::Cow<'_, str> {
     match &app.settings {
-        Some(s) => s.key(),
-        None => app.config.appid.clone(),
+        Some(s) => s.key().into(),
+        // The own app, on every request's log line: borrowed, no allocation.
+        None => app.config.appid.as_str().into(),
     }
 }
 
@@ -1428,7 +1424,7 @@ fn answer(
     let app_key = app_name(app);
     tracing::info!(
         endpoint,
-        app = app_key.as_str(),
+        app = app_key.as_ref(),
         correlation_id = request_id,
         function_request_id,
         function_name = app.function_name.as_deref(),
@@ -1526,4 +1522,46 @@ fn preflight(
         h.insert(header::VARY, HeaderValue::from_static("Origin"));
     }
     Some(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direct_invocations_are_read_strictly() {
+        let rotate = |appid: Option<&str>, agentid: Option<&str>| Action::Rotate {
+            appid: appid.map(str::to_string),
+            agentid: agentid.map(str::to_string),
+        };
+        let table: [(&str, Result<Action, &str>); 8] = [
+            (
+                r#"{"source":"scheduler","action":"refresh"}"#,
+                Ok(Action::Refresh),
+            ),
+            ("{}", Ok(Action::Refresh)),
+            (r#"{"action":"rotate"}"#, Ok(rotate(None, None))),
+            (
+                r#"{"action":"rotate","appid":"ww1","agentid":"1000002"}"#,
+                Ok(rotate(Some("ww1"), Some("1000002"))),
+            ),
+            (
+                r#"{"action":"rotate","appid":"a/b"}"#,
+                Err("appid: 1 to 64"),
+            ),
+            (
+                r#"{"action":"rotate","appid":1}"#,
+                Err("`appid` must be a string"),
+            ),
+            (r#"{"action":"drop"}"#, Err("unknown action `drop`")),
+            ("not json", Err("the event is not JSON")),
+        ];
+        for (event, want) in table {
+            match (direct_action(event.as_bytes()), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{event}"),
+                (Err(got), Err(want)) => assert!(got.contains(want), "{event}: {got}"),
+                (got, want) => panic!("{event}: {got:?}, wanted {want:?}"),
+            }
+        }
+    }
 }

@@ -560,3 +560,17 @@ impl Harness {
         *state.settings.expect("a registered app")
     }
 }
+
+/// An answer as an assertion message may show it: credentials (tokens, tickets, signatures)
+/// masked, so a failing test prints none.
+pub fn shown(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(m) = v.as_object_mut() {
+        for k in ["access_token", "jsapi_ticket", "signature", "card_sign"] {
+            if let Some(x) = m.get_mut(k) {
+                *x = Value::from("***");
+            }
+        }
+    }
+    v
+}

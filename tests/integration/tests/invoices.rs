@@ -46,7 +46,12 @@ async fn reset_invoices(h: &Harness) {
 
 /// A harness whose token is stored, and that token.
 async fn ready() -> (Harness, String) {
-    let h = Harness::new().await;
+    ready_with(&[]).await
+}
+
+/// `ready` with configuration overrides.
+async fn ready_with(overrides: &[(&str, &str)]) -> (Harness, String) {
+    let h = Harness::with(overrides).await;
     wxinvoice::handlers::get_token(&h.app, event("apigw-v2-get-token.json", |_| {}))
         .await
         .unwrap();
@@ -178,11 +183,7 @@ fn change_path(batch: bool) -> &'static str {
 
 #[tokio::test]
 async fn a_lost_answer_is_settled_by_reading_the_invoices_back() {
-    let h = Harness::with(&[("WECHAT_TIMEOUT_MS", "300")]).await;
-    wxinvoice::handlers::get_token(&h.app, event("apigw-v2-get-token.json", |_| {}))
-        .await
-        .unwrap();
-    let t = stored(&h).await;
+    let (h, t) = ready_with(&[("WECHAT_TIMEOUT_MS", "300")]).await;
     let fail = json!({"http_status": 500});
     // (case, faults on the change's path, on the queries' paths, answer: status, errcode,
     // gateway_outcome, the invoice's status at WeChat afterwards)
@@ -293,11 +294,7 @@ async fn reimburser(
         ("ARCHIVE_BUCKET", bucket.as_str()),
     ];
     all.extend_from_slice(overrides);
-    let h = Harness::with(&all).await;
-    wxinvoice::handlers::get_token(&h.app, event("apigw-v2-get-token.json", |_| {}))
-        .await
-        .unwrap();
-    let t = stored(&h).await;
+    let (h, t) = ready_with(&all).await;
     let audit = h.app.audit.clone().expect("AUDIT_TABLE is set");
     (h, t, audit, bucket)
 }
@@ -454,12 +451,18 @@ async fn closing_invoices_keeps_their_pdfs_and_an_audit_trail() {
     // The queries link to the archived file of a reimbursed invoice, and only of one.
     let asked = json!({"item_list": refs(&[codes[3], CODE2])});
     let (_, v) = invoice_call(&h.app, GET_INVOICE_BATCH, &t, &asked).await;
+    // (Messages show no link: a presigned link carries the function's session token.)
     let link = v["item_list"][0]["pdf_archive_url"]
         .as_str()
-        .unwrap_or_else(|| panic!("{v}"));
+        .unwrap_or_else(|| {
+            panic!(
+                "no link for the reimbursed invoice, errcode {}",
+                v["errcode"]
+            )
+        });
     assert!(
         v["item_list"][1].get("pdf_archive_url").is_none(),
-        "not reimbursed: {v}"
+        "a link for an invoice not reimbursed"
     );
     let fetched = h
         .http
@@ -481,7 +484,11 @@ async fn closing_invoices_keeps_their_pdfs_and_an_audit_trail() {
     );
     let one = json!({"card_id": SEED_CARD, "encrypt_code": codes[3]});
     let (_, v) = invoice_call(&h.app, GET_INVOICE_INFO, &t, &one).await;
-    assert!(v["pdf_archive_url"].as_str().is_some(), "{v}");
+    assert!(
+        v["pdf_archive_url"].as_str().is_some(),
+        "no link, errcode {}",
+        v["errcode"]
+    );
 }
 
 #[tokio::test]
@@ -543,11 +550,7 @@ async fn a_failed_archive_never_fails_the_change_and_is_retried_by_the_schedule(
 
 #[tokio::test]
 async fn without_trusting_the_batch_order_shared_card_ids_are_queried_one_by_one() {
-    let h = Harness::with(&[("BATCH_KEEPS_ORDER", "false")]).await;
-    wxinvoice::handlers::get_token(&h.app, event("apigw-v2-get-token.json", |_| {}))
-        .await
-        .unwrap();
-    let t = stored(&h).await;
+    let (h, t) = ready_with(&[("BATCH_KEEPS_ORDER", "false")]).await;
     let (_, v) = invoice_call(
         &h.app,
         GET_INVOICE_BATCH,
