@@ -1,73 +1,37 @@
-//! wxinvoice: a serverless gateway that lets pages inside WeChat and WeCom pick e-invoices from
-//! the user's card wallet and run them through reimbursement. The three Lambda binaries are thin;
-//! everything lives here, split by concern.
+//! wxinvoice: a serverless gateway that lets pages inside WeChat, WeCom and mini programs pick
+//! e-invoices from the user's card wallet and run them through reimbursement. The three Lambda
+//! binaries are thin; everything lives here.
+//!
+//! # Layout
+//!
+//! Layers, each importing only from the layers above it in this list (`tests/layout` checks it,
+//! and that no module imports another in a cycle):
+//!
+//! 1. [`domain`]: types and pure decisions — configuration, invoices and their statuses, apps,
+//!    the token state, outcomes of status changes, origins, the clock and the deadline.
+//! 2. [`adapters`]: I/O — the WeChat client and signatures, the token store (DynamoDB, memory),
+//!    Secrets Manager, the PDF archive (S3), the audit trail, the AWS SDK, per-request metrics.
+//! 3. [`token`]: the token lifecycle — decisions (`lifecycle`), serving (`service`), refreshing
+//!    under the lock (`refresh`).
+//! 4. [`tenant`]: the process's `Deployment` and one app's `AppRuntime`; which app a request is
+//!    for (`registry`).
+//! 5. [`ops`]: what endpoints do with WeChat — forwarding with the dead-token retry, queries
+//!    with the single-query fallback, status changes with their settlement, archive work, page
+//!    signatures, the hourly schedule.
+//! 6. [`http`]: one file per endpoint, the request context, query checks, the envelope and the
+//!    HTTP errors every lower error becomes, CORS, the answer and its log line. Nothing below
+//!    this layer knows HTTP or `lambda_http`.
+//! 7. [`runtime`]: the Lambda runtime — process set-up, logs, events made safe, serving.
+//!
+//! Each layer has its own error enum (`InputError`, `WeChatError`/`StoreError`/…, `TokenError`,
+//! `TenantError`, `OpError`), converted once, into `http::ApiError`.
 
-pub mod answers;
-pub mod app;
-pub mod apps;
-pub mod archive;
-pub mod audit;
-pub mod config;
-pub mod deadline;
-pub mod envelope;
-pub mod handlers;
-pub mod invoice;
-pub mod lifecycle;
-pub mod outcome;
+pub mod adapters;
+pub mod domain;
+pub mod http;
+pub mod ops;
 pub mod runtime;
-pub mod secret;
-pub mod sign;
-pub mod store;
-pub mod telemetry;
+pub mod tenant;
 pub mod token;
-pub mod wechat;
 
-pub use app::App;
-
-use lambda_http::tracing::subscriber::filter::{EnvFilter, LevelFilter};
-use lambda_http::tracing::subscriber::fmt::MakeWriter;
-
-/// Process-wide set-up, first thing in `main` while the process has a single thread (the
-/// binaries run tokio's current-thread runtime: a Lambda process serves one event at a time).
-pub fn init_process() {
-    app::prefer_ca_bundle_file();
-    init_tracing();
-}
-
-/// Structured logs to stdout: the level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (INFO by
-/// default), JSON lines when `AWS_LAMBDA_LOG_FORMAT=JSON`.
-pub fn init_tracing() {
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_default();
-    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    init_tracing_with(&level, json, std::io::stdout);
-}
-
-/// The gateway's own events at `level`; every dependency at INFO at most, whatever `level` says:
-/// at DEBUG and TRACE the HTTP clients, the AWS SDK and the Lambda runtime log URLs and
-/// payloads, which carry the AppSecret, access tokens and tickets.
-pub fn log_filter(level: &str) -> EnvFilter {
-    let level: LevelFilter = level.trim().parse().unwrap_or(LevelFilter::INFO);
-    let deps = level.min(LevelFilter::INFO);
-    EnvFilter::new(format!("{deps},wxinvoice={level}"))
-}
-
-pub fn init_tracing_with<W>(level: &str, json: bool, writer: W)
-where
-    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
-{
-    let builder = lambda_http::tracing::subscriber::fmt()
-        .with_target(false)
-        .without_time()
-        .with_env_filter(log_filter(level))
-        .with_writer(writer);
-    if json {
-        // Fields at the top level of each line, as Lambda Powertools writes them: a Logs
-        // Insights query or a metric filter reads `errcode`, not `fields.errcode`; a line with
-        // metrics is also an EMF document (see `telemetry`).
-        builder.event_format(telemetry::JsonLines).init();
-    } else {
-        builder.init();
-    }
-}
+pub use tenant::Deployment;

@@ -1,0 +1,360 @@
+//! The token store in DynamoDB: one item per app (key `pk` = appid), every lock and publish a
+//! conditional UpdateItem. A conditional failure returns the item as it was
+//! (`ReturnValuesOnConditionCheckFailure`), which tells a lost answer (the item already carries
+//! our lock or our publish) from a lock held by someone else.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::Client;
+
+use super::{Credential, Lock, StoreError, TokenState, TokenStore, Update};
+use crate::domain::apps::{AppSettings, Kind};
+use crate::domain::config::TokenApi;
+use crate::domain::state::holds;
+
+fn store_err<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> StoreError {
+    StoreError(DisplayErrorContext(&e).to_string())
+}
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn key(app: &str) -> AttributeValue {
+        AttributeValue::S(app.to_string())
+    }
+
+    /// A conditional UpdateItem on `app`'s item. `Ok(Err(old))`: the condition failed; `old` is
+    /// the item as it was.
+    async fn conditional_update(
+        &self,
+        app: &str,
+        update: String,
+        condition: &str,
+        values: HashMap<String, AttributeValue>,
+    ) -> Result<Result<TokenState, TokenState>, StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", Self::key(app))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match res {
+            Ok(out) => Ok(Ok(out.attributes.as_ref().map(parse).unwrap_or_default())),
+            Err(SdkError::ServiceError(se)) => match se.err() {
+                UpdateItemError::ConditionalCheckFailedException(ccf) => {
+                    let old = match ccf.item() {
+                        Some(item) => parse(item),
+                        None => self.load(app).await?,
+                    };
+                    Ok(Err(old))
+                }
+                _ => Err(store_err(SdkError::ServiceError(se))),
+            },
+            Err(e) => Err(store_err(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl TokenStore for DynamoStore {
+    async fn load(&self, app: &str) -> Result<TokenState, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", Self::key(app))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_err)?;
+        Ok(out.item.as_ref().map(parse).unwrap_or_default())
+    }
+
+    async fn try_lock(
+        &self,
+        app: &str,
+        owner: &str,
+        now_ms: u64,
+        lease_ms: u64,
+    ) -> Result<Lock, StoreError> {
+        let values = HashMap::from([
+            (":me".into(), AttributeValue::S(owner.to_string())),
+            (":until".into(), num(now_ms.saturating_add(lease_ms))),
+            (":now".into(), num(now_ms)),
+        ]);
+        let res = self
+            .conditional_update(
+                app,
+                "SET lock_owner = :me, lock_until_ms = :until".into(),
+                "attribute_not_exists(lock_owner) OR lock_until_ms < :now",
+                values,
+            )
+            .await?;
+        Ok(match res {
+            Ok(state) => Lock::Acquired(state),
+            // Our own lock: the first write landed, its answer was lost and the SDK retried.
+            Err(state) if state.lock_owner.as_deref() == Some(owner) => Lock::Acquired(state),
+            Err(state) => Lock::Held(state),
+        })
+    }
+
+    async fn mark_fetch(&self, app: &str, owner: &str, now_ms: u64) -> Result<bool, StoreError> {
+        let values = HashMap::from([
+            (":me".into(), AttributeValue::S(owner.to_string())),
+            (":now".into(), num(now_ms)),
+        ]);
+        let res = self
+            .conditional_update(
+                app,
+                "SET fetch_started_ms = if_not_exists(fetch_started_ms, :now)".into(),
+                "lock_owner = :me",
+                values,
+            )
+            .await?;
+        Ok(res.is_ok())
+    }
+
+    async fn commit(
+        &self,
+        app: &str,
+        owner: &str,
+        update: &Update,
+    ) -> Result<Option<TokenState>, StoreError> {
+        let mut set = vec![
+            "version = if_not_exists(version, :zero) + :one".to_string(),
+            "refreshed_at_ms = :refreshed".to_string(),
+        ];
+        let mut remove = vec!["lock_owner", "lock_until_ms"];
+        let mut values: HashMap<String, AttributeValue> = HashMap::from([
+            (":me".into(), AttributeValue::S(owner.to_string())),
+            (":zero".into(), num(0)),
+            (":one".into(), num(1)),
+            (":refreshed".into(), num(update.refreshed_at_ms)),
+        ]);
+        if update.access_token.is_some() {
+            set.push("token_fetched_ms = :refreshed".into());
+            remove.push("fetch_started_ms");
+        }
+        for (name, cred) in [
+            ("access_token", &update.access_token),
+            ("previous_access_token", &update.previous_access_token),
+            ("jsapi_ticket", &update.jsapi_ticket),
+            ("wx_card_ticket", &update.wx_card_ticket),
+        ] {
+            if let Some(c) = cred {
+                set.push(format!("{name} = :{name}, {name}_expires_ms = :{name}_exp"));
+                values.insert(format!(":{name}"), AttributeValue::S(c.value.clone()));
+                values.insert(format!(":{name}_exp"), num(c.expires_at_ms));
+            }
+        }
+        let expr = format!("SET {} REMOVE {}", set.join(", "), remove.join(", "));
+        let res = self
+            .conditional_update(app, expr, "lock_owner = :me", values)
+            .await?;
+        Ok(match res {
+            Ok(state) => Some(state),
+            // Landed before (lost answer): the item already holds what we published.
+            Err(state) if state.lock_owner.is_none() && holds(&state, update) => Some(state),
+            Err(_) => None,
+        })
+    }
+
+    async fn release(&self, app: &str, owner: &str, clear_mark: bool) -> Result<(), StoreError> {
+        let expr = if clear_mark {
+            "REMOVE lock_owner, lock_until_ms, fetch_started_ms"
+        } else {
+            "REMOVE lock_owner, lock_until_ms"
+        };
+        let values = HashMap::from([(":me".into(), AttributeValue::S(owner.to_string()))]);
+        // A failed condition: the lock is no longer ours (or already released); nothing to do.
+        self.conditional_update(app, expr.into(), "lock_owner = :me", values)
+            .await
+            .map(|_| ())
+    }
+
+    async fn put_app(&self, a: &AppSettings) -> Result<(), StoreError> {
+        let mut values = HashMap::from([
+            (
+                ":kind".to_string(),
+                AttributeValue::S(a.kind.as_str().into()),
+            ),
+            (":appid".to_string(), AttributeValue::S(a.appid.clone())),
+            (
+                ":api".to_string(),
+                AttributeValue::S(token_api_name(a.token_api).into()),
+            ),
+            (
+                ":secret".to_string(),
+                AttributeValue::S(a.secret_name.clone()),
+            ),
+            (
+                ":origins".to_string(),
+                AttributeValue::L(a.origins.iter().cloned().map(AttributeValue::S).collect()),
+            ),
+            (":enabled".to_string(), AttributeValue::Bool(a.enabled)),
+        ]);
+        let mut set = vec![
+            "app_kind = :kind",
+            "app_appid = :appid",
+            "app_token_api = :api",
+            "app_secret = :secret",
+            "app_origins = :origins",
+            "app_enabled = :enabled",
+        ];
+        let mut remove = Vec::new();
+        for (attr, name, value) in [
+            ("app_agentid", ":agentid", &a.agentid),
+            ("app_jssdk_url", ":jssdk", &a.jssdk_url),
+        ] {
+            match value {
+                Some(v) => {
+                    values.insert(name.to_string(), AttributeValue::S(v.clone()));
+                    set.push(if attr == "app_agentid" {
+                        "app_agentid = :agentid"
+                    } else {
+                        "app_jssdk_url = :jssdk"
+                    });
+                }
+                None => remove.push(attr),
+            }
+        }
+        let mut expr = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expr.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", Self::key(&a.key()))
+            .update_expression(expr)
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    async fn remove_app(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", Self::key(key))
+            .send()
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    async fn apps(&self) -> Result<Vec<(String, TokenState)>, StoreError> {
+        let mut apps = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("attribute_exists(app_kind)")
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(store_err)?;
+            for item in out.items.unwrap_or_default() {
+                if let Some(key) = item.get("pk").and_then(|v| v.as_s().ok()) {
+                    apps.push((key.clone(), parse(&item)));
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                apps.sort_by(|a, b| a.0.cmp(&b.0));
+                return Ok(apps);
+            }
+        }
+    }
+}
+
+fn num(n: u64) -> AttributeValue {
+    AttributeValue::N(n.to_string())
+}
+
+fn parse(item: &HashMap<String, AttributeValue>) -> TokenState {
+    let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let n = |k: &str| {
+        item.get(k)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let cred = |k: &str| {
+        Some(Credential {
+            value: s(k)?,
+            expires_at_ms: n(&format!("{k}_expires_ms"))?,
+        })
+    };
+    TokenState {
+        access_token: cred("access_token"),
+        previous_access_token: cred("previous_access_token"),
+        jsapi_ticket: cred("jsapi_ticket"),
+        wx_card_ticket: cred("wx_card_ticket"),
+        version: n("version").unwrap_or(0),
+        refreshed_at_ms: n("refreshed_at_ms").unwrap_or(0),
+        token_fetched_ms: n("token_fetched_ms").unwrap_or(0),
+        fetch_started_ms: n("fetch_started_ms"),
+        lock_owner: s("lock_owner"),
+        lock_until_ms: n("lock_until_ms").unwrap_or(0),
+        settings: parse_settings(item).map(Box::new),
+    }
+}
+
+fn token_api_name(api: TokenApi) -> &'static str {
+    match api {
+        TokenApi::Classic => "classic",
+        TokenApi::Stable => "stable",
+    }
+}
+
+/// A registered app's settings (`app_*` attributes), when the item has them.
+fn parse_settings(item: &HashMap<String, AttributeValue>) -> Option<AppSettings> {
+    let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    Some(AppSettings {
+        kind: Kind::parse(&s("app_kind")?)?,
+        appid: s("app_appid")?,
+        agentid: s("app_agentid"),
+        token_api: match s("app_token_api").as_deref() {
+            Some("stable") => TokenApi::Stable,
+            _ => TokenApi::Classic,
+        },
+        secret_name: s("app_secret").unwrap_or_default(),
+        origins: item
+            .get("app_origins")
+            .and_then(|v| v.as_l().ok())
+            .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+            .unwrap_or_default(),
+        jssdk_url: s("app_jssdk_url"),
+        enabled: item
+            .get("app_enabled")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+    })
+}

@@ -1,0 +1,124 @@
+//! The token store in memory, with DynamoDB's conditional semantics (the contract test holds both
+//! to them). For unit tests of the lifecycle, which then need neither moto nor Python.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::{Lock, StoreError, TokenState, TokenStore, Update};
+use crate::domain::apps::AppSettings;
+use crate::domain::state::{applied, holds};
+
+#[derive(Default)]
+pub struct MemoryStore {
+    items: Mutex<HashMap<String, TokenState>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs `f` on `app`'s item (created empty), atomically as one conditional write is.
+    fn with<T>(&self, app: &str, f: impl FnOnce(&mut TokenState) -> T) -> T {
+        let mut items = self.items.lock().unwrap_or_else(|p| p.into_inner());
+        f(items.entry(app.to_string()).or_default())
+    }
+}
+
+fn owned_by(state: &TokenState, owner: &str) -> bool {
+    state.lock_owner.as_deref() == Some(owner)
+}
+
+#[async_trait]
+impl TokenStore for MemoryStore {
+    async fn load(&self, app: &str) -> Result<TokenState, StoreError> {
+        Ok(self.with(app, |s| s.clone()))
+    }
+
+    async fn try_lock(
+        &self,
+        app: &str,
+        owner: &str,
+        now_ms: u64,
+        lease_ms: u64,
+    ) -> Result<Lock, StoreError> {
+        Ok(self.with(app, |s| {
+            if s.lock_owner.is_none() || s.lock_until_ms < now_ms {
+                s.lock_owner = Some(owner.to_string());
+                s.lock_until_ms = now_ms.saturating_add(lease_ms);
+                Lock::Acquired(s.clone())
+            } else if owned_by(s, owner) {
+                Lock::Acquired(s.clone())
+            } else {
+                Lock::Held(s.clone())
+            }
+        }))
+    }
+
+    async fn mark_fetch(&self, app: &str, owner: &str, now_ms: u64) -> Result<bool, StoreError> {
+        Ok(self.with(app, |s| {
+            if !owned_by(s, owner) {
+                return false;
+            }
+            s.fetch_started_ms.get_or_insert(now_ms);
+            true
+        }))
+    }
+
+    async fn commit(
+        &self,
+        app: &str,
+        owner: &str,
+        update: &Update,
+    ) -> Result<Option<TokenState>, StoreError> {
+        Ok(self.with(app, |s| {
+            if owned_by(s, owner) {
+                *s = applied(s.clone(), update);
+                Some(s.clone())
+            } else if s.lock_owner.is_none() && holds(s, update) {
+                Some(s.clone())
+            } else {
+                None
+            }
+        }))
+    }
+
+    async fn release(&self, app: &str, owner: &str, clear_mark: bool) -> Result<(), StoreError> {
+        self.with(app, |s| {
+            if owned_by(s, owner) {
+                s.lock_owner = None;
+                s.lock_until_ms = 0;
+                if clear_mark {
+                    s.fetch_started_ms = None;
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn put_app(&self, settings: &AppSettings) -> Result<(), StoreError> {
+        self.with(&settings.key(), |s| {
+            s.settings = Some(Box::new(settings.clone()))
+        });
+        Ok(())
+    }
+
+    async fn remove_app(&self, key: &str) -> Result<(), StoreError> {
+        let mut items = self.items.lock().unwrap_or_else(|p| p.into_inner());
+        items.remove(key);
+        Ok(())
+    }
+
+    async fn apps(&self) -> Result<Vec<(String, TokenState)>, StoreError> {
+        let items = self.items.lock().unwrap_or_else(|p| p.into_inner());
+        let mut apps: Vec<_> = items
+            .iter()
+            .filter(|(_, s)| s.settings.is_some())
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect();
+        apps.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(apps)
+    }
+}

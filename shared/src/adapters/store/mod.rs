@@ -1,0 +1,84 @@
+//! The store of token state (`domain::state`): one item per app. Every write that publishes is
+//! conditioned on still owning the refresh lock, so a holder whose lease ran out can never
+//! overwrite newer state.
+//!
+//! Two implementations with the same conditional semantics: DynamoDB (deployed, and against moto
+//! in the integration tests) and memory (unit tests). `contract` holds the one test both pass;
+//! `faults` wraps either with injected failures.
+
+use async_trait::async_trait;
+
+use crate::domain::apps::AppSettings;
+pub use crate::domain::state::{Credential, TokenState, Update};
+
+mod dynamo;
+mod memory;
+
+#[cfg(any(test, feature = "test-util"))]
+pub mod contract;
+#[cfg(any(test, feature = "test-util"))]
+pub mod faults;
+
+pub use dynamo::DynamoStore;
+pub use memory::MemoryStore;
+
+#[derive(Debug)]
+pub enum Lock {
+    /// We own the lock; the state as it is now.
+    Acquired(TokenState),
+    /// Someone else holds a live lease; the state as it is now.
+    Held(TokenState),
+}
+
+/// A store operation that failed (the text names the operation and DynamoDB's error, never a
+/// credential).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("token store: {0}")]
+pub struct StoreError(pub String);
+
+/// The token store. `app` is the item's key (the appid).
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Strongly consistent read: waiters poll this for the holder's write.
+    async fn load(&self, app: &str) -> Result<TokenState, StoreError>;
+
+    /// Takes the refresh lock if it is free or its lease has ended. A lock that already names
+    /// `owner` is ours: the write landed and its answer was lost before a retry.
+    async fn try_lock(
+        &self,
+        app: &str,
+        owner: &str,
+        now_ms: u64,
+        lease_ms: u64,
+    ) -> Result<Lock, StoreError>;
+
+    /// Records, while `owner` holds the lock, that a fetch which ends the stored access_token
+    /// starts now. An earlier mark is kept (the token may already be dying from it).
+    /// `false`: the lock is not ours; nothing was written.
+    async fn mark_fetch(&self, app: &str, owner: &str, now_ms: u64) -> Result<bool, StoreError>;
+
+    /// Publishes a refresh and releases the lock in one write, only if `owner` still holds it; a
+    /// new access_token clears the fetch mark. `Ok(None)`: the lease was lost to another holder
+    /// and nothing was written. A commit that already landed (lost answer, retried) is
+    /// recognised and answered as landed.
+    async fn commit(
+        &self,
+        app: &str,
+        owner: &str,
+        update: &Update,
+    ) -> Result<Option<TokenState>, StoreError>;
+
+    /// Releases the lock without publishing (the refresh failed), clearing the fetch mark when
+    /// `clear_mark` (the fetch surely issued nothing). A lock taken over by someone else is
+    /// left alone.
+    async fn release(&self, app: &str, owner: &str, clear_mark: bool) -> Result<(), StoreError>;
+
+    /// Registers an app, or changes its settings; its token state is left as it is.
+    async fn put_app(&self, settings: &AppSettings) -> Result<(), StoreError>;
+
+    /// Removes an app: its settings and its token state.
+    async fn remove_app(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Every registered app's item (settings and token state), for the schedule and the admin.
+    async fn apps(&self) -> Result<Vec<(String, TokenState)>, StoreError>;
+}

@@ -1,0 +1,42 @@
+//! WeChat's API paths, per platform.
+
+/// WeChat's paths for one platform.
+#[derive(Debug, Clone, Copy)]
+pub struct Paths {
+    pub token: &'static str,
+    pub jsapi_ticket: &'static str,
+    pub wx_card_ticket: &'static str,
+    pub invoice_batch: &'static str,
+    pub update_status_batch: &'static str,
+    pub invoice_info: &'static str,
+    pub update_status_one: &'static str,
+}
+
+/// Official Accounts (api.weixin.qq.com); with `WECHAT_TOKEN_API=stable` the token comes from
+/// `/cgi-bin/stable_token` instead.
+pub const MP_PATHS: Paths = Paths {
+    token: "/cgi-bin/token",
+    jsapi_ticket: "/cgi-bin/ticket/getticket",
+    wx_card_ticket: "/cgi-bin/ticket/getticket",
+    invoice_batch: "/card/invoice/reimburse/getinvoicebatch",
+    update_status_batch: "/card/invoice/reimburse/updatestatusbatch",
+    invoice_info: "/card/invoice/reimburse/getinvoiceinfo",
+    update_status_one: "/card/invoice/reimburse/updateinvoicestatus",
+};
+
+pub const MP_STABLE_TOKEN_PATH: &str = "/cgi-bin/stable_token";
+
+/// WeChat's API addresses (`/cgi-bin/get_api_domain_ip`, one path on Official Accounts and WeCom):
+/// needs a live access_token and spends no token quota, so it answers "is this token alive".
+pub const API_DOMAIN_IP_PATH: &str = "/cgi-bin/get_api_domain_ip";
+
+/// WeCom (qyapi.weixin.qq.com): note `getinvoiceinfobatch`, not the Official Account name.
+pub const WORK_PATHS: Paths = Paths {
+    token: "/cgi-bin/gettoken",
+    jsapi_ticket: "/cgi-bin/get_jsapi_ticket",
+    wx_card_ticket: "/cgi-bin/ticket/get",
+    invoice_batch: "/cgi-bin/card/invoice/reimburse/getinvoiceinfobatch",
+    update_status_batch: "/cgi-bin/card/invoice/reimburse/updatestatusbatch",
+    invoice_info: "/cgi-bin/card/invoice/reimburse/getinvoiceinfo",
+    update_status_one: "/cgi-bin/card/invoice/reimburse/updateinvoicestatus",
+};

@@ -1,0 +1,181 @@
+//! Many apps in one deployment: Official Accounts, mini programs and WeCom agents side by side.
+//!
+//! The deployment's own app (the `WECHAT_*` environment) is the default: requests that name no
+//! app, and the spec's URLs, reach it, and its token item keeps its key (the appid), so a
+//! single-app deployment changes nothing. Further apps are registered in the token table (the
+//! admin command): each app's settings live in its own token item (`app_*` attributes), so a
+//! cold request for it is still one GetItem, and its lock, tokens and tickets are its own.
+//!
+//! An app is named by a key that cannot collide: `app#<appid>` for Official Accounts and mini
+//! programs (appids are unique across both), `app#<corpid>#<agentid>` for a WeCom agent (each
+//! agent of a corp has its own secret and token). Classic and stable tokens of one Official
+//! Account are kept apart by the token API the app is registered with: the admin command drops
+//! the stored state when it changes.
+
+use crate::domain::config::{Platform, TokenApi};
+use crate::domain::input::InputError;
+use crate::domain::origin::origin_of;
+
+/// What kind of account an app is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Official Account (公众号): token, JS-SDK tickets, signatures.
+    Mp,
+    /// Mini program (小程序): token only; `wx.chooseInvoice` needs no signature.
+    Mini,
+    /// WeCom agent (企业微信应用).
+    Work,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Mp => "mp",
+            Kind::Mini => "mini",
+            Kind::Work => "work",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "mp" => Some(Kind::Mp),
+            "mini" => Some(Kind::Mini),
+            "work" => Some(Kind::Work),
+            _ => None,
+        }
+    }
+
+    /// The API family it speaks (mini programs use the Official Accounts' paths).
+    pub fn platform(self) -> Platform {
+        match self {
+            Kind::Mp | Kind::Mini => Platform::Mp,
+            Kind::Work => Platform::Work,
+        }
+    }
+
+    /// Whether it signs JS-SDK pages (and so keeps jsapi and wx_card tickets).
+    pub fn tickets(self) -> bool {
+        self != Kind::Mini
+    }
+}
+
+/// One registered app's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSettings {
+    pub kind: Kind,
+    /// AppID, or the corpid of a WeCom agent.
+    pub appid: String,
+    /// WeCom only: the agent.
+    pub agentid: Option<String>,
+    pub token_api: TokenApi,
+    /// Name of the Secrets Manager secret holding its AppSecret, under the deployment's
+    /// `APP_SECRET_PREFIX` (so IAM can be scoped to the prefix).
+    pub secret_name: String,
+    /// Origins whose pages may be signed and call the API (CORS).
+    pub origins: Vec<String>,
+    /// The page URL signed when the caller names none.
+    pub jssdk_url: Option<String>,
+    pub enabled: bool,
+}
+
+/// The key of an app's token item.
+pub fn key(appid: &str, agentid: Option<&str>) -> String {
+    match agentid {
+        Some(agent) => format!("app#{appid}#{agent}"),
+        None => format!("app#{appid}"),
+    }
+}
+
+/// Longest appid / corpid / agentid accepted in a query.
+const MAX_ID: usize = 64;
+
+/// An `appid` (and `agentid`) query parameter: letters, digits, `_` and `-` only, so a key is
+/// never ambiguous.
+pub fn check_id(name: &str, value: &str) -> Result<(), InputError> {
+    let ok = !value.is_empty()
+        && value.len() <= MAX_ID
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(InputError::invalid(format!(
+            "{name}: 1 to {MAX_ID} letters, digits, `_` or `-`"
+        )))
+    }
+}
+
+impl AppSettings {
+    pub fn key(&self) -> String {
+        key(&self.appid, self.agentid.as_deref())
+    }
+
+    /// What the admin command checks before writing.
+    pub fn check(&self) -> Result<(), String> {
+        check_id("appid", &self.appid).map_err(|e| e.to_string())?;
+        match (self.kind, &self.agentid) {
+            (Kind::Work, Some(a)) => check_id("agentid", a).map_err(|e| e.to_string())?,
+            (Kind::Work, None) => return Err("a WeCom app needs its agentid".into()),
+            (_, Some(_)) => return Err("only WeCom apps have an agentid".into()),
+            _ => {}
+        }
+        if self.token_api == TokenApi::Stable && self.kind == Kind::Work {
+            return Err("stable_token is for Official Accounts and mini programs".into());
+        }
+        if self.secret_name.is_empty() {
+            return Err("the app needs a secret name".into());
+        }
+        for o in &self.origins {
+            if origin_of(o).as_deref() != Some(o.as_str()) {
+                return Err(format!("origin `{o}` is not scheme://host[:port]"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(kind: Kind, agentid: Option<&str>) -> AppSettings {
+        AppSettings {
+            kind,
+            appid: "wx1234".into(),
+            agentid: agentid.map(str::to_string),
+            token_api: TokenApi::Classic,
+            secret_name: "wx1234".into(),
+            origins: vec!["https://expense.example.com".into()],
+            jssdk_url: None,
+            enabled: true,
+        }
+    }
+
+    #[test]
+    fn keys_cannot_collide() {
+        assert_eq!(key("wx1", None), "app#wx1");
+        assert_eq!(key("ww1", Some("1000002")), "app#ww1#1000002");
+        assert_ne!(key("ww1", Some("1")), key("ww1", Some("2")));
+        // `#` is not an id character: no appid can imitate an agent's key.
+        assert!(check_id("appid", "ww1#1").is_err());
+        for bad in ["", "a b", "x/y", &"a".repeat(65)] {
+            assert!(check_id("appid", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        assert!(settings(Kind::Mp, None).check().is_ok());
+        assert!(settings(Kind::Work, Some("1000002")).check().is_ok());
+        assert!(settings(Kind::Work, None).check().is_err());
+        assert!(settings(Kind::Mini, Some("1")).check().is_err());
+        let mut s = settings(Kind::Mp, None);
+        s.origins = vec!["https://x.example.com/path".into()];
+        assert!(s.check().is_err());
+        let mut s = settings(Kind::Work, Some("1"));
+        s.token_api = TokenApi::Stable;
+        assert!(s.check().is_err());
+        assert!(Kind::Mp.tickets() && Kind::Work.tickets() && !Kind::Mini.tickets());
+    }
+}

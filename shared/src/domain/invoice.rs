@@ -1,0 +1,376 @@
+//! Invoice request and response models, and the validation of request bodies. Requests are
+//! strict (unknown fields refused); responses are never rebuilt from these models: WeChat's body is
+//! passed through byte for byte, so fields the models do not know still reach the caller.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::domain::config::Limits;
+use crate::domain::input::InputError;
+
+/// Longest card_id accepted (WeChat's are 28 characters).
+pub const MAX_CARD_ID: usize = 128;
+/// Longest encrypt_code accepted (WeChat's are about 128 characters of base64).
+pub const MAX_ENCRYPT_CODE: usize = 1024;
+/// Longest openid accepted (WeChat's are 28 characters).
+pub const MAX_OPENID: usize = 128;
+
+/// One invoice in the user's card wallet: `card_id` names the template, `encrypt_code` the card.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvoiceRef {
+    pub card_id: String,
+    pub encrypt_code: String,
+}
+
+/// Body of `getInvoiceBatch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetInvoiceBatchRequest {
+    pub item_list: Vec<InvoiceRef>,
+}
+
+/// The four reimbursement states of the spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String")]
+pub enum ReimburseStatus {
+    #[serde(rename = "INVOICE_REIMBURSE_INIT")]
+    Init,
+    #[serde(rename = "INVOICE_REIMBURSE_LOCK")]
+    Lock,
+    #[serde(rename = "INVOICE_REIMBURSE_CLOSURE")]
+    Closure,
+    #[serde(rename = "INVOICE_REIMBURSE_CANCEL")]
+    Cancel,
+}
+
+impl ReimburseStatus {
+    pub const ALL: [ReimburseStatus; 4] = [
+        ReimburseStatus::Init,
+        ReimburseStatus::Lock,
+        ReimburseStatus::Closure,
+        ReimburseStatus::Cancel,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReimburseStatus::Init => "INVOICE_REIMBURSE_INIT",
+            ReimburseStatus::Lock => "INVOICE_REIMBURSE_LOCK",
+            ReimburseStatus::Closure => "INVOICE_REIMBURSE_CLOSURE",
+            ReimburseStatus::Cancel => "INVOICE_REIMBURSE_CANCEL",
+        }
+    }
+}
+
+impl TryFrom<String> for ReimburseStatus {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        ReimburseStatus::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| {
+                let shown: String = s.chars().take(64).collect();
+                format!(
+                    "unknown status `{shown}`, expected one of {}",
+                    ReimburseStatus::ALL.map(ReimburseStatus::as_str).join(", ")
+                )
+            })
+    }
+}
+
+/// Body of `updateInvoiceStatus`: one invoice's status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateInvoiceStatusRequest {
+    pub card_id: String,
+    pub encrypt_code: String,
+    pub reimburse_status: ReimburseStatus,
+}
+
+/// Body of `updateStatus`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateStatusRequest {
+    pub openid: String,
+    pub reimburse_status: ReimburseStatus,
+    pub invoice_list: Vec<InvoiceRef>,
+}
+
+/// WeChat's answer to the batch query, for documentation and tests. Unknown fields are kept in
+/// `extra` at every level.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InvoiceBatchResponse {
+    pub errcode: i64,
+    pub errmsg: String,
+    #[serde(default)]
+    pub item_list: Vec<InvoiceItem>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InvoiceItem {
+    pub card_id: String,
+    pub begin_time: Option<i64>,
+    pub end_time: Option<i64>,
+    pub openid: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub payee: Option<String>,
+    pub detail: Option<String>,
+    pub user_info: UserInfo,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The face of the invoice. Amounts are in fen. `billing_no`/`billing_code` are kept as sent:
+/// WeChat's documents disagree on which holds the invoice code and which the number.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub fee: Option<i64>,
+    pub title: Option<String>,
+    pub billing_time: Option<i64>,
+    pub billing_no: Option<String>,
+    pub billing_code: Option<String>,
+    #[serde(default)]
+    pub info: Vec<Value>,
+    pub fee_without_tax: Option<i64>,
+    pub tax: Option<i64>,
+    pub pdf_url: Option<String>,
+    pub trip_pdf_url: Option<String>,
+    pub reimburse_status: Option<String>,
+    pub check_code: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Parses a JSON body, naming the offending field in the error.
+pub fn parse_body<T: DeserializeOwned>(bytes: &[u8], limits: &Limits) -> Result<T, InputError> {
+    if bytes.len() > limits.max_body_bytes {
+        return Err(InputError::TooLarge(format!(
+            "body: {} bytes is over the limit of {} bytes",
+            bytes.len(),
+            limits.max_body_bytes
+        )));
+    }
+    // Serde would also read a struct from a JSON array; the contract's bodies are objects.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(InputError::invalid("body: a JSON object is required"));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path.is_empty() || path == "." || path == "?" {
+            InputError::invalid(format!("body: {inner}"))
+        } else {
+            InputError::invalid(format!("body.{path}: {inner}"))
+        }
+    })?;
+    Ok(value)
+}
+
+fn check_list(name: &str, list: &[InvoiceRef], limits: &Limits) -> Result<(), InputError> {
+    if list.is_empty() {
+        return Err(InputError::invalid(format!(
+            "body.{name}: must not be empty"
+        )));
+    }
+    if list.len() > limits.max_items {
+        return Err(InputError::invalid(format!(
+            "body.{name}: {} items is over the limit of {}",
+            list.len(),
+            limits.max_items
+        )));
+    }
+    for (i, item) in list.iter().enumerate() {
+        check_str(&format!("{name}[{i}].card_id"), &item.card_id, MAX_CARD_ID)?;
+        check_str(
+            &format!("{name}[{i}].encrypt_code"),
+            &item.encrypt_code,
+            MAX_ENCRYPT_CODE,
+        )?;
+    }
+    Ok(())
+}
+
+fn check_str(name: &str, value: &str, max: usize) -> Result<(), InputError> {
+    if value.trim().is_empty() {
+        return Err(InputError::invalid(format!(
+            "body.{name}: must not be empty"
+        )));
+    }
+    if value.chars().count() > max {
+        return Err(InputError::invalid(format!(
+            "body.{name}: longer than {max} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks of a parsed request body that serde cannot express (emptiness, sizes).
+pub trait Validate {
+    fn validate(&self, limits: &Limits) -> Result<(), InputError>;
+}
+
+impl Validate for GetInvoiceBatchRequest {
+    fn validate(&self, limits: &Limits) -> Result<(), InputError> {
+        check_list("item_list", &self.item_list, limits)
+    }
+}
+
+impl Validate for UpdateStatusRequest {
+    fn validate(&self, limits: &Limits) -> Result<(), InputError> {
+        check_str("openid", &self.openid, MAX_OPENID)?;
+        check_reimburser_status(self.reimburse_status)?;
+        check_list("invoice_list", &self.invoice_list, limits)
+    }
+}
+
+/// `getInvoiceInfo`'s body is one invoice reference.
+impl Validate for InvoiceRef {
+    fn validate(&self, _: &Limits) -> Result<(), InputError> {
+        check_str("card_id", &self.card_id, MAX_CARD_ID)?;
+        check_str("encrypt_code", &self.encrypt_code, MAX_ENCRYPT_CODE)
+    }
+}
+
+impl Validate for UpdateInvoiceStatusRequest {
+    fn validate(&self, _: &Limits) -> Result<(), InputError> {
+        check_str("card_id", &self.card_id, MAX_CARD_ID)?;
+        check_str("encrypt_code", &self.encrypt_code, MAX_ENCRYPT_CODE)?;
+        check_reimburser_status(self.reimburse_status)
+    }
+}
+
+/// CANCEL (冲红) is the issuer's status; WeChat's reimburser APIs take INIT, LOCK and CLOSURE
+/// only. Refused here, so nothing is sent to WeChat.
+fn check_reimburser_status(status: ReimburseStatus) -> Result<(), InputError> {
+    if status == ReimburseStatus::Cancel {
+        return Err(InputError::invalid(
+            "reimburse_status: INVOICE_REIMBURSE_CANCEL is set by the invoice's issuer \
+             (red-flush, 冲红), never by a reimburser; use INVOICE_REIMBURSE_INIT, \
+             INVOICE_REIMBURSE_LOCK or INVOICE_REIMBURSE_CLOSURE",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            max_body_bytes: 1024,
+            max_items: 2,
+        }
+    }
+
+    fn batch(body: &str) -> Result<GetInvoiceBatchRequest, InputError> {
+        let req: GetInvoiceBatchRequest = parse_body(body.as_bytes(), &limits())?;
+        req.validate(&limits())?;
+        Ok(req)
+    }
+
+    fn update(body: &str) -> Result<UpdateStatusRequest, InputError> {
+        let req: UpdateStatusRequest = parse_body(body.as_bytes(), &limits())?;
+        req.validate(&limits())?;
+        Ok(req)
+    }
+
+    fn errmsg(r: Result<impl std::fmt::Debug, InputError>) -> String {
+        match r.unwrap_err() {
+            InputError::Invalid(m) => m,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn valid_batch_parses() {
+        let r = batch(r#"{"item_list":[{"card_id":"c","encrypt_code":"e"}]}"#).unwrap();
+        assert_eq!(
+            r.item_list[0],
+            InvoiceRef {
+                card_id: "c".into(),
+                encrypt_code: "e".into()
+            }
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert!(errmsg(batch("{")).starts_with("body: EOF while parsing"));
+        assert!(errmsg(batch("")).contains("JSON object is required"));
+        assert!(errmsg(batch("{}")).contains("missing field `item_list`"));
+        assert!(
+            errmsg(batch(r#"{"item_list":[]}"#)).starts_with("body.item_list: must not be empty")
+        );
+        let m = errmsg(batch(r#"{"item_list":[{"card_id":1,"encrypt_code":"e"}]}"#));
+        assert!(
+            m.starts_with("body.item_list[0].card_id: invalid type"),
+            "{m}"
+        );
+        let m = errmsg(batch(
+            r#"{"item_list":[{"card_id":"c","encrypt_code":"e","x":1}]}"#,
+        ));
+        assert!(m.contains("unknown field `x`"), "{m}");
+        let m = errmsg(batch(
+            r#"{"item_list":[{"card_id":" ","encrypt_code":"e"}]}"#,
+        ));
+        assert_eq!(m, "body.item_list[0].card_id: must not be empty");
+        let m = errmsg(batch(
+            r#"{"item_list":[{"card_id":"c","encrypt_code":"e"}],"more":true}"#,
+        ));
+        assert!(m.contains("unknown field `more`"), "{m}");
+        assert_eq!(errmsg(batch(r#"[1]"#)), "body: a JSON object is required");
+        assert_eq!(errmsg(batch("null")), "body: a JSON object is required");
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let three = r#"{"item_list":[{"card_id":"c","encrypt_code":"e"},{"card_id":"c","encrypt_code":"e"},{"card_id":"c","encrypt_code":"e"}]}"#;
+        assert!(errmsg(batch(three)).contains("over the limit of 2"));
+        let big = format!(
+            r#"{{"item_list":[{{"card_id":"{}","encrypt_code":"e"}}]}}"#,
+            "c".repeat(2000)
+        );
+        let e = batch(&big).unwrap_err();
+        assert!(matches!(e, InputError::TooLarge(_)), "{e:?}");
+        let long = format!(
+            r#"{{"item_list":[{{"card_id":"{}","encrypt_code":"e"}}]}}"#,
+            "c".repeat(200)
+        );
+        assert!(errmsg(batch(&long)).contains("longer than 128"));
+    }
+
+    #[test]
+    fn status_must_be_one_of_the_four() {
+        let ok = r#"{"openid":"o","reimburse_status":"INVOICE_REIMBURSE_LOCK","invoice_list":[{"card_id":"c","encrypt_code":"e"}]}"#;
+        assert_eq!(update(ok).unwrap().reimburse_status, ReimburseStatus::Lock);
+        // CANCEL parses, and is refused: it is the issuer's status, not a reimburser's.
+        let cancel = ok.replace("LOCK", "CANCEL");
+        let m = errmsg(update(&cancel));
+        assert!(m.contains("set by the invoice's issuer"), "{m}");
+        let bad = ok.replace("INVOICE_REIMBURSE_LOCK", "LOCKED");
+        let m = errmsg(update(&bad));
+        assert!(m.starts_with("body.reimburse_status: unknown status `LOCKED`, expected one of INVOICE_REIMBURSE_INIT"), "{m}");
+        let m = errmsg(update(&ok.replace(r#""openid":"o""#, r#""openid":"""#)));
+        assert_eq!(m, "body.openid: must not be empty");
+        let m = errmsg(update(
+            r#"{"openid":"o","reimburse_status":"INVOICE_REIMBURSE_LOCK"}"#,
+        ));
+        assert!(m.contains("missing field `invoice_list`"), "{m}");
+    }
+
+    #[test]
+    fn request_serializes_back_to_wechat_field_names() {
+        let r = update(r#"{"openid":"o","reimburse_status":"INVOICE_REIMBURSE_CLOSURE","invoice_list":[{"card_id":"c","encrypt_code":"e"}]}"#).unwrap();
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"openid":"o","reimburse_status":"INVOICE_REIMBURSE_CLOSURE","invoice_list":[{"card_id":"c","encrypt_code":"e"}]}"#
+        );
+    }
+}

@@ -1,0 +1,16 @@
+//! Domain types: the invoices and their statuses, the apps of a deployment, the token state,
+//! outcomes, origins, the configuration, the clock and the request's deadline. No I/O, no HTTP:
+//! every layer above builds on these.
+
+pub mod answers;
+pub mod apps;
+pub mod clock;
+pub mod config;
+pub mod deadline;
+pub mod errcode;
+pub mod input;
+pub mod invoice;
+pub mod origin;
+pub mod outcome;
+pub mod state;
+pub mod timing;

@@ -1,0 +1,96 @@
+//! The token state of one app, as the store keeps it: the access_token, the previous one during
+//! WeChat's grace period, both JS-SDK tickets, a version, the refresh lock (owner + lease end),
+//! the fetch mark (see `token::lifecycle`) and, for a registered app, its settings.
+
+use crate::domain::apps::AppSettings;
+
+/// A credential and the instant (Unix ms) it stops being valid.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub value: String,
+    pub expires_at_ms: u64,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credential(***, expires_at_ms={})", self.expires_at_ms)
+    }
+}
+
+impl Credential {
+    /// Valid now and for at least `margin_ms` more.
+    pub fn valid_for(&self, now_ms: u64, margin_ms: u64) -> bool {
+        self.expires_at_ms > now_ms.saturating_add(margin_ms)
+    }
+}
+
+/// The stored item. A missing item reads as the default (nothing issued yet, version 0).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TokenState {
+    pub access_token: Option<Credential>,
+    /// The access_token before the last refresh, until WeChat stops honouring it.
+    pub previous_access_token: Option<Credential>,
+    pub jsapi_ticket: Option<Credential>,
+    pub wx_card_ticket: Option<Credential>,
+    /// Incremented by every published refresh.
+    pub version: u64,
+    /// When the last refresh was published (Unix ms).
+    pub refreshed_at_ms: u64,
+    /// When the stored access_token was fetched from WeChat (Unix ms).
+    pub token_fetched_ms: u64,
+    /// Set by a lock holder just before it asks WeChat for a token that ends the stored one;
+    /// cleared when a new token is published (or the fetch surely issued nothing).
+    pub fetch_started_ms: Option<u64>,
+    pub lock_owner: Option<String>,
+    pub lock_until_ms: u64,
+    /// A registered app's settings, kept in its item (none for the deployment's own app).
+    pub settings: Option<Box<AppSettings>>,
+}
+
+/// What a refresh publishes; `None` fields keep their stored value.
+#[derive(Debug, Default, Clone)]
+pub struct Update {
+    pub access_token: Option<Credential>,
+    pub previous_access_token: Option<Credential>,
+    pub jsapi_ticket: Option<Credential>,
+    pub wx_card_ticket: Option<Credential>,
+    pub refreshed_at_ms: u64,
+}
+
+/// The state as it is once `update` is applied (a commit's result, computed locally when the
+/// commit could not be stored).
+pub fn applied(mut state: TokenState, update: &Update) -> TokenState {
+    if update.access_token.is_some() {
+        state.access_token.clone_from(&update.access_token);
+        if update.previous_access_token.is_some() {
+            state
+                .previous_access_token
+                .clone_from(&update.previous_access_token);
+        }
+        state.fetch_started_ms = None;
+        state.token_fetched_ms = update.refreshed_at_ms;
+    }
+    if update.jsapi_ticket.is_some() {
+        state.jsapi_ticket.clone_from(&update.jsapi_ticket);
+    }
+    if update.wx_card_ticket.is_some() {
+        state.wx_card_ticket.clone_from(&update.wx_card_ticket);
+    }
+    state.refreshed_at_ms = update.refreshed_at_ms;
+    state.version += 1;
+    state.lock_owner = None;
+    state.lock_until_ms = 0;
+    state
+}
+
+/// Whether `state` already holds everything `update` publishes: a commit whose response was lost
+/// and whose retry then failed its condition did land.
+pub fn holds(state: &TokenState, update: &Update) -> bool {
+    let same = |new: &Option<Credential>, stored: &Option<Credential>| {
+        new.as_ref()
+            .is_none_or(|n| stored.as_ref().is_some_and(|s| s.value == n.value))
+    };
+    same(&update.access_token, &state.access_token)
+        && same(&update.jsapi_ticket, &state.jsapi_ticket)
+        && same(&update.wx_card_ticket, &state.wx_card_ticket)
+}

@@ -1,0 +1,7 @@
+//! The contract's paths.
+
+pub const GET_TOKEN_PATH: &str = "/core/r/api/weChat/getToken";
+pub const GET_INVOICE_BATCH: &str = "/core/r/api/weChat/getInvoiceBatch";
+pub const UPDATE_STATUS: &str = "/core/r/api/weChat/updateStatus";
+pub const GET_INVOICE_INFO: &str = "/core/r/api/weChat/getInvoiceInfo";
+pub const UPDATE_INVOICE_STATUS: &str = "/core/r/api/weChat/updateInvoiceStatus";

@@ -1,0 +1,46 @@
+//! `POST /core/r/api/weChat/updateStatus?token=…`: a batch of invoices to one status (WeChat's
+//! updatestatusbatch), settled when WeChat's answer does not say (see `ops::status`).
+
+use lambda_http::{Body, Error, Request, Response};
+
+use crate::domain::invoice::UpdateStatusRequest;
+use crate::http::answer::{self, Note};
+use crate::http::context::Ctx;
+use crate::http::endpoint::{self, tenant_or_refuse};
+use crate::http::error::ApiError;
+use crate::http::paths::UPDATE_STATUS;
+use crate::ops::status::{self, Change, Requester};
+use crate::tenant::{AppRuntime, Deployment};
+
+pub async fn update_status(deployment: &Deployment, req: Request) -> Result<Response<Body>, Error> {
+    let ctx = Ctx::new(&deployment.config, &req);
+    let app = tenant_or_refuse!(deployment, &ctx, UPDATE_STATUS);
+    let (app, ctx) = (&*app, &ctx);
+    let call = |token, body: UpdateStatusRequest| async move { batch(app, ctx, token, body).await };
+    Ok(endpoint::invoice(deployment, app, ctx, UPDATE_STATUS, call).await)
+}
+
+async fn batch(
+    app: &AppRuntime,
+    ctx: &Ctx<'_>,
+    token: Option<String>,
+    body: UpdateStatusRequest,
+) -> Result<(Response<Body>, Note), ApiError> {
+    let change = Change {
+        wechat_path: app.wechat.paths().update_status_batch,
+        body: &body,
+        refs: &body.invoice_list,
+        target: body.reimburse_status,
+    };
+    let who = requester(ctx);
+    let reply = status::change(app, token, change, &who, &ctx.deadline).await?;
+    Ok(answer::reply(reply))
+}
+
+/// Who asked, for the audit trail.
+pub fn requester<'r>(ctx: &Ctx<'r>) -> Requester<'r> {
+    Requester {
+        caller: ctx.caller(),
+        request_id: ctx.request_id.unwrap_or_default(),
+    }
+}

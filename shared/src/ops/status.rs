@@ -1,0 +1,270 @@
+//! Status changes (LOCK, CLOSURE, INIT). The change is sent once, never twice; when WeChat's
+//! answer does not say what happened (a lost answer, or a refusal that may mean "already in that
+//! status") the invoices are read back and the answer is what is true (`domain::outcome`). A
+//! CLOSURE that took effect has its PDFs archived, and every attempt that reached WeChat is
+//! written to the audit trail.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::adapters::archive::{sha256_hex, ArchiveNote};
+use crate::adapters::audit::{self, AuditEntry, Pending};
+use crate::adapters::wechat::{Call, WeChatError};
+use crate::domain::answers;
+use crate::domain::clock::now_ms;
+use crate::domain::deadline::Deadline;
+use crate::domain::invoice::{InvoiceRef, ReimburseStatus};
+use crate::domain::outcome::{self, Settled, Settlement};
+use crate::ops::archive_work::keep_pdfs;
+use crate::ops::error::OpError;
+use crate::ops::forward::forward;
+use crate::ops::query::{item_list, query_cards};
+use crate::ops::reply::{How, Payload, Reply};
+use crate::tenant::AppRuntime;
+
+/// Most of a CLOSURE request spent archiving its PDFs; the rest is retried by the schedule.
+const ARCHIVE_BUDGET: Duration = Duration::from_secs(8);
+
+/// Time kept after the archive for the audit trail's writes.
+const AUDIT_RESERVE: Duration = Duration::from_secs(3);
+
+/// A status change as asked: WeChat's path and body, the invoices it names and their target.
+pub struct Change<'a, B: Serialize> {
+    pub wechat_path: &'a str,
+    pub body: &'a B,
+    pub refs: &'a [InvoiceRef],
+    pub target: ReimburseStatus,
+}
+
+/// Who asked, for the audit trail: `jwt:<sub>` or `ip:<address>`, and the request's id.
+pub struct Requester<'a> {
+    pub caller: String,
+    pub request_id: &'a str,
+}
+
+/// Sends the change, settles its outcome, archives a CLOSURE's PDFs and records the attempt.
+pub async fn change<B: Serialize>(
+    app: &AppRuntime,
+    token: Option<String>,
+    change: Change<'_, B>,
+    who: &Requester<'_>,
+    deadline: &Deadline,
+) -> Result<Reply, OpError> {
+    let (mut result, from) = settle(app, token.clone(), &change, deadline).await;
+    // The archive gets a bounded share of the request, never the time the trail needs after it:
+    // what it cannot finish is left to the schedule.
+    let archiving = deadline.before(AUDIT_RESERVE).within(ARCHIVE_BUDGET);
+    let archived = match &app.archive {
+        Some(archive) if result.is_ok() && change.target == ReimburseStatus::Closure => {
+            Some(keep_pdfs(app, archive, token, change.refs, &archiving).await)
+        }
+        _ => None,
+    };
+    let Some(trail) = &app.audit else {
+        return result;
+    };
+    let entries = entries(app, &change, &result, &from, archived, who);
+    let pending = pending_archives(&entries, change.refs);
+    let mut faults = Vec::new();
+    if let Some((_, why)) = pending.first() {
+        faults.push(format!(
+            "archive: {} left to the schedule ({why})",
+            pending.len()
+        ));
+    }
+    if let Err(e) = trail.record(&entries, &pending, deadline).await {
+        faults.push(format!("audit: {e}"));
+    }
+    if faults.is_empty() {
+        return result;
+    }
+    match &mut result {
+        Ok(reply) => reply.fault = Some(faults.join("; ")),
+        // An error's log line has no note: the fault gets a line of its own.
+        Err(_) => {
+            tracing::error!(correlation_id = who.request_id, fault = %faults.join("; "), "audit")
+        }
+    }
+    result
+}
+
+/// One audit entry per invoice of the change.
+fn entries<B: Serialize>(
+    app: &AppRuntime,
+    change: &Change<'_, B>,
+    result: &Result<Reply, OpError>,
+    from: &[Option<String>],
+    archived: Option<Vec<ArchiveNote>>,
+    who: &Requester<'_>,
+) -> Vec<AuditEntry> {
+    let (errcode, outcome) = match result {
+        Ok(reply) => (0, reply.how.as_str().map(str::to_string)),
+        Err(e) => (errcode_of(e), None),
+    };
+    let at_ms = now_ms();
+    change
+        .refs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| AuditEntry {
+            at_ms,
+            app: app.name().into_owned(),
+            caller: who.caller.clone(),
+            card_id: r.card_id.clone(),
+            code_sha256: sha256_hex(r.encrypt_code.as_bytes()),
+            from_status: from.get(i).cloned().flatten(),
+            requested: change.target.as_str().to_string(),
+            errcode,
+            outcome: outcome.clone(),
+            request_id: who.request_id.to_string(),
+            archive: archived.as_ref().and_then(|a| a.get(i).cloned()),
+        })
+        .collect()
+}
+
+/// The errcode the caller is answered for a failed change, as the trail records it: WeChat's
+/// own, the gateway's -2 for an unknown outcome, -1 for any other fault.
+fn errcode_of(e: &OpError) -> i64 {
+    match e {
+        OpError::WeChat(WeChatError::Api(b)) => b.errcode,
+        OpError::Token(crate::token::TokenError::InvalidCredential) => {
+            crate::domain::errcode::INVALID_CREDENTIAL
+        }
+        OpError::OutcomeUnknown { .. } => outcome::OUTCOME_UNKNOWN,
+        _ => -1,
+    }
+}
+
+/// Archive work the change left to the schedule, with why.
+fn pending_archives(entries: &[AuditEntry], refs: &[InvoiceRef]) -> Vec<(Pending, String)> {
+    let mut pending = Vec::new();
+    for (i, (entry, r)) in entries.iter().zip(refs).enumerate() {
+        if let Some(ArchiveNote::Failed(why)) = &entry.archive {
+            let p = Pending {
+                app: entry.app.clone(),
+                card_id: r.card_id.clone(),
+                encrypt_code: r.encrypt_code.clone(),
+                audit_at: audit::at_key(entry, i),
+                attempts: 0,
+            };
+            pending.push((p, why.clone()));
+        }
+    }
+    pending
+}
+
+/// Sends the change and settles its outcome; with the statuses known to have stood before it
+/// (read back when the change did not apply, or was there already), one per invoice.
+async fn settle<B: Serialize>(
+    app: &AppRuntime,
+    token: Option<String>,
+    change: &Change<'_, B>,
+    deadline: &Deadline,
+) -> (Result<Reply, OpError>, Vec<Option<String>>) {
+    let sent = forward(
+        app,
+        change.wechat_path,
+        Call::Change,
+        token.clone(),
+        change.body,
+        deadline,
+    )
+    .await;
+    let (settlement, unsettled) = match sent {
+        Ok(f) => {
+            let how = if f.retried {
+                How::RetriedAfterDeadToken
+            } else {
+                How::Direct
+            };
+            return (Ok(Reply::new(Payload::Bytes(f.body), how)), Vec::new());
+        }
+        Err(OpError::WeChat(WeChatError::Api(refusal)))
+            if outcome::may_be_same_status(refusal.errcode) =>
+        {
+            let refusal = OpError::WeChat(WeChatError::Api(refusal));
+            (Settlement::AlreadyInStatus, refusal)
+        }
+        Err(lost @ OpError::OutcomeUnknown { .. }) => (Settlement::ConfirmedByReadBack, lost),
+        Err(other) => return (Err(other), Vec::new()),
+    };
+    let read = query_cards(app, token, change.refs, deadline)
+        .await
+        .and_then(|(cards, _)| cards.into_map());
+    let statuses: Vec<Option<String>> = match &read {
+        Ok(answer) => answers::statuses(item_list(answer))
+            .into_iter()
+            .map(|s| s.map(str::to_string))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let settled = read.as_ref().map(|_| {
+        let seen: Vec<Option<&str>> = statuses.iter().map(Option::as_deref).collect();
+        outcome::settle(change.target, &seen)
+    });
+    // What was read stood before the change, unless the lost change is what put it there.
+    let from = match (&settled, settlement) {
+        (Ok(Settled::Applied), Settlement::ConfirmedByReadBack) => Vec::new(),
+        _ => statuses,
+    };
+    (answer(settled, settlement, unsettled), from)
+}
+
+/// The answer once the invoices were read back (`settled`), for a change WeChat refused or
+/// whose answer was lost (`unsettled`).
+fn answer(
+    settled: Result<Settled, &OpError>,
+    settlement: Settlement,
+    unsettled: OpError,
+) -> Result<Reply, OpError> {
+    match (settled, unsettled) {
+        (Ok(Settled::Applied), _) => {
+            let body =
+                json!({"errcode": 0, "errmsg": "ok", "gateway_outcome": settlement.as_str()});
+            Ok(Reply::text(body.to_string(), How::Settled(settlement)))
+        }
+        (_, refusal @ OpError::WeChat(_)) => Err(refusal),
+        (Ok(Settled::NotApplied(seen)), OpError::OutcomeUnknown { timed_out, cause }) => {
+            let message = format!("{cause}; read back: not applied ({seen}), trying again is safe");
+            Err(OpError::NotApplied { timed_out, message })
+        }
+        (Err(e), OpError::OutcomeUnknown { timed_out, cause }) => Err(OpError::OutcomeUnknown {
+            timed_out,
+            cause: format!("{cause}; the read back failed: {}", read_error(e)),
+        }),
+        (Ok(Settled::Unknown), OpError::OutcomeUnknown { timed_out, cause }) => {
+            Err(OpError::OutcomeUnknown {
+                timed_out,
+                cause: format!("{cause}; WeChat did not return every invoice when read back"),
+            })
+        }
+        (_, other) => Err(other),
+    }
+}
+
+/// A failed read back, as the answer names it (never a table or secret name).
+fn read_error(e: &OpError) -> String {
+    use crate::token::TokenError;
+    let wechat = |e: &WeChatError| match e {
+        WeChatError::Api(b) => b.errmsg().to_string(),
+        WeChatError::Timeout(m) => format!("WeChat timed out: {m}"),
+        WeChatError::NoTime => format!("WeChat timed out: {e}"),
+        WeChatError::Unreachable(m) | WeChatError::NotSent(m) => format!("WeChat unreachable: {m}"),
+        WeChatError::NoSecret(_) => "service unavailable: AppSecret unavailable".into(),
+    };
+    match e {
+        OpError::WeChat(w) | OpError::Token(TokenError::WeChat(w)) => wechat(w),
+        OpError::Token(TokenError::Store(_)) => {
+            "service unavailable: token store unavailable".into()
+        }
+        OpError::Token(TokenError::InvalidCredential) => {
+            crate::domain::errcode::WeChatErrorBody::invalid_credential()
+                .errmsg()
+                .to_string()
+        }
+        OpError::Token(other) => format!("service unavailable: {other}"),
+        other => other.to_string(),
+    }
+}

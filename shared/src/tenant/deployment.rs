@@ -1,0 +1,199 @@
+//! The process's wiring: the configuration and the clients one Lambda process keeps for its
+//! whole life (built once, before the runtime loop), the deployment's own app, and registered
+//! apps built on the same clients.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use aws_config::SdkConfig;
+
+use crate::adapters::archive::Archive;
+use crate::adapters::audit::AuditLog;
+use crate::adapters::aws::{dynamodb_client, load_aws};
+use crate::adapters::secret::AppSecret;
+use crate::adapters::store::{DynamoStore, StoreError, TokenStore};
+use crate::adapters::wechat::WeChatClient;
+use crate::domain::apps::AppSettings;
+use crate::domain::config::{self, Config, ConfigError, Platform, SecretSource};
+use crate::domain::state::TokenState;
+use crate::tenant::app::AppRuntime;
+use crate::token::TokenService;
+
+/// Entries of the registry past which unknown names are forgotten.
+const MAX_REMEMBERED: usize = 4096;
+
+/// A registered app as this process knows it, and when (clock ms) it was read.
+#[derive(Clone)]
+pub(super) enum Registered {
+    Found(Arc<AppRuntime>, u64),
+    Missing(u64),
+}
+
+/// The registered apps this process has met, by key.
+#[derive(Default)]
+pub struct Registry {
+    entries: Mutex<HashMap<String, Registered>>,
+    /// When (clock ms) this process last read the table for an app that turned out unknown.
+    pub(super) unknown_read_ms: AtomicU64,
+}
+
+impl Registry {
+    pub(super) fn entries(&self) -> MutexGuard<'_, HashMap<String, Registered>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn remember(&self, key: String, entry: Registered) {
+        let mut entries = self.entries();
+        // Names that turned out unknown are remembered for a while only: a long-lived process
+        // met by made-up names does not grow without bound.
+        if entries.len() >= MAX_REMEMBERED {
+            entries.retain(|_, r| matches!(r, Registered::Found(..)));
+        }
+        entries.insert(key, entry);
+    }
+}
+
+pub struct Deployment {
+    /// The deployment's own app (the `WECHAT_*` settings): requests naming no app reach it.
+    own: AppRuntime,
+    /// The token table, which is also the registry of apps.
+    store: Arc<dyn TokenStore>,
+    /// The AWS configuration registered apps read their secrets with.
+    sdk: Option<SdkConfig>,
+    /// Registered apps this process has met.
+    pub(super) registry: Registry,
+    /// `AWS_LAMBDA_FUNCTION_NAME`, for the log lines.
+    pub function_name: Option<String>,
+}
+
+/// The deployment's own app is what most of the process is about.
+impl std::ops::Deref for Deployment {
+    type Target = AppRuntime;
+
+    fn deref(&self) -> &AppRuntime {
+        &self.own
+    }
+}
+
+impl Deployment {
+    /// Reads the environment, loads AWS configuration and reads the token item once (which opens
+    /// the DynamoDB connection). The AppSecret is read when the first refresh needs it.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let config = Config::from_env()?;
+        let sdk = load_aws(&config).await;
+        let secret = AppSecret::from_config(config.secret.as_ref(), &sdk);
+        let deployment = Deployment::new(config, &sdk, secret);
+        deployment.own.tokens.warm().await;
+        Ok(deployment)
+    }
+
+    pub fn new(config: Config, sdk: &SdkConfig, secret: AppSecret) -> Self {
+        let client = dynamodb_client(&config, sdk);
+        let store = Arc::new(DynamoStore::new(client.clone(), config.table.clone()));
+        let audit = config
+            .audit_table
+            .as_ref()
+            .map(|t| AuditLog::new(client, t.clone(), config.audit_retention));
+        let archive = config
+            .archive
+            .clone()
+            .map(|a| Arc::new(Archive::new(a, sdk.clone())));
+        let mut deployment = Deployment::with_store(config, store, secret);
+        deployment.own.audit = audit;
+        deployment.own.archive = archive;
+        deployment.sdk = Some(sdk.clone());
+        deployment
+    }
+
+    /// With another store (the memory store, or one wrapped with injected faults, in tests).
+    pub fn with_store(config: Config, store: Arc<dyn TokenStore>, secret: AppSecret) -> Self {
+        let wechat = WeChatClient::new(&config, secret);
+        let tokens = TokenService::new(
+            store.clone(),
+            config.appid.clone(),
+            wechat.clone(),
+            config.timing,
+        );
+        let own = AppRuntime {
+            config,
+            settings: None,
+            wechat,
+            tokens,
+            audit: None,
+            archive: None,
+        };
+        Deployment {
+            own,
+            store,
+            sdk: None,
+            registry: Registry::default(),
+            function_name: std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok(),
+        }
+    }
+
+    /// The deployment's own app.
+    pub fn own(&self) -> &AppRuntime {
+        &self.own
+    }
+
+    pub fn store(&self) -> &Arc<dyn TokenStore> {
+        &self.store
+    }
+
+    /// A registered app wired like the own one (HTTP connections, table, audit and archive
+    /// shared) with its own settings, secret and token state.
+    pub fn registered_app(&self, settings: AppSettings, state: &TokenState) -> AppRuntime {
+        let config = registered_config(&self.own.config, &settings);
+        let secret = match &self.sdk {
+            Some(sdk) => AppSecret::from_config(config.secret.as_ref(), sdk),
+            None => AppSecret::from_config(None, &SdkConfig::builder().build()),
+        };
+        let wechat = self.own.wechat.for_app(&config, secret);
+        let key = settings.key();
+        let tokens = TokenService::new(self.store.clone(), key, wechat.clone(), config.timing);
+        tokens.seed(state);
+        AppRuntime {
+            config,
+            settings: Some(settings),
+            wechat,
+            tokens,
+            audit: self.own.audit.clone(),
+            archive: self.own.archive.clone(),
+        }
+    }
+
+    /// Every registered app's item (settings and token state).
+    pub async fn registered_apps(&self) -> Result<Vec<(String, TokenState)>, StoreError> {
+        self.store.apps().await
+    }
+}
+
+/// A registered app's configuration: the deployment's, with the app's platform, ids, origins,
+/// page URL and secret.
+fn registered_config(own: &Config, settings: &AppSettings) -> Config {
+    let mut config = own.clone();
+    let platform = settings.kind.platform();
+    // A deployment on WeChat's own hosts uses each platform's; a custom host (a proxy, the
+    // simulator) serves every app.
+    if [config::MP_API_BASE, config::WORK_API_BASE].contains(&config.api_base.as_str()) {
+        config.api_base = match platform {
+            Platform::Mp => config::MP_API_BASE.into(),
+            Platform::Work => config::WORK_API_BASE.into(),
+        };
+        config.api_backup_base = (platform == Platform::Mp)
+            .then(|| config::MP_API_BACKUP_BASE.to_string())
+            .filter(|_| own.api_backup_base.is_some());
+    }
+    config.platform = platform;
+    config.token_api = settings.token_api;
+    config.appid = settings.appid.clone();
+    config.allowed_origins = settings.origins.clone();
+    // No page URL of its own: getToken then needs the caller's `url`.
+    config.jssdk_url = settings.jssdk_url.clone().unwrap_or_default();
+    config.timing.tickets = settings.kind.tickets();
+    config.secret = Some(SecretSource::SecretsManager {
+        arn: format!("{}{}", config.app_secret_prefix, settings.secret_name),
+    });
+    config
+}

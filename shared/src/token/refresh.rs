@@ -1,0 +1,386 @@
+//! Refreshing under the store's lock, single-flight across all Lambda instances. Only the lock
+//! holder calls WeChat; everyone else serves the stored credentials while they are alive, or
+//! waits (bounded) for the holder's publish.
+//!
+//! Half-failures, and what happens:
+//! - A token fetch that would end the stored token is marked in the store first, so a holder
+//!   that dies (or times out, or cannot commit) after WeChat issued leaves the stored token
+//!   reading as dead at mark + grace, never later than WeChat ends it.
+//! - An issued token is never dropped for a failed commit: the commit is retried while the lease
+//!   holds, and if it still cannot land, this request is answered with the issued token.
+//! - The lock is released on every path that does not publish: `hold` decides how the lock
+//!   ends (`LockEnd`) and `refresh_locked` is the one place that releases it.
+//! - A failed refresh never removes stored credentials; it answers them only to a want that an
+//!   alive token meets, with the failure as a fault (which fails a scheduled run).
+
+use crate::adapters::store::{Lock, StoreError};
+use crate::adapters::wechat::{Issued, TicketKind};
+use crate::domain::clock::ms;
+use crate::domain::deadline::Deadline;
+use crate::domain::state::{applied, Credential, TokenState, Update};
+use crate::token::error::{TokenError, Unavailable};
+use crate::token::lifecycle::{self, OnHeld, Want};
+use crate::token::served::{Served, Source};
+use crate::token::service::{bounded, timed, TokenService};
+
+/// How a commit ended.
+enum Commit {
+    Landed(TokenState),
+    /// The lease went to another holder; nothing of ours was written.
+    LeaseLost,
+    Failed(StoreError),
+}
+
+/// How the lock ends once a holder is done with it.
+enum LockEnd {
+    /// Released by the commit that published.
+    Published,
+    /// Taken over by another holder: not ours to release.
+    Lost,
+    /// Released without publishing; the fetch mark cleared when the fetch surely issued nothing.
+    Release { clear_mark: bool },
+}
+
+/// What a holder's fetch produced.
+enum Fetched {
+    /// Something to publish, with the fault of a ticket that could not be fetched.
+    Some(Update, Option<TokenError>),
+    /// Nothing: how the lock ends, the state to answer from, and why.
+    Nothing(LockEnd, TokenState, TokenError),
+}
+
+impl TokenService {
+    pub(super) async fn refresh(
+        &self,
+        want: Want,
+        mut seen: TokenState,
+        deadline: &Deadline,
+    ) -> Result<Served, TokenError> {
+        // The first token fetch of a process reads the AppSecret (Secrets Manager), before the
+        // lock, so the read never eats into the lease.
+        let now = self.clock.now_ms();
+        if lifecycle::due(&want, &seen, now, &self.timing).token {
+            if let Err(e) = self.wechat.app_secret(deadline).await {
+                return self.fallback(&want, seen, e.into());
+            }
+        }
+        let owner = uuid::Uuid::new_v4().to_string();
+        let waiting = deadline.within(self.timing.wait);
+        loop {
+            let now = self.clock.now_ms();
+            let lease = ms(self.timing.lease);
+            let lock = self.store.try_lock(&self.app, &owner, now, lease);
+            match bounded(deadline, "taking the refresh lock", lock).await {
+                Err(e) => return self.fallback(&want, seen, e),
+                Ok(Lock::Acquired(locked)) => {
+                    return self.refresh_locked(want, &owner, locked, deadline).await;
+                }
+                Ok(Lock::Held(current)) => {
+                    if lifecycle::on_held(&want, &current, now, &self.timing) == OnHeld::Serve {
+                        // The holder will publish; until then the stored credentials are alive.
+                        return Ok(Served::new(current, Source::Stored));
+                    }
+                    seen = current;
+                }
+            }
+            match self.wait_for_holder(&want, seen, &waiting, deadline).await {
+                Ok(Waited::Served(served)) => return Ok(served),
+                Ok(Waited::TakeOver(state)) => seen = state,
+                Err((state, err)) => return self.fallback(&want, state, err),
+            }
+        }
+    }
+
+    /// Waits for the holder's publish, with jittered backoff, within both bounds.
+    async fn wait_for_holder(
+        &self,
+        want: &Want,
+        mut seen: TokenState,
+        waiting: &Deadline,
+        deadline: &Deadline,
+    ) -> Result<Waited, (TokenState, TokenError)> {
+        let mut attempt = 0;
+        loop {
+            let pause = lifecycle::wait_pause(attempt, fastrand::f64());
+            attempt += 1;
+            // Pause only when the read after it can still finish before the deadline.
+            let read = self.timing.dynamodb_timeout;
+            if !waiting.allows(pause) || !deadline.pause(pause, read).await {
+                return Err((seen, Unavailable::RefreshInProgress.into()));
+            }
+            let state = match self.load(deadline).await {
+                Ok(s) => s,
+                Err(e) => return Err((seen, e)),
+            };
+            if self.satisfied(want, &state) {
+                return Ok(Waited::Served(Served::new(state, Source::Waited)));
+            }
+            let lease_over = lifecycle::lease_over(&state, self.clock.now_ms());
+            let holder_gone = state.lock_owner.is_none();
+            seen = state;
+            if lease_over {
+                return Ok(Waited::TakeOver(seen)); // a crashed holder: take the lock over
+            }
+            if holder_gone {
+                // The holder gave up without publishing: its refresh failed.
+                return Err((seen, Unavailable::ConcurrentRefreshFailed.into()));
+            }
+        }
+    }
+
+    /// Holds the lock until `hold` is done with it, then releases it when that is how it ends:
+    /// the one place a lock is released.
+    async fn refresh_locked(
+        &self,
+        want: Want,
+        owner: &str,
+        locked: TokenState,
+        deadline: &Deadline,
+    ) -> Result<Served, TokenError> {
+        let (end, answer) = self.hold(want, owner, locked, deadline).await;
+        if let LockEnd::Release { clear_mark } = end {
+            self.release(owner, clear_mark, deadline).await;
+        }
+        answer
+    }
+
+    /// Everything done under the lock: fetch what is due and publish it. Never releases the
+    /// lock; says how it ends.
+    async fn hold(
+        &self,
+        want: Want,
+        owner: &str,
+        locked: TokenState,
+        deadline: &Deadline,
+    ) -> (LockEnd, Result<Served, TokenError>) {
+        if self.satisfied(&want, &locked) {
+            let served = Served::new(locked, Source::Waited);
+            return (LockEnd::Release { clear_mark: false }, Ok(served));
+        }
+        // The fetch stops before the lease ends, so a holder never publishes late by its own
+        // slowness, and early enough that the commit and a release can each take a whole
+        // DynamoDB timeout before the request's deadline; commit retries may use the rest of
+        // the lease but leave time for the release.
+        let write = self.timing.dynamodb_timeout;
+        let fetching = deadline
+            .before(write * 2)
+            .within(self.timing.lease.mul_f32(0.9));
+        let committing = deadline.before(write).within(self.timing.lease);
+        let (update, fault) = match self.fetch(&want, owner, &locked, &fetching, deadline).await {
+            Fetched::Some(update, fault) => (update, fault),
+            Fetched::Nothing(end, stored, err) => return (end, self.fallback(&want, stored, err)),
+        };
+        match self.commit(owner, &update, &committing).await {
+            Commit::Landed(state) => {
+                self.remember(&state);
+                let answer = self.answer_refreshed(state, Source::Refreshed, fault);
+                (LockEnd::Published, answer)
+            }
+            // Another holder took over and published: its state wins.
+            Commit::LeaseLost => (LockEnd::Lost, self.after_lease_lost(fault, deadline).await),
+            Commit::Failed(e) => {
+                // Never thrown away: this request gets what WeChat issued. The store keeps the
+                // old token, which the fetch mark ends at mark + grace for everyone else.
+                let state = applied(locked, &update);
+                let answer =
+                    self.answer_refreshed(state, Source::RefreshedUnstored, Some(e.into()));
+                (LockEnd::Release { clear_mark: false }, answer)
+            }
+        }
+    }
+
+    /// Fetches what is due from WeChat, marking the store first when the fetch ends the stored
+    /// token.
+    async fn fetch(
+        &self,
+        want: &Want,
+        owner: &str,
+        locked: &TokenState,
+        fetching: &Deadline,
+        deadline: &Deadline,
+    ) -> Fetched {
+        let now = self.clock.now_ms();
+        let due = lifecycle::due(want, locked, now, &self.timing);
+        let mut update = Update {
+            refreshed_at_ms: now,
+            ..Update::default()
+        };
+        let mut rotated = false;
+        let token = if due.token {
+            let force = want.forced();
+            // Mark before asking WeChat for a token that ends the stored one (see `lifecycle`).
+            let mut marked = false;
+            if self.wechat.fetch_ends_stored(force)
+                && locked.access_token.is_some()
+                && locked.fetch_started_ms.is_none()
+            {
+                let mark = self.store.mark_fetch(&self.app, owner, now);
+                match bounded(deadline, "marking the token fetch", mark).await {
+                    Ok(true) => marked = true,
+                    Ok(false) => {
+                        let err = Unavailable::LeaseLost.into();
+                        return Fetched::Nothing(LockEnd::Lost, locked.clone(), err);
+                    }
+                    Err(e) => {
+                        let end = LockEnd::Release { clear_mark: false };
+                        return Fetched::Nothing(end, locked.clone(), e);
+                    }
+                }
+            }
+            match self.wechat.fetch_access_token(force, fetching).await {
+                Ok(issued) => {
+                    rotated = lifecycle::rotates_tickets(locked, &issued.value);
+                    update.previous_access_token = lifecycle::previous_after_rotation(
+                        locked,
+                        &issued.value,
+                        now,
+                        &self.timing,
+                    );
+                    update.access_token = Some(credential(&issued, now));
+                    issued.value
+                }
+                Err(e) => {
+                    // A mark stays unless WeChat surely issued nothing.
+                    let nothing_issued = e.nothing_done();
+                    let mut stored = locked.clone();
+                    if marked && !nothing_issued {
+                        stored.fetch_started_ms = Some(now);
+                    }
+                    self.remember(&stored);
+                    let end = LockEnd::Release {
+                        clear_mark: marked && nothing_issued,
+                    };
+                    return Fetched::Nothing(end, stored, e.into());
+                }
+            }
+        } else {
+            match &locked.access_token {
+                Some(c) => c.value.clone(),
+                None => {
+                    let end = LockEnd::Release { clear_mark: false };
+                    let err = Unavailable::NoAccessToken.into();
+                    return Fetched::Nothing(end, locked.clone(), err);
+                }
+            }
+        };
+        let mut fault = None;
+        for (kind, is_due) in [
+            (TicketKind::Jsapi, due.jsapi),
+            (TicketKind::WxCard, due.wx_card),
+        ] {
+            if !self.timing.tickets || !(is_due || rotated) {
+                continue;
+            }
+            match self.wechat.fetch_ticket(&token, kind, fetching).await {
+                Ok(issued) => {
+                    let cred = Some(credential(&issued, now));
+                    match kind {
+                        TicketKind::Jsapi => update.jsapi_ticket = cred,
+                        TicketKind::WxCard => update.wx_card_ticket = cred,
+                    }
+                }
+                Err(e) => {
+                    fault.get_or_insert(TokenError::from(e));
+                }
+            }
+        }
+        let fetched = update.access_token.is_some()
+            || update.jsapi_ticket.is_some()
+            || update.wx_card_ticket.is_some();
+        if !fetched {
+            let end = LockEnd::Release { clear_mark: false };
+            let err = fault.unwrap_or(Unavailable::NothingFetched.into());
+            return Fetched::Nothing(end, locked.clone(), err);
+        }
+        Fetched::Some(update, fault)
+    }
+
+    /// Another holder took the lease over and published: its state, when alive.
+    async fn after_lease_lost(
+        &self,
+        fault: Option<TokenError>,
+        deadline: &Deadline,
+    ) -> Result<Served, TokenError> {
+        let state = self.load(deadline).await?;
+        if lifecycle::alive(&state, self.clock.now_ms(), 0, &self.timing) {
+            Ok(Served {
+                state,
+                source: Source::Waited,
+                fault,
+            })
+        } else {
+            Err(Unavailable::LeaseLostToAnother.into())
+        }
+    }
+
+    fn answer_refreshed(
+        &self,
+        state: TokenState,
+        source: Source,
+        fault: Option<TokenError>,
+    ) -> Result<Served, TokenError> {
+        if lifecycle::alive(&state, self.clock.now_ms(), 0, &self.timing) {
+            Ok(Served {
+                state,
+                source,
+                fault,
+            })
+        } else {
+            Err(fault.unwrap_or(Unavailable::NotUsable.into()))
+        }
+    }
+
+    /// Publishes `update`, retrying a failed write while `until` (the lease, and the request less
+    /// a release) allows one more attempt.
+    async fn commit(&self, owner: &str, update: &Update, until: &Deadline) -> Commit {
+        let mut attempt = 0;
+        loop {
+            let err = match timed(until, self.store.commit(&self.app, owner, update)).await {
+                Ok(Ok(Some(state))) => return Commit::Landed(state),
+                Ok(Ok(None)) => return Commit::LeaseLost,
+                Ok(Err(e)) => e,
+                Err(_) => StoreError("publishing took the rest of the lease".into()),
+            };
+            let pause = lifecycle::wait_pause(attempt, fastrand::f64());
+            attempt += 1;
+            if !until.pause(pause, self.timing.dynamodb_timeout).await {
+                return Commit::Failed(err);
+            }
+        }
+    }
+
+    /// A refresh failed: serve what is stored if it is alive and the want accepts it (with the
+    /// failure as a fault), otherwise answer the failure.
+    pub(super) fn fallback(
+        &self,
+        want: &Want,
+        stored: TokenState,
+        err: TokenError,
+    ) -> Result<Served, TokenError> {
+        if lifecycle::serve_stored_on_failure(want, &stored, self.clock.now_ms(), &self.timing) {
+            Ok(Served {
+                state: stored,
+                source: Source::StoredAfterFault,
+                fault: Some(err),
+            })
+        } else {
+            Err(err)
+        }
+    }
+}
+
+/// What a wait for another instance's refresh came to.
+enum Waited {
+    Served(Served),
+    /// The holder's lease ran out: take the lock over.
+    TakeOver(TokenState),
+}
+
+/// `issued.expires_in` is already capped at a day by the WeChat client.
+fn credential(issued: &Issued, now_ms: u64) -> Credential {
+    let life = issued.expires_in.saturating_mul(1000);
+    Credential {
+        value: issued.value.clone(),
+        expires_at_ms: now_ms.saturating_add(life),
+    }
+}
