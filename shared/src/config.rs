@@ -1,4 +1,4 @@
-//! Configuration from environment variables (see the README's table), read once per process.
+//! Configuration from environment variables (docs/reference.md), read once per process.
 //! The AppSecret comes either from `WECHAT_SECRET` (local runs) or, deployed, from the Secrets
 //! Manager secret named by `WECHAT_SECRET_ARN`, read by `secret` when the first refresh needs it.
 
