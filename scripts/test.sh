@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make test`: the whole suite from a fresh clone. Installs the local tools into .venv, checks
-# formatting, clippy and the SAM template, starts moto's DynamoDB server, runs the unit,
+# formatting, clippy, the SAM template and the docs, starts moto's DynamoDB server, runs the unit,
 # property and integration tests, then against `cargo lambda watch`: the end-to-end tests
 # (including `cargo lambda invoke` of a scheduled event), schemathesis on openapi.yaml, and a
 # bounded load run. Prints a summary.
@@ -22,12 +22,12 @@ log "cargo clippy -D warnings"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 log "cfn-lint template.yaml"
 cfn-lint template.yaml
-log "template tests: the translated CloudFormation for each option set"
-PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/template | tee "$RUN_DIR/template.log"
+log "template and docs tests: the translated CloudFormation for each option set; the docs' links, tables and configuration table"
+PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/template tests/docs | tee "$RUN_DIR/template.log"
 template_passed=$(grep -oE '^[0-9]+ passed' "$RUN_DIR/template.log" | grep -oE '^[0-9]+')
 log "cargo lambda build --locked --release --arm64"
 cargo lambda build --locked --release --arm64 -p get-token -p get-invoice-batch -p update-status
-log "sam validate --lint; sam build (the README's deploy steps, up to sam deploy)"
+log "sam validate --lint; sam build (docs/operator.md's deploy steps, up to sam deploy)"
 export SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1}
 sam validate --lint
 sam build

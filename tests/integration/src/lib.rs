@@ -312,7 +312,7 @@ impl Harness {
             .value
     }
 
-    /// Injects a simulator fault (see the README's `/__sim/faults`).
+    /// Injects a simulator fault (see docs/simulator.md#control-endpoints).
     pub async fn fault(&self, fault: Value) {
         self.sim_post("/__sim/faults", fault).await;
     }
