@@ -22,7 +22,7 @@ log "cargo clippy -D warnings"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 log "cfn-lint template.yaml"
 cfn-lint template.yaml
-log "template and docs tests: the translated CloudFormation for each option set; the docs' links, tables and configuration table"
+log "template, docs and layout tests: the translated CloudFormation for each option set; the docs' links, tables and configuration table; the layers of shared/"
 PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/template tests/docs tests/layout | tee "$RUN_DIR/template.log"
 template_passed=$(grep -oE '^[0-9]+ passed' "$RUN_DIR/template.log" | grep -oE '^[0-9]+')
 log "cargo lambda build --locked --release --arm64"
