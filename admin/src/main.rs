@@ -11,137 +11,162 @@
 //! wxinvoice-admin history --card-id CARD_ID               (needs AUDIT_TABLE)
 //! ```
 //!
-//! Output is JSON, one line per app; no secret or token is ever printed. The arguments are parsed
-//! by hand: a dozen flags of one tool run by hand do not need an argument-parsing crate's build.
+//! Output is JSON, one line per app; no secret or token is ever printed. A command line clap
+//! refuses fails with status 1, as every other failure does; `--help` and `--version` succeed.
 
-use std::collections::HashMap;
 use std::io::BufRead;
 
 use aws_config::BehaviorVersion;
+use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 use wxinvoice::apps::{self, AppSettings, Kind};
 use wxinvoice::config::TokenApi;
 use wxinvoice::store::{DynamoStore, TokenState, TokenStore};
 
-const USAGE: &str =
-    "usage: wxinvoice-admin add|put-secret|list|show|enable|disable|remove|history [flags]
-  add        --kind mp|mini|work --appid ID [--agentid N] [--token-api classic|stable]
-             [--origin URL]... [--jssdk-url URL] [--secret-name NAME] [--disabled]
-  put-secret --appid ID [--agentid N]   (reads the AppSecret from standard input)
-  list
-  show | enable | disable | remove  --appid ID [--agentid N]
-  history    --card-id CARD_ID  (the audit trail; AUDIT_TABLE)";
+/// Manage the apps a wxinvoice deployment serves: their settings in its token table and their
+/// AppSecrets in Secrets Manager. Output is JSON, one line per app; no secret or token is printed.
+#[derive(Debug, Parser)]
+#[command(
+    name = "wxinvoice-admin",
+    bin_name = "wxinvoice-admin",
+    version,
+    // A flag given twice keeps its last value (--origin accumulates), as the command always did.
+    args_override_self = true,
+    arg_required_else_help = true,
+    after_help = "Environment:
+  TOKEN_TABLE        the deployment's token table (the stack's TokenTableName output); required
+  APP_SECRET_PREFIX  prefix of the apps' secret names in Secrets Manager [default: wxinvoice/apps/]
+  AUDIT_TABLE        the audit table (history only)
+  AWS credentials, region and endpoints (AWS_ENDPOINT_URL_DYNAMODB, ...) as for the AWS CLI"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Register an app, or replace a registered app's settings (a changed --token-api drops its
+    /// current token)
+    Add(AddArgs),
+    /// Store an app's AppSecret, read from standard input, as <APP_SECRET_PREFIX><secret name>
+    PutSecret(AppKey),
+    /// Print every registered app
+    List,
+    /// Print one app: its settings and how long its token has left
+    Show(AppKey),
+    /// Serve an app again
+    Enable(AppKey),
+    /// Stop serving an app: its requests are refused and its token is no longer refreshed (its
+    /// settings and secret are kept)
+    Disable(AppKey),
+    /// Delete an app's settings and token (its secret stays in Secrets Manager)
+    Remove(AppKey),
+    /// Print an invoice's audit trail, one JSON line per record (needs AUDIT_TABLE)
+    History {
+        /// The invoice's card_id
+        #[arg(long)]
+        card_id: String,
+    },
+}
+
+/// Which registered app: an Official Account or mini program by appid, a WeCom agent by corpid
+/// and agentid.
+#[derive(Debug, Args)]
+struct AppKey {
+    /// The appid (a WeCom app: the corpid)
+    #[arg(long, value_name = "ID")]
+    appid: String,
+    /// The WeCom agent's agentid (WeCom apps only)
+    #[arg(long, value_name = "N")]
+    agentid: Option<String>,
+}
+
+impl AppKey {
+    /// The app's item key in the token table, once its ids are checked.
+    fn key(&self) -> Result<String, String> {
+        apps::check_id("appid", &self.appid).map_err(|e| e.errmsg())?;
+        if let Some(agent) = &self.agentid {
+            apps::check_id("agentid", agent).map_err(|e| e.errmsg())?;
+        }
+        Ok(apps::key(&self.appid, self.agentid.as_deref()))
+    }
+}
+
+#[derive(Debug, Args)]
+struct AddArgs {
+    /// The account: mp (Official Account), mini (mini program) or work (WeCom agent)
+    #[arg(long, value_name = "mp|mini|work", value_parser = kind)]
+    kind: Kind,
+    #[command(flatten)]
+    app: AppKey,
+    /// How the app's access_token is fetched: classic (/cgi-bin/token) or stable
+    /// (/cgi-bin/stable_token, when another system uses the same appid; not for WeCom)
+    #[arg(long, value_name = "classic|stable", default_value = "classic", value_parser = token_api)]
+    token_api: TokenApi,
+    /// An origin (scheme://host[:port]) whose pages may be signed and call the gateway for this
+    /// app (CORS); repeat the flag for several
+    #[arg(long = "origin", value_name = "URL")]
+    origins: Vec<String>,
+    /// The page URL signed when the caller names none
+    #[arg(long, value_name = "URL")]
+    jssdk_url: Option<String>,
+    /// The secret's name after APP_SECRET_PREFIX [default: the appid, or corpid-agentid]
+    #[arg(long, value_name = "NAME")]
+    secret_name: Option<String>,
+    /// Register the app disabled: not served until `enable`
+    #[arg(long)]
+    disabled: bool,
+}
+
+fn kind(s: &str) -> Result<Kind, String> {
+    Kind::parse(s).ok_or_else(|| "must be mp, mini or work".into())
+}
+
+fn token_api(s: &str) -> Result<TokenApi, String> {
+    match s {
+        "classic" => Ok(TokenApi::Classic),
+        "stable" => Ok(TokenApi::Stable),
+        _ => Err("must be classic or stable".into()),
+    }
+}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Err(e) = run(&args).await {
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        let _ = e.print();
+        // Status 1 for a bad command line (clap's own is 2), like every other failure.
+        std::process::exit(if e.use_stderr() { 1 } else { 0 });
+    });
+    if let Err(e) = run(&cli.command).await {
         eprintln!("wxinvoice-admin: {e}");
-        if e.starts_with("usage") || e.contains("flag") {
-            eprintln!("{USAGE}");
-        }
         std::process::exit(1);
     }
 }
 
-/// `--flag value` pairs (`--origin` may repeat) and bare switches.
-struct Flags(HashMap<String, Vec<String>>);
-
-impl Flags {
-    fn parse(args: &[String], switches: &[&str]) -> Result<Flags, String> {
-        let mut map: HashMap<String, Vec<String>> = HashMap::new();
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            let name = a
-                .strip_prefix("--")
-                .ok_or_else(|| format!("unexpected argument `{a}` (flags start with --)"))?;
-            let value = if switches.contains(&name) {
-                "true".to_string()
-            } else {
-                it.next()
-                    .ok_or_else(|| format!("flag --{name} needs a value"))?
-                    .clone()
-            };
-            map.entry(name.to_string()).or_default().push(value);
-        }
-        Ok(Flags(map))
-    }
-
-    fn one(&self, name: &str) -> Option<&str> {
-        self.0.get(name).and_then(|v| v.last()).map(String::as_str)
-    }
-
-    fn required(&self, name: &str) -> Result<&str, String> {
-        self.one(name)
-            .ok_or_else(|| format!("flag --{name} is required"))
-    }
-
-    fn all(&self, name: &str) -> Vec<String> {
-        self.0.get(name).cloned().unwrap_or_default()
-    }
-
-    fn only(&self, allowed: &[&str]) -> Result<(), String> {
-        match self.0.keys().find(|k| !allowed.contains(&k.as_str())) {
-            Some(k) => Err(format!("unknown flag --{k}")),
-            None => Ok(()),
-        }
-    }
-
-    fn key(&self) -> Result<String, String> {
-        let appid = self.required("appid")?;
-        apps::check_id("appid", appid).map_err(|e| e.errmsg())?;
-        if let Some(agent) = self.one("agentid") {
-            apps::check_id("agentid", agent).map_err(|e| e.errmsg())?;
-        }
-        Ok(apps::key(appid, self.one("agentid")))
-    }
-}
-
-fn env(name: &str) -> Result<String, String> {
-    std::env::var(name).map_err(|_| format!("{name} is not set"))
-}
-
-async fn run(args: &[String]) -> Result<(), String> {
-    let (command, rest) = args.split_first().ok_or("usage")?;
+async fn run(command: &Command) -> Result<(), String> {
     let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), env("TOKEN_TABLE")?);
+    let table = std::env::var("TOKEN_TABLE").map_err(|_| "TOKEN_TABLE is not set")?;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
     let prefix = std::env::var("APP_SECRET_PREFIX").unwrap_or_else(|_| "wxinvoice/apps/".into());
     let err = |e: wxinvoice::store::StoreError| e.to_string();
-    match command.as_str() {
-        "add" => {
-            let f = Flags::parse(rest, &["disabled"])?;
-            f.only(&[
-                "kind",
-                "appid",
-                "agentid",
-                "token-api",
-                "origin",
-                "jssdk-url",
-                "secret-name",
-                "disabled",
-            ])?;
-            let kind = f.required("kind")?;
+    match command {
+        Command::Add(add) => {
             let settings = AppSettings {
-                kind: Kind::parse(kind)
-                    .ok_or(format!("--kind must be mp, mini or work, not `{kind}`"))?,
-                appid: f.required("appid")?.into(),
-                agentid: f.one("agentid").map(str::to_string),
-                token_api: match f.one("token-api") {
-                    None | Some("classic") => TokenApi::Classic,
-                    Some("stable") => TokenApi::Stable,
-                    Some(o) => {
-                        return Err(format!("--token-api must be classic or stable, not `{o}`"))
-                    }
-                },
-                secret_name: f.one("secret-name").map(str::to_string).unwrap_or_else(|| {
-                    f.key()
+                kind: add.kind,
+                appid: add.app.appid.clone(),
+                agentid: add.app.agentid.clone(),
+                token_api: add.token_api,
+                secret_name: add.secret_name.clone().unwrap_or_else(|| {
+                    add.app
+                        .key()
                         .unwrap_or_default()
                         .trim_start_matches("app#")
                         .replace('#', "-")
                 }),
-                origins: f.all("origin"),
-                jssdk_url: f.one("jssdk-url").map(str::to_string),
-                enabled: f.one("disabled").is_none(),
+                origins: add.origins.clone(),
+                jssdk_url: add.jssdk_url.clone(),
+                enabled: !add.disabled,
             };
             settings.check()?;
             // Another token API is another token: the old one is not carried over.
@@ -159,10 +184,8 @@ async fn run(args: &[String]) -> Result<(), String> {
                 &prefix,
             );
         }
-        "put-secret" => {
-            let f = Flags::parse(rest, &[])?;
-            f.only(&["appid", "agentid"])?;
-            let key = f.key()?;
+        Command::PutSecret(app) => {
+            let key = app.key()?;
             let state = store.load(&key).await.map_err(err)?;
             let settings = state
                 .settings
@@ -211,49 +234,47 @@ async fn run(args: &[String]) -> Result<(), String> {
                 json!({"app": key, "secret_name": name, "stored": true})
             );
         }
-        "list" => {
-            Flags::parse(rest, &[])?.only(&[])?;
+        Command::List => {
             for (key, state) in store.apps().await.map_err(err)? {
                 print_app(&key, &state, &prefix);
             }
         }
-        "show" | "enable" | "disable" | "remove" => {
-            let f = Flags::parse(rest, &[])?;
-            f.only(&["appid", "agentid"])?;
-            let key = f.key()?;
+        Command::Show(app)
+        | Command::Enable(app)
+        | Command::Disable(app)
+        | Command::Remove(app) => {
+            let key = app.key()?;
             let state = store.load(&key).await.map_err(err)?;
             let Some(mut settings) = state.settings.clone() else {
                 return Err(format!("no app {key}"));
             };
-            match command.as_str() {
-                "remove" => {
+            match command {
+                Command::Remove(_) => {
                     store.remove_app(&key).await.map_err(err)?;
                     println!("{}", json!({"app": key, "removed": true}));
                     return Ok(());
                 }
-                "enable" | "disable" => {
-                    settings.enabled = command == "enable";
+                Command::Enable(_) | Command::Disable(_) => {
+                    settings.enabled = matches!(command, Command::Enable(_));
                     store.put_app(&settings).await.map_err(err)?;
                 }
                 _ => {}
             }
             print_app(&key, &store.load(&key).await.map_err(err)?, &prefix);
         }
-        "history" => {
-            let f = Flags::parse(rest, &[])?;
-            f.only(&["card-id"])?;
+        Command::History { card_id } => {
             // The `#archive-pending` partition holds encrypt_codes: not an invoice's history.
-            if f.required("card-id")?.starts_with('#') {
+            if card_id.starts_with('#') {
                 return Err(
                     "--card-id: a card_id (the audit's own partitions start with #)".into(),
                 );
             }
             let audit = wxinvoice::audit::AuditLog::new(
                 aws_sdk_dynamodb::Client::new(&sdk),
-                env("AUDIT_TABLE")?,
+                std::env::var("AUDIT_TABLE").map_err(|_| "AUDIT_TABLE is not set")?,
                 None,
             );
-            for item in audit.history(f.required("card-id")?).await? {
+            for item in audit.history(card_id).await? {
                 let record: serde_json::Map<String, Value> = item
                     .iter()
                     .map(|(k, v)| {
@@ -270,7 +291,6 @@ async fn run(args: &[String]) -> Result<(), String> {
                 println!("{}", Value::Object(record));
             }
         }
-        other => return Err(format!("usage: unknown command `{other}`")),
     }
     Ok(())
 }
@@ -297,4 +317,213 @@ fn print_app(key: &str, state: &TokenState, prefix: &str) {
         "refreshed_at_ms": state.refreshed_at_ms,
     });
     println!("{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+    use clap::CommandFactory;
+
+    const SUBCOMMANDS: [&str; 8] = [
+        "add",
+        "put-secret",
+        "list",
+        "show",
+        "enable",
+        "disable",
+        "remove",
+        "history",
+    ];
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("wxinvoice-admin").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_lists_every_subcommand_and_each_its_flags() {
+        let help = Cli::command().render_help().to_string();
+        for sub in SUBCOMMANDS {
+            assert!(
+                help.lines().any(|l| l.starts_with(&format!("  {sub} "))),
+                "{sub}:\n{help}"
+            );
+        }
+        for var in ["TOKEN_TABLE", "APP_SECRET_PREFIX", "AUDIT_TABLE"] {
+            assert!(help.contains(var), "{var}:\n{help}");
+        }
+        let app = &["--appid", "--agentid"][..];
+        let flags: [(&str, &[&str]); 8] = [
+            (
+                "add",
+                &[
+                    "--kind",
+                    "--appid",
+                    "--agentid",
+                    "--token-api",
+                    "--origin",
+                    "--jssdk-url",
+                    "--secret-name",
+                    "--disabled",
+                ],
+            ),
+            ("put-secret", app),
+            ("list", &[]),
+            ("show", app),
+            ("enable", app),
+            ("disable", app),
+            ("remove", app),
+            ("history", &["--card-id"]),
+        ];
+        for (sub, flags) in flags {
+            let e = parse(&[sub, "--help"]).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::DisplayHelp, "{sub}");
+            let help = e.to_string();
+            for flag in flags {
+                assert!(help.contains(&format!("{flag} ")), "{sub} {flag}:\n{help}");
+            }
+        }
+        let e = parse(&["--version"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::DisplayVersion);
+    }
+
+    #[test]
+    fn a_bad_command_line_is_refused_naming_the_problem() {
+        use ErrorKind::*;
+        let cases: [(&[&str], ErrorKind, &str); 14] = [
+            (
+                &["add", "--appid", "wx1"],
+                MissingRequiredArgument,
+                "--kind",
+            ),
+            (&["add", "--kind", "mp"], MissingRequiredArgument, "--appid"),
+            (&["put-secret"], MissingRequiredArgument, "--appid"),
+            (
+                &["show", "--agentid", "1"],
+                MissingRequiredArgument,
+                "--appid",
+            ),
+            (&["history"], MissingRequiredArgument, "--card-id"),
+            (&["list", "--bogus"], UnknownArgument, "--bogus"),
+            (
+                &["show", "--appid", "wx1", "--card-id", "c"],
+                UnknownArgument,
+                "--card-id",
+            ),
+            (&["show", "--appid"], InvalidValue, "--appid"),
+            (&["show", "wx1"], UnknownArgument, "wx1"),
+            (
+                &["add", "--kind", "mp", "--appid", "wx1", "--disabled", "yes"],
+                UnknownArgument,
+                "yes",
+            ),
+            (
+                &["add", "--kind", "tv", "--appid", "wx1"],
+                ValueValidation,
+                "must be mp, mini or work",
+            ),
+            (
+                &[
+                    "add",
+                    "--kind",
+                    "mp",
+                    "--appid",
+                    "wx1",
+                    "--token-api",
+                    "new",
+                ],
+                ValueValidation,
+                "must be classic or stable",
+            ),
+            (&["frob"], InvalidSubcommand, "frob"),
+            (&[], DisplayHelpOnMissingArgumentOrSubcommand, "Usage"),
+        ];
+        for (args, kind, named) in cases {
+            let e = parse(args).unwrap_err();
+            assert_eq!(e.kind(), kind, "{args:?}: {e}");
+            // On standard error, so main exits with status 1.
+            assert!(e.use_stderr(), "{args:?}");
+            assert!(e.to_string().contains(named), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn flags_parse_as_they_always_did() {
+        let all = [
+            "add",
+            "--kind",
+            "work",
+            "--appid",
+            "ww1",
+            "--agentid",
+            "1000002",
+            "--origin",
+            "https://a.example.com",
+            "--token-api",
+            "stable",
+            "--origin",
+            "https://b.example.com",
+            "--jssdk-url",
+            "https://a.example.com/p",
+            "--secret-name",
+            "ww1-agent",
+            "--disabled",
+        ];
+        let Command::Add(add) = parse(&all).unwrap().command else {
+            panic!("not add")
+        };
+        assert_eq!(add.kind, Kind::Work);
+        assert_eq!(
+            (add.app.appid.as_str(), add.app.agentid.as_deref()),
+            ("ww1", Some("1000002"))
+        );
+        assert_eq!(add.token_api, TokenApi::Stable);
+        assert_eq!(
+            add.origins,
+            ["https://a.example.com", "https://b.example.com"]
+        );
+        assert_eq!(add.jssdk_url.as_deref(), Some("https://a.example.com/p"));
+        assert_eq!(add.secret_name.as_deref(), Some("ww1-agent"));
+        assert!(add.disabled);
+
+        let Command::Add(add) = parse(&["add", "--kind", "mp", "--appid", "wx1"])
+            .unwrap()
+            .command
+        else {
+            panic!("not add")
+        };
+        assert_eq!(add.token_api, TokenApi::Classic);
+        assert!(add.origins.is_empty() && !add.disabled);
+        assert!(add.app.agentid.is_none() && add.jssdk_url.is_none() && add.secret_name.is_none());
+
+        // A flag given twice keeps its last value; a switch may be repeated.
+        let twice = ["show", "--appid", "wx1", "--agentid", "1", "--appid", "wx2"];
+        let Command::Show(app) = parse(&twice).unwrap().command else {
+            panic!("not show")
+        };
+        assert_eq!(
+            (app.appid.as_str(), app.agentid.as_deref()),
+            ("wx2", Some("1"))
+        );
+        let switch = [
+            "add",
+            "--kind",
+            "mp",
+            "--appid",
+            "wx1",
+            "--disabled",
+            "--disabled",
+        ];
+        assert!(parse(&switch).is_ok());
+        assert_eq!(
+            app.key().unwrap(),
+            "app#wx2#1",
+            "the key the table is read with"
+        );
+    }
 }
