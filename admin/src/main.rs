@@ -19,9 +19,9 @@ use std::io::BufRead;
 use aws_config::BehaviorVersion;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
-use wxinvoice::apps::{self, AppSettings, Kind};
-use wxinvoice::config::TokenApi;
-use wxinvoice::store::{DynamoStore, TokenState, TokenStore};
+use wxinvoice::adapters::store::{DynamoStore, TokenState, TokenStore};
+use wxinvoice::domain::apps::{self, AppSettings, Kind};
+use wxinvoice::domain::config::TokenApi;
 
 /// Manage the apps a wxinvoice deployment serves: their settings in its token table and their
 /// AppSecrets in Secrets Manager. Output is JSON, one line per app; no secret or token is printed.
@@ -85,9 +85,9 @@ struct AppKey {
 impl AppKey {
     /// The app's item key in the token table, once its ids are checked.
     fn key(&self) -> Result<String, String> {
-        apps::check_id("appid", &self.appid).map_err(|e| e.errmsg())?;
+        apps::check_id("appid", &self.appid).map_err(|e| e.to_string())?;
         if let Some(agent) = &self.agentid {
-            apps::check_id("agentid", agent).map_err(|e| e.errmsg())?;
+            apps::check_id("agentid", agent).map_err(|e| e.to_string())?;
         }
         Ok(apps::key(&self.appid, self.agentid.as_deref()))
     }
@@ -149,7 +149,7 @@ async fn run(command: &Command) -> Result<(), String> {
     let table = std::env::var("TOKEN_TABLE").map_err(|_| "TOKEN_TABLE is not set")?;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
     let prefix = std::env::var("APP_SECRET_PREFIX").unwrap_or_else(|_| "wxinvoice/apps/".into());
-    let err = |e: wxinvoice::store::StoreError| e.to_string();
+    let err = |e: wxinvoice::adapters::store::StoreError| e.to_string();
     match command {
         Command::Add(add) => {
             let settings = AppSettings {
@@ -269,12 +269,12 @@ async fn run(command: &Command) -> Result<(), String> {
                     "--card-id: a card_id (the audit's own partitions start with #)".into(),
                 );
             }
-            let audit = wxinvoice::audit::AuditLog::new(
+            let audit = wxinvoice::adapters::audit::AuditLog::new(
                 aws_sdk_dynamodb::Client::new(&sdk),
                 std::env::var("AUDIT_TABLE").map_err(|_| "AUDIT_TABLE is not set")?,
                 None,
             );
-            for item in audit.history(card_id).await? {
+            for item in audit.history(card_id).await.map_err(|e| e.to_string())? {
                 let record: serde_json::Map<String, Value> = item
                     .iter()
                     .map(|(k, v)| {
@@ -298,8 +298,8 @@ async fn run(command: &Command) -> Result<(), String> {
 /// One app as a JSON line: its settings and how long its token has left, never the token.
 fn print_app(key: &str, state: &TokenState, prefix: &str) {
     let Some(s) = &state.settings else { return };
-    let now = wxinvoice::token::now_ms();
-    let left = |c: &Option<wxinvoice::store::Credential>| {
+    let now = wxinvoice::domain::clock::now_ms();
+    let left = |c: &Option<wxinvoice::domain::state::Credential>| {
         c.as_ref()
             .map(|c| c.expires_at_ms.saturating_sub(now) / 1000)
     };

@@ -80,7 +80,7 @@ async fn an_app_added_by_the_admin_command_is_served() {
 
     let query = format!("appid={appid}&url=https%3A%2F%2Fb.example.com%2Fp");
     let req = event("apigw-v2-get-token.json", |v| set_query(v, &query));
-    let v = body_json(&wxinvoice::handlers::get_token(&h.app, req).await.unwrap());
+    let v = body_json(&wxinvoice::http::get_token(&h.app, req).await.unwrap());
     assert_eq!(v["appid"], appid, "{v}");
     assert!(v["signature"].is_string(), "{v}");
 
@@ -95,7 +95,7 @@ async fn an_app_added_by_the_admin_command_is_served() {
     assert!(ok && out[0]["enabled"] == false);
     let other = h.instance(&[]);
     let req = event("apigw-v2-get-token.json", |v| set_query(v, &query));
-    let resp = wxinvoice::handlers::get_token(&other, req).await.unwrap();
+    let resp = wxinvoice::http::get_token(&other, req).await.unwrap();
     assert_eq!(resp.status(), 403);
     let (ok, _, _) = admin(&h, &["remove", "--appid", appid], "");
     assert!(ok);
