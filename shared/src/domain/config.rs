@@ -5,6 +5,8 @@
 use std::fmt;
 use std::time::Duration;
 
+pub use crate::domain::env::ConfigError;
+use crate::domain::env::Env;
 use crate::domain::origin::origin_of;
 pub use crate::domain::timing::{Limits, Timing};
 
@@ -118,62 +120,6 @@ const DEFAULT_AUDIT_RETENTION_DAYS: u64 = 3650;
 
 /// Largest PDF archived (e-invoice PDFs are tens of kilobytes).
 const DEFAULT_ARCHIVE_MAX_BYTES: usize = 10 * 1024 * 1024;
-
-/// A setting that is missing or out of its bounds, named.
-#[derive(Debug, thiserror::Error)]
-#[error("configuration: {0}")]
-pub struct ConfigError(pub String);
-
-/// The environment as settings read it: empty values count as unset, each kind of value parsed
-/// with a message naming the variable.
-struct Env<F>(F);
-
-impl<F: Fn(&str) -> Option<String>> Env<F> {
-    fn get(&self, k: &str) -> Option<String> {
-        (self.0)(k).filter(|v| !v.trim().is_empty())
-    }
-
-    fn required(&self, k: &str) -> Result<String, ConfigError> {
-        self.get(k)
-            .ok_or_else(|| ConfigError(format!("{k} is not set")))
-    }
-
-    fn number<T: std::str::FromStr>(&self, k: &str, what: &str) -> Result<Option<T>, ConfigError> {
-        self.get(k)
-            .map(|v| {
-                v.parse::<T>()
-                    .map_err(|_| ConfigError(format!("{k} must be {what}")))
-            })
-            .transpose()
-    }
-
-    fn ms(&self, k: &str, default: Duration) -> Result<Duration, ConfigError> {
-        let v = self.number(k, "a whole number of milliseconds")?;
-        Ok(v.map_or(default, Duration::from_millis))
-    }
-
-    fn secs(&self, k: &str, default: Duration) -> Result<Duration, ConfigError> {
-        let v = self.number(k, "a whole number of seconds")?;
-        Ok(v.map_or(default, Duration::from_secs))
-    }
-
-    fn count(&self, k: &str, default: usize) -> Result<usize, ConfigError> {
-        match self.number::<usize>(k, "a positive whole number") {
-            Ok(None) => Ok(default),
-            Ok(Some(n)) if n > 0 => Ok(n),
-            _ => Err(ConfigError(format!("{k} must be a positive whole number"))),
-        }
-    }
-
-    fn flag(&self, k: &str, default: bool) -> Result<bool, ConfigError> {
-        match self.get(k).as_deref() {
-            None => Ok(default),
-            Some("true") => Ok(true),
-            Some("false") => Ok(false),
-            Some(_) => Err(ConfigError(format!("{k} must be true or false"))),
-        }
-    }
-}
 
 impl Config {
     /// Reads the process environment.

@@ -7,6 +7,7 @@ pub mod apps;
 pub mod clock;
 pub mod config;
 pub mod deadline;
+pub mod env;
 pub mod errcode;
 pub mod input;
 pub mod invoice;

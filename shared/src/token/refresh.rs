@@ -189,8 +189,7 @@ impl TokenService {
         }
     }
 
-    /// Fetches what is due from WeChat, marking the store first when the fetch ends the stored
-    /// token.
+    /// Fetches what is due from WeChat: the access_token (`fetch_token`), then the tickets.
     async fn fetch(
         &self,
         want: &Want,
@@ -205,57 +204,22 @@ impl TokenService {
             refreshed_at_ms: now,
             ..Update::default()
         };
-        let mut rotated = false;
-        let token = if due.token {
-            let force = want.forced();
-            // Mark before asking WeChat for a token that ends the stored one (see `lifecycle`).
-            let mut marked = false;
-            if self.wechat.fetch_ends_stored(force)
-                && locked.access_token.is_some()
-                && locked.fetch_started_ms.is_none()
+        let (token, rotated) = if due.token {
+            match self
+                .fetch_token(want.forced(), owner, locked, now, [fetching, deadline])
+                .await
             {
-                let mark = self.store.mark_fetch(&self.app, owner, now);
-                match bounded(deadline, "marking the token fetch", mark).await {
-                    Ok(true) => marked = true,
-                    Ok(false) => {
-                        let err = Unavailable::LeaseLost.into();
-                        return Fetched::Nothing(LockEnd::Lost, locked.clone(), err);
-                    }
-                    Err(e) => {
-                        let end = LockEnd::Release { clear_mark: false };
-                        return Fetched::Nothing(end, locked.clone(), e);
-                    }
-                }
-            }
-            match self.wechat.fetch_access_token(force, fetching).await {
-                Ok(issued) => {
-                    rotated = lifecycle::rotates_tickets(locked, &issued.value);
-                    update.previous_access_token = lifecycle::previous_after_rotation(
-                        locked,
-                        &issued.value,
-                        now,
-                        &self.timing,
-                    );
+                Ok((issued, previous)) => {
+                    let rotated = lifecycle::rotates_tickets(locked, &issued.value);
+                    update.previous_access_token = previous;
                     update.access_token = Some(credential(&issued, now));
-                    issued.value
+                    (issued.value, rotated)
                 }
-                Err(e) => {
-                    // A mark stays unless WeChat surely issued nothing.
-                    let nothing_issued = e.nothing_done();
-                    let mut stored = locked.clone();
-                    if marked && !nothing_issued {
-                        stored.fetch_started_ms = Some(now);
-                    }
-                    self.remember(&stored);
-                    let end = LockEnd::Release {
-                        clear_mark: marked && nothing_issued,
-                    };
-                    return Fetched::Nothing(end, stored, e.into());
-                }
+                Err(nothing) => return nothing,
             }
         } else {
             match &locked.access_token {
-                Some(c) => c.value.clone(),
+                Some(c) => (c.value.clone(), false),
                 None => {
                     let end = LockEnd::Release { clear_mark: false };
                     let err = Unavailable::NoAccessToken.into();
@@ -293,6 +257,57 @@ impl TokenService {
             return Fetched::Nothing(end, locked.clone(), err);
         }
         Fetched::Some(update, fault)
+    }
+
+    /// A new access_token, and the previous one to keep; the store marked first when the fetch
+    /// ends the stored token (see `lifecycle`). `Err`: nothing was issued that can be published.
+    /// `[fetching, deadline]`: the fetch's bound, and the request's (for the mark).
+    async fn fetch_token(
+        &self,
+        force: bool,
+        owner: &str,
+        locked: &TokenState,
+        now: u64,
+        [fetching, deadline]: [&Deadline; 2],
+    ) -> Result<(Issued, Option<Credential>), Fetched> {
+        let mut marked = false;
+        if self.wechat.fetch_ends_stored(force)
+            && locked.access_token.is_some()
+            && locked.fetch_started_ms.is_none()
+        {
+            let mark = self.store.mark_fetch(&self.app, owner, now);
+            match bounded(deadline, "marking the token fetch", mark).await {
+                Ok(true) => marked = true,
+                Ok(false) => {
+                    let err = Unavailable::LeaseLost.into();
+                    return Err(Fetched::Nothing(LockEnd::Lost, locked.clone(), err));
+                }
+                Err(e) => {
+                    let end = LockEnd::Release { clear_mark: false };
+                    return Err(Fetched::Nothing(end, locked.clone(), e));
+                }
+            }
+        }
+        match self.wechat.fetch_access_token(force, fetching).await {
+            Ok(issued) => {
+                let previous =
+                    lifecycle::previous_after_rotation(locked, &issued.value, now, &self.timing);
+                Ok((issued, previous))
+            }
+            Err(e) => {
+                // A mark stays unless WeChat surely issued nothing.
+                let nothing_issued = e.nothing_done();
+                let mut stored = locked.clone();
+                if marked && !nothing_issued {
+                    stored.fetch_started_ms = Some(now);
+                }
+                self.remember(&stored);
+                let end = LockEnd::Release {
+                    clear_mark: marked && nothing_issued,
+                };
+                Err(Fetched::Nothing(end, stored, e.into()))
+            }
+        }
     }
 
     /// Another holder took the lease over and published: its state, when alive.

@@ -17,6 +17,63 @@ pub async fn run(store: &dyn TokenStore, app: &str) {
     let empty = store.load(app).await.unwrap();
     assert_eq!(empty, Default::default(), "a missing item reads as empty");
 
+    let update = lock_and_publish(store, app, now).await;
+    takeover(store, app, now, &update).await;
+    tickets_and_previous(store, app, now, &update).await;
+    registry(store, now).await;
+}
+
+/// The app registry: settings live in the app's item, survive its refreshes, are listed, and go
+/// with it.
+async fn registry(store: &dyn TokenStore, now: u64) {
+    use crate::domain::apps::{AppSettings, Kind};
+    let mut app = AppSettings {
+        kind: Kind::Work,
+        appid: "wwcontract".into(),
+        agentid: Some("1000002".into()),
+        token_api: crate::domain::config::TokenApi::Classic,
+        secret_name: "wwcontract-1000002".into(),
+        origins: vec![
+            "https://a.example.com".into(),
+            "https://b.example.com".into(),
+        ],
+        jssdk_url: Some("https://a.example.com/invoices".into()),
+        enabled: true,
+    };
+    let key = app.key();
+    store.put_app(&app).await.unwrap();
+    assert_eq!(
+        store.load(&key).await.unwrap().settings.as_deref(),
+        Some(&app)
+    );
+    // A refresh of the app keeps its settings; changing settings keeps its token.
+    assert!(matches!(
+        store.try_lock(&key, "A", now, 10_000).await.unwrap(),
+        Lock::Acquired(_)
+    ));
+    let update = Update {
+        access_token: cred("app-tok", now + 7_200_000),
+        refreshed_at_ms: now,
+        ..Update::default()
+    };
+    let s = store.commit(&key, "A", &update).await.unwrap().unwrap();
+    assert_eq!(s.settings.as_deref(), Some(&app));
+    app.enabled = false;
+    app.jssdk_url = None;
+    store.put_app(&app).await.unwrap();
+    let s = store.load(&key).await.unwrap();
+    assert_eq!(s.settings.as_deref(), Some(&app));
+    assert_eq!(s.access_token, update.access_token);
+    let listed = store.apps().await.unwrap();
+    assert_eq!(listed.len(), 1, "only registered apps are listed");
+    assert_eq!(listed[0].0, key);
+    store.remove_app(&key).await.unwrap();
+    assert_eq!(store.load(&key).await.unwrap(), Default::default());
+    assert!(store.apps().await.unwrap().is_empty());
+}
+
+/// The lock, the fetch mark and publishing; the publish that landed.
+async fn lock_and_publish(store: &dyn TokenStore, app: &str, now: u64) -> Update {
     // The lock: taken when free, held against others, ours again after a lost answer.
     let Lock::Acquired(s) = store.try_lock(app, "A", now, 10_000).await.unwrap() else {
         panic!("a free lock is acquired");
@@ -75,7 +132,11 @@ pub async fn run(store: &dyn TokenStore, app: &str) {
         "recognised, not applied twice"
     );
     assert_eq!(store.load(app).await.unwrap().version, 1);
+    update
+}
 
+/// Taking over a lease that ran out, and a failed fetch's release.
+async fn takeover(store: &dyn TokenStore, app: &str, now: u64, update: &Update) {
     // A lease that ran out can be taken over; the old holder is fenced off.
     assert!(matches!(
         store.try_lock(app, "C", now + 10, 100).await.unwrap(),
@@ -106,6 +167,10 @@ pub async fn run(store: &dyn TokenStore, app: &str) {
     store.release(app, "D", false).await.unwrap();
     let s = store.load(app).await.unwrap();
     assert_eq!((s.lock_owner, s.fetch_started_ms), (None, Some(now + 203)));
+}
+
+/// Ticket-only publishes and the previous token.
+async fn tickets_and_previous(store: &dyn TokenStore, app: &str, now: u64, update: &Update) {
     // A ticket-only publish keeps the mark, the token's fetch time and the previous token.
     assert!(matches!(
         store.try_lock(app, "E", now + 300, 10_000).await.unwrap(),
@@ -145,55 +210,4 @@ pub async fn run(store: &dyn TokenStore, app: &str) {
     let s = store.load(app).await.unwrap();
     assert_eq!((s.lock_owner, s.fetch_started_ms), (None, None));
     assert_eq!(s.previous_access_token, rotation.previous_access_token);
-
-    registry(store, now).await;
-}
-
-/// The app registry: settings live in the app's item, survive its refreshes, are listed, and go
-/// with it.
-async fn registry(store: &dyn TokenStore, now: u64) {
-    use crate::domain::apps::{AppSettings, Kind};
-    let mut app = AppSettings {
-        kind: Kind::Work,
-        appid: "wwcontract".into(),
-        agentid: Some("1000002".into()),
-        token_api: crate::domain::config::TokenApi::Classic,
-        secret_name: "wwcontract-1000002".into(),
-        origins: vec![
-            "https://a.example.com".into(),
-            "https://b.example.com".into(),
-        ],
-        jssdk_url: Some("https://a.example.com/invoices".into()),
-        enabled: true,
-    };
-    let key = app.key();
-    store.put_app(&app).await.unwrap();
-    assert_eq!(
-        store.load(&key).await.unwrap().settings.as_deref(),
-        Some(&app)
-    );
-    // A refresh of the app keeps its settings; changing settings keeps its token.
-    assert!(matches!(
-        store.try_lock(&key, "A", now, 10_000).await.unwrap(),
-        Lock::Acquired(_)
-    ));
-    let update = Update {
-        access_token: cred("app-tok", now + 7_200_000),
-        refreshed_at_ms: now,
-        ..Update::default()
-    };
-    let s = store.commit(&key, "A", &update).await.unwrap().unwrap();
-    assert_eq!(s.settings.as_deref(), Some(&app));
-    app.enabled = false;
-    app.jssdk_url = None;
-    store.put_app(&app).await.unwrap();
-    let s = store.load(&key).await.unwrap();
-    assert_eq!(s.settings.as_deref(), Some(&app));
-    assert_eq!(s.access_token, update.access_token);
-    let listed = store.apps().await.unwrap();
-    assert_eq!(listed.len(), 1, "only registered apps are listed");
-    assert_eq!(listed[0].0, key);
-    store.remove_app(&key).await.unwrap();
-    assert_eq!(store.load(&key).await.unwrap(), Default::default());
-    assert!(store.apps().await.unwrap().is_empty());
 }
