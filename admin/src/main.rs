@@ -16,10 +16,10 @@
 
 use std::io::BufRead;
 
-use aws_config::BehaviorVersion;
+use aws_config::{BehaviorVersion, SdkConfig};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
-use wxinvoice::adapters::store::{DynamoStore, TokenState, TokenStore};
+use wxinvoice::adapters::store::{DynamoStore, StoreError, TokenState, TokenStore};
 use wxinvoice::domain::apps::{self, AppSettings, Kind};
 use wxinvoice::domain::config::TokenApi;
 
@@ -149,148 +149,175 @@ async fn run(command: &Command) -> Result<(), String> {
     let table = std::env::var("TOKEN_TABLE").map_err(|_| "TOKEN_TABLE is not set")?;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
     let prefix = std::env::var("APP_SECRET_PREFIX").unwrap_or_else(|_| "wxinvoice/apps/".into());
-    let err = |e: wxinvoice::adapters::store::StoreError| e.to_string();
     match command {
-        Command::Add(add) => {
-            let settings = AppSettings {
-                kind: add.kind,
-                appid: add.app.appid.clone(),
-                agentid: add.app.agentid.clone(),
-                token_api: add.token_api,
-                secret_name: add.secret_name.clone().unwrap_or_else(|| {
-                    add.app
-                        .key()
-                        .unwrap_or_default()
-                        .trim_start_matches("app#")
-                        .replace('#', "-")
-                }),
-                origins: add.origins.clone(),
-                jssdk_url: add.jssdk_url.clone(),
-                enabled: !add.disabled,
-            };
-            settings.check()?;
-            // Another token API is another token: the old one is not carried over.
-            let before = store.load(&settings.key()).await.map_err(err)?;
-            if before
-                .settings
-                .is_some_and(|b| b.token_api != settings.token_api)
-            {
-                store.remove_app(&settings.key()).await.map_err(err)?;
-            }
-            store.put_app(&settings).await.map_err(err)?;
-            print_app(
-                &settings.key(),
-                &store.load(&settings.key()).await.map_err(err)?,
-                &prefix,
-            );
-        }
-        Command::PutSecret(app) => {
-            let key = app.key()?;
-            let state = store.load(&key).await.map_err(err)?;
-            let settings = state
-                .settings
-                .ok_or(format!("no app {key}: add it first"))?;
-            let mut secret = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut secret)
-                .map_err(|e| format!("reading the secret: {e}"))?;
-            let secret = secret.trim();
-            if secret.is_empty() {
-                return Err("no secret on standard input".into());
-            }
-            let name = format!("{prefix}{}", settings.secret_name);
-            let sm = aws_sdk_secretsmanager::Client::new(&sdk);
-            let created = sm
-                .create_secret()
-                .name(&name)
-                .secret_string(secret)
-                .send()
-                .await;
-            if let Err(e) = created {
-                let exists = e
-                    .as_service_error()
-                    .is_some_and(|s| s.is_resource_exists_exception());
-                if !exists {
-                    return Err(format!(
-                        "Secrets Manager: {}",
-                        aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-                    ));
-                }
-                sm.put_secret_value()
-                    .secret_id(&name)
-                    .secret_string(secret)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        format!(
-                            "Secrets Manager: {}",
-                            aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-                        )
-                    })?;
-            }
-            println!(
-                "{}",
-                json!({"app": key, "secret_name": name, "stored": true})
-            );
-        }
+        Command::Add(args) => add(&store, args, &prefix).await,
+        Command::PutSecret(app) => put_secret(&store, &sdk, app, &prefix).await,
         Command::List => {
             for (key, state) in store.apps().await.map_err(err)? {
                 print_app(&key, &state, &prefix);
             }
+            Ok(())
         }
         Command::Show(app)
         | Command::Enable(app)
         | Command::Disable(app)
-        | Command::Remove(app) => {
-            let key = app.key()?;
-            let state = store.load(&key).await.map_err(err)?;
-            let Some(mut settings) = state.settings.clone() else {
-                return Err(format!("no app {key}"));
-            };
-            match command {
-                Command::Remove(_) => {
-                    store.remove_app(&key).await.map_err(err)?;
-                    println!("{}", json!({"app": key, "removed": true}));
-                    return Ok(());
-                }
-                Command::Enable(_) | Command::Disable(_) => {
-                    settings.enabled = matches!(command, Command::Enable(_));
-                    store.put_app(&settings).await.map_err(err)?;
-                }
-                _ => {}
-            }
-            print_app(&key, &store.load(&key).await.map_err(err)?, &prefix);
+        | Command::Remove(app) => change(&store, command, app, &prefix).await,
+        Command::History { card_id } => history(&sdk, card_id).await,
+    }
+}
+
+fn err(e: StoreError) -> String {
+    e.to_string()
+}
+
+/// Registers an app, or replaces its settings.
+async fn add(store: &DynamoStore, add: &AddArgs, prefix: &str) -> Result<(), String> {
+    let settings = AppSettings {
+        kind: add.kind,
+        appid: add.app.appid.clone(),
+        agentid: add.app.agentid.clone(),
+        token_api: add.token_api,
+        secret_name: add.secret_name.clone().unwrap_or_else(|| {
+            add.app
+                .key()
+                .unwrap_or_default()
+                .trim_start_matches("app#")
+                .replace('#', "-")
+        }),
+        origins: add.origins.clone(),
+        jssdk_url: add.jssdk_url.clone(),
+        enabled: !add.disabled,
+    };
+    settings.check()?;
+    // Another token API is another token: the old one is not carried over.
+    let before = store.load(&settings.key()).await.map_err(err)?;
+    if before
+        .settings
+        .is_some_and(|b| b.token_api != settings.token_api)
+    {
+        store.remove_app(&settings.key()).await.map_err(err)?;
+    }
+    store.put_app(&settings).await.map_err(err)?;
+    print_app(
+        &settings.key(),
+        &store.load(&settings.key()).await.map_err(err)?,
+        prefix,
+    );
+    Ok(())
+}
+
+/// Stores an app's AppSecret, read from standard input.
+async fn put_secret(
+    store: &DynamoStore,
+    sdk: &SdkConfig,
+    app: &AppKey,
+    prefix: &str,
+) -> Result<(), String> {
+    let key = app.key()?;
+    let state = store.load(&key).await.map_err(err)?;
+    let settings = state
+        .settings
+        .ok_or(format!("no app {key}: add it first"))?;
+    let mut secret = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut secret)
+        .map_err(|e| format!("reading the secret: {e}"))?;
+    let secret = secret.trim();
+    if secret.is_empty() {
+        return Err("no secret on standard input".into());
+    }
+    let name = format!("{prefix}{}", settings.secret_name);
+    let sm = aws_sdk_secretsmanager::Client::new(sdk);
+    let created = sm
+        .create_secret()
+        .name(&name)
+        .secret_string(secret)
+        .send()
+        .await;
+    if let Err(e) = created {
+        let exists = e
+            .as_service_error()
+            .is_some_and(|s| s.is_resource_exists_exception());
+        if !exists {
+            return Err(format!(
+                "Secrets Manager: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+            ));
         }
-        Command::History { card_id } => {
-            // The `#archive-pending` partition holds encrypt_codes: not an invoice's history.
-            if card_id.starts_with('#') {
-                return Err(
-                    "--card-id: a card_id (the audit's own partitions start with #)".into(),
-                );
-            }
-            let audit = wxinvoice::adapters::audit::AuditLog::new(
-                aws_sdk_dynamodb::Client::new(&sdk),
-                std::env::var("AUDIT_TABLE").map_err(|_| "AUDIT_TABLE is not set")?,
-                None,
-            );
-            for item in audit.history(card_id).await.map_err(|e| e.to_string())? {
-                let record: serde_json::Map<String, Value> = item
-                    .iter()
-                    .map(|(k, v)| {
-                        let v = match v {
-                            aws_sdk_dynamodb::types::AttributeValue::S(s) => json!(s),
-                            aws_sdk_dynamodb::types::AttributeValue::N(n) => {
-                                json!(n.parse::<f64>().unwrap_or(0.0))
-                            }
-                            other => json!(format!("{other:?}")),
-                        };
-                        (k.clone(), v)
-                    })
-                    .collect();
-                println!("{}", Value::Object(record));
-            }
+        sm.put_secret_value()
+            .secret_id(&name)
+            .secret_string(secret)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "Secrets Manager: {}",
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                )
+            })?;
+    }
+    println!(
+        "{}",
+        json!({"app": key, "secret_name": name, "stored": true})
+    );
+    Ok(())
+}
+
+/// Shows, enables, disables or removes an app.
+async fn change(
+    store: &DynamoStore,
+    command: &Command,
+    app: &AppKey,
+    prefix: &str,
+) -> Result<(), String> {
+    let key = app.key()?;
+    let state = store.load(&key).await.map_err(err)?;
+    let Some(mut settings) = state.settings.clone() else {
+        return Err(format!("no app {key}"));
+    };
+    match command {
+        Command::Remove(_) => {
+            store.remove_app(&key).await.map_err(err)?;
+            println!("{}", json!({"app": key, "removed": true}));
+            return Ok(());
         }
+        Command::Enable(_) | Command::Disable(_) => {
+            settings.enabled = matches!(command, Command::Enable(_));
+            store.put_app(&settings).await.map_err(err)?;
+        }
+        _ => {}
+    }
+    print_app(&key, &store.load(&key).await.map_err(err)?, prefix);
+    Ok(())
+}
+
+/// Prints an invoice's audit trail.
+async fn history(sdk: &SdkConfig, card_id: &str) -> Result<(), String> {
+    // The `#archive-pending` partition holds encrypt_codes: not an invoice's history.
+    if card_id.starts_with('#') {
+        return Err("--card-id: a card_id (the audit's own partitions start with #)".into());
+    }
+    let audit = wxinvoice::adapters::audit::AuditLog::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        std::env::var("AUDIT_TABLE").map_err(|_| "AUDIT_TABLE is not set")?,
+        None,
+    );
+    for item in audit.history(card_id).await.map_err(|e| e.to_string())? {
+        let record: serde_json::Map<String, Value> = item
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    aws_sdk_dynamodb::types::AttributeValue::S(s) => json!(s),
+                    aws_sdk_dynamodb::types::AttributeValue::N(n) => {
+                        json!(n.parse::<f64>().unwrap_or(0.0))
+                    }
+                    other => json!(format!("{other:?}")),
+                };
+                (k.clone(), v)
+            })
+            .collect();
+        println!("{}", Value::Object(record));
     }
     Ok(())
 }
