@@ -41,6 +41,6 @@ async fn batch(
 pub fn requester<'r>(ctx: &Ctx<'r>) -> Requester<'r> {
     Requester {
         caller: ctx.caller(),
-        request_id: ctx.request_id.unwrap_or_default(),
+        request_id: ctx.request_id,
     }
 }

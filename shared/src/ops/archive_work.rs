@@ -31,7 +31,7 @@ pub async fn keep_pdfs(
     {
         Ok(answer) => answer,
         Err(e) => {
-            let why = format!("reading the invoices: {e}");
+            let why = format!("reading the invoices: {}", e.message());
             return vec![ArchiveNote::Failed(why); refs.len()];
         }
     };

@@ -1,6 +1,7 @@
 //! Why an operation failed.
 
 use crate::adapters::wechat::WeChatError;
+use crate::domain::errcode::WeChatErrorBody;
 use crate::token::TokenError;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -21,6 +22,31 @@ pub enum OpError {
 }
 
 impl OpError {
+    /// What went wrong, in the words of the answer the caller would get (never a table or
+    /// secret name): for texts the gateway writes into other answers and records.
+    pub fn message(&self) -> String {
+        let wechat = |e: &WeChatError| match e {
+            WeChatError::Api(b) => b.errmsg().to_string(),
+            WeChatError::Timeout(m) => format!("WeChat timed out: {m}"),
+            WeChatError::NoTime => format!("WeChat timed out: {e}"),
+            WeChatError::Unreachable(m) | WeChatError::NotSent(m) => {
+                format!("WeChat unreachable: {m}")
+            }
+            WeChatError::NoSecret(_) => "service unavailable: AppSecret unavailable".into(),
+        };
+        match self {
+            OpError::WeChat(w) | OpError::Token(TokenError::WeChat(w)) => wechat(w),
+            OpError::Token(TokenError::Store(_)) => {
+                "service unavailable: token store unavailable".into()
+            }
+            OpError::Token(TokenError::InvalidCredential) => {
+                WeChatErrorBody::invalid_credential().errmsg().to_string()
+            }
+            OpError::Token(other) => format!("service unavailable: {other}"),
+            other => other.to_string(),
+        }
+    }
+
     /// A WeChat answer that is not a JSON object.
     pub fn not_json() -> Self {
         OpError::WeChat(WeChatError::Unreachable(

@@ -41,7 +41,7 @@ pub struct Change<'a, B: Serialize> {
 /// Who asked, for the audit trail: `jwt:<sub>` or `ip:<address>`, and the request's id.
 pub struct Requester<'a> {
     pub caller: String,
-    pub request_id: &'a str,
+    pub request_id: Option<&'a str>,
 }
 
 /// Sends the change, settles its outcome, archives a CLOSURE's PDFs and records the attempt.
@@ -118,7 +118,7 @@ fn entries<B: Serialize>(
             requested: change.target.as_str().to_string(),
             errcode,
             outcome: outcome.clone(),
-            request_id: who.request_id.to_string(),
+            request_id: who.request_id.unwrap_or_default().to_string(),
             archive: archived.as_ref().and_then(|a| a.get(i).cloned()),
         })
         .collect()
@@ -128,7 +128,8 @@ fn entries<B: Serialize>(
 /// own, the gateway's -2 for an unknown outcome, -1 for any other fault.
 fn errcode_of(e: &OpError) -> i64 {
     match e {
-        OpError::WeChat(WeChatError::Api(b)) => b.errcode,
+        OpError::WeChat(WeChatError::Api(b))
+        | OpError::Token(crate::token::TokenError::WeChat(WeChatError::Api(b))) => b.errcode,
         OpError::Token(crate::token::TokenError::InvalidCredential) => {
             crate::domain::errcode::INVALID_CREDENTIAL
         }
@@ -232,7 +233,7 @@ fn answer(
         }
         (Err(e), OpError::OutcomeUnknown { timed_out, cause }) => Err(OpError::OutcomeUnknown {
             timed_out,
-            cause: format!("{cause}; the read back failed: {}", read_error(e)),
+            cause: format!("{cause}; the read back failed: {}", e.message()),
         }),
         (Ok(Settled::Unknown), OpError::OutcomeUnknown { timed_out, cause }) => {
             Err(OpError::OutcomeUnknown {
@@ -241,30 +242,5 @@ fn answer(
             })
         }
         (_, other) => Err(other),
-    }
-}
-
-/// A failed read back, as the answer names it (never a table or secret name).
-fn read_error(e: &OpError) -> String {
-    use crate::token::TokenError;
-    let wechat = |e: &WeChatError| match e {
-        WeChatError::Api(b) => b.errmsg().to_string(),
-        WeChatError::Timeout(m) => format!("WeChat timed out: {m}"),
-        WeChatError::NoTime => format!("WeChat timed out: {e}"),
-        WeChatError::Unreachable(m) | WeChatError::NotSent(m) => format!("WeChat unreachable: {m}"),
-        WeChatError::NoSecret(_) => "service unavailable: AppSecret unavailable".into(),
-    };
-    match e {
-        OpError::WeChat(w) | OpError::Token(TokenError::WeChat(w)) => wechat(w),
-        OpError::Token(TokenError::Store(_)) => {
-            "service unavailable: token store unavailable".into()
-        }
-        OpError::Token(TokenError::InvalidCredential) => {
-            crate::domain::errcode::WeChatErrorBody::invalid_credential()
-                .errmsg()
-                .to_string()
-        }
-        OpError::Token(other) => format!("service unavailable: {other}"),
-        other => other.to_string(),
     }
 }
