@@ -5,6 +5,8 @@
 //! (see [`Options`]).
 
 mod api;
+#[cfg(feature = "client")]
+mod client;
 mod control;
 mod state;
 
@@ -20,6 +22,8 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+#[cfg(feature = "client")]
+pub use client::{CardSign, Client, Clock, JsapiSignature, Latest, Stats, Tokens};
 pub use state::{Fault, Invoice, Options, SimApp};
 
 /// The simulator's default seed: the spec's example invoice and friends.
