@@ -44,11 +44,9 @@ async fn an_app_added_by_the_admin_command_is_served() {
     let h = Harness::new().await;
     let appid = "wxadmin0000000001";
     let secret = "admin-registered-secret";
-    h.sim_post(
-        "/__sim/options",
-        json!({"apps": [{"kind": "mp", "appid": appid, "secret": secret}]}),
-    )
-    .await;
+    h.sim
+        .set_options(json!({"apps": [{"kind": "mp", "appid": appid, "secret": secret}]}))
+        .await;
     let (ok, out, err) = admin(
         &h,
         &[
@@ -78,8 +76,7 @@ async fn an_app_added_by_the_admin_command_is_served() {
     );
 
     let query = format!("appid={appid}&url=https%3A%2F%2Fb.example.com%2Fp");
-    let req = event("apigw-v2-get-token.json", |v| set_query(v, &query));
-    let v = body_json(&wxinvoice::handlers::get_token(&h.app, req).await.unwrap());
+    let (_, v) = h.get_token(&query).await;
     assert_eq!(v["appid"], appid, "{v}");
     assert!(v["signature"].is_string(), "{v}");
 
@@ -93,9 +90,8 @@ async fn an_app_added_by_the_admin_command_is_served() {
     let (ok, out, _) = admin(&h, &["disable", "--appid", appid], "");
     assert!(ok && out[0]["enabled"] == false);
     let other = h.instance(&[]);
-    let req = event("apigw-v2-get-token.json", |v| set_query(v, &query));
-    let resp = wxinvoice::handlers::get_token(&other, req).await.unwrap();
-    assert_eq!(resp.status(), 403);
+    let (status, _) = h.get_token_on(&other, &query).await;
+    assert_eq!(status, 403);
     let (ok, _, _) = admin(&h, &["remove", "--appid", appid], "");
     assert!(ok);
     assert!(admin(&h, &["list"], "").1.is_empty());
