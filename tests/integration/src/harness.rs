@@ -15,7 +15,7 @@ use crate::{token_path, Platform, TestConfig};
 
 pub struct Harness {
     /// The simulator serving this harness (its in-process state: [`Harness::calls`]).
-    pub server: Running,
+    server: Running,
     /// A client of the simulator.
     pub sim: wechat_sim::Client,
     pub sdk: SdkConfig,

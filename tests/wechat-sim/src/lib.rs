@@ -2,7 +2,8 @@
 //! e-invoice reimbursement backend uses (access tokens, JS-SDK tickets, the reimburser invoice
 //! calls), with control endpoints under `/__sim/` for call counts, fault injection, seeding
 //! invoices, a clock offset and reset. Behaviours that WeChat does not document are options
-//! (see [`Options`]).
+//! (see [`Options`]). With the feature `client`, `Client` is a typed HTTP client of a running
+//! simulator, for tests.
 
 mod api;
 #[cfg(feature = "client")]
