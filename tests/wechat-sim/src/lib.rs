@@ -2,9 +2,12 @@
 //! e-invoice reimbursement backend uses (access tokens, JS-SDK tickets, the reimburser invoice
 //! calls), with control endpoints under `/__sim/` for call counts, fault injection, seeding
 //! invoices, a clock offset and reset. Behaviours that WeChat does not document are options
-//! (see [`Options`]).
+//! (see [`Options`]). With the feature `client`, `Client` is a typed HTTP client of a running
+//! simulator, for tests.
 
 mod api;
+#[cfg(feature = "client")]
+mod client;
 mod control;
 mod state;
 
@@ -20,6 +23,8 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+#[cfg(feature = "client")]
+pub use client::{CardSign, Client, Clock, JsapiSignature, Latest, Stats, Tokens};
 pub use state::{Fault, Invoice, Options, SimApp};
 
 /// The simulator's default seed: the spec's example invoice and friends.

@@ -1,50 +1,33 @@
 //! The simulator over real HTTP: token rules, the invoice status machine, faults and controls.
 
 use serde_json::{json, Value};
-use wechat_sim::{Running, Sim};
+use wechat_sim::{CardSign, Client, JsapiSignature, Running, Sim};
 
 const SEED_CARD: &str = "pIKi3wcA2zJYhWaAUWmf3aMNd_r0";
 const SEED_CODE: &str = "O/mPnGTpBu22a1szmK2ogzhFPBh9eYzv2p70L8yzyykBoTdEGnOi8TSuvAUzX8XrOHONZv9BQ5sPsgyjLQjJMCy433SEqFIQys8K/CgLWKRMh42topKL2kjiQeB0IIwo";
 const OPENID: &str = "or6qc1XNFyAhiatjzyd7aboPkLz8";
+const APPID: &str = "wxa185587d4fc35145";
+const SECRET: &str = "sim-appsecret";
 
 struct T {
     sim: Running,
-    http: reqwest::Client,
+    wx: Client,
 }
 
 impl T {
     async fn new() -> T {
-        T {
-            sim: Sim::start_default().await,
-            http: reqwest::Client::new(),
-        }
-    }
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.sim.base_url())
+        let sim = Sim::start_default().await;
+        let wx = sim.client();
+        T { sim, wx }
     }
     async fn get(&self, path: &str) -> Value {
-        self.http
-            .get(self.url(path))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.wx.get(path).await
     }
     async fn post(&self, path: &str, body: Value) -> Value {
-        self.http
-            .post(self.url(path))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.wx.post(path, &body).await
     }
     async fn token(&self) -> String {
-        let v = self.get("/cgi-bin/token?grant_type=client_credential&appid=wxa185587d4fc35145&secret=sim-appsecret").await;
+        let v = self.wx.token(APPID, SECRET).await;
         assert!(v.get("errcode").is_none(), "success has no errcode: {v}");
         assert_eq!(v["expires_in"], 7200);
         v["access_token"].as_str().unwrap().to_string()
@@ -80,10 +63,6 @@ impl T {
             .unwrap_or_else(|| panic!("{v}"))
             .to_string()
     }
-    async fn advance(&self, secs: i64) {
-        self.post("/__sim/clock", json!({ "advance_secs": secs }))
-            .await;
-    }
 }
 
 fn errcode(v: &Value) -> i64 {
@@ -101,15 +80,15 @@ async fn token_rotation_grace_expiry_and_errors() {
     let ticket = "/cgi-bin/ticket/getticket?type=jsapi&access_token=";
     // Both work during the grace period.
     assert_eq!(errcode(&t.get(&format!("{ticket}{first}")).await), 0);
-    t.advance(299).await;
+    t.wx.advance_clock(299).await;
     assert_eq!(errcode(&t.get(&format!("{ticket}{first}")).await), 0);
-    t.advance(1).await;
+    t.wx.advance_clock(1).await;
     let v = t.get(&format!("{ticket}{first}")).await;
     assert_eq!(errcode(&v), 40001);
     assert!(v["errmsg"].as_str().unwrap().contains(" rid: "), "{v}");
     assert_eq!(errcode(&t.get(&format!("{ticket}{second}")).await), 0);
     // Expiry.
-    t.advance(7200).await;
+    t.wx.advance_clock(7200).await;
     assert_eq!(errcode(&t.get(&format!("{ticket}{second}")).await), 42001);
     // Missing, unknown.
     assert_eq!(
@@ -139,28 +118,26 @@ async fn token_rotation_grace_expiry_and_errors() {
 #[tokio::test]
 async fn daily_quota_gives_45009() {
     let t = T::new().await;
-    t.post("/__sim/options", json!({"daily_token_quota": 3}))
-        .await;
+    t.wx.set_options(json!({"daily_token_quota": 3})).await;
     for _ in 0..3 {
         t.token().await;
     }
-    let v = t.get("/cgi-bin/token?grant_type=client_credential&appid=wxa185587d4fc35145&secret=sim-appsecret").await;
+    let v = t.wx.token(APPID, SECRET).await;
     assert_eq!(errcode(&v), 45009);
-    t.advance(86_400).await;
+    t.wx.advance_clock(86_400).await;
     t.token().await;
 }
 
 #[tokio::test]
 async fn stable_token_is_idempotent_and_isolated() {
     let t = T::new().await;
-    let body = json!({"grant_type": "client_credential", "appid": "wxa185587d4fc35145", "secret": "sim-appsecret"});
-    let a = t.post("/cgi-bin/stable_token", body.clone()).await;
-    let b = t.post("/cgi-bin/stable_token", body.clone()).await;
+    let a = t.wx.stable_token(APPID, SECRET, false).await;
+    let b = t.wx.stable_token(APPID, SECRET, false).await;
     assert_eq!(a["access_token"], b["access_token"]);
     // A classic token does not invalidate the stable one.
     t.token().await;
     t.token().await;
-    t.advance(301).await;
+    t.wx.advance_clock(301).await;
     let stable = a["access_token"].as_str().unwrap();
     assert_eq!(
         errcode(
@@ -172,15 +149,13 @@ async fn stable_token_is_idempotent_and_isolated() {
         0
     );
     // Force mode rotates; a second force within 30 s does not.
-    let mut force = body.clone();
-    force["force_refresh"] = json!(true);
-    let c = t.post("/cgi-bin/stable_token", force.clone()).await;
+    let c = t.wx.stable_token(APPID, SECRET, true).await;
     assert_ne!(c["access_token"], a["access_token"]);
-    let d = t.post("/cgi-bin/stable_token", force.clone()).await;
+    let d = t.wx.stable_token(APPID, SECRET, true).await;
     assert_eq!(c["access_token"], d["access_token"]);
     // Rotation in the last 5 minutes.
-    t.advance(7000).await;
-    let e = t.post("/cgi-bin/stable_token", body).await;
+    t.wx.advance_clock(7000).await;
+    let e = t.wx.stable_token(APPID, SECRET, false).await;
     assert_ne!(e["access_token"], c["access_token"]);
 }
 
@@ -209,13 +184,7 @@ async fn invoice_queries_return_seeded_cards() {
     assert_eq!(items[1]["user_info"]["billing_no"], "031001900112");
     // Malformed and missing fields.
     let path = format!("/card/invoice/reimburse/getinvoicebatch?access_token={token}");
-    let raw = t
-        .http
-        .post(t.url(&path))
-        .body("{\"item_list\":[};")
-        .send()
-        .await
-        .unwrap();
+    let raw = t.wx.send_text(&path, "{\"item_list\":[};").await;
     assert_eq!(errcode(&raw.json().await.unwrap()), 72031);
     assert_eq!(errcode(&t.post(&path, json!({})).await), 40101);
     assert_eq!(
@@ -338,68 +307,49 @@ async fn faults_stats_and_reset() {
     let t = T::new().await;
     let token_path =
         "/cgi-bin/token?grant_type=client_credential&appid=wxa185587d4fc35145&secret=sim-appsecret";
-    t.post(
-        "/__sim/faults",
+    t.wx.fault(
         json!({"path": "/cgi-bin/token", "errcode": -1, "errmsg": "system error", "times": 2}),
     )
     .await;
     assert_eq!(errcode(&t.get(token_path).await), -1);
     assert_eq!(errcode(&t.get(token_path).await), -1);
     t.token().await;
-    t.post(
-        "/__sim/faults",
-        json!({"path": "/cgi-bin/token", "http_status": 503, "times": 1}),
-    )
-    .await;
-    assert_eq!(
-        t.http.get(t.url(token_path)).send().await.unwrap().status(),
-        503
-    );
-    t.post(
-        "/__sim/faults",
-        json!({"path": "/cgi-bin/token", "drop": true, "times": 1}),
-    )
-    .await;
+    t.wx.fault(json!({"path": "/cgi-bin/token", "http_status": 503, "times": 1}))
+        .await;
+    assert_eq!(t.wx.send_get(token_path).await.unwrap().status(), 503);
+    t.wx.fault(json!({"path": "/cgi-bin/token", "drop": true, "times": 1}))
+        .await;
     assert!(
-        t.http.get(t.url(token_path)).send().await.is_err(),
+        t.wx.send_get(token_path).await.is_err(),
         "connection dropped"
     );
-    t.post(
-        "/__sim/faults",
-        json!({"path": "/cgi-bin/token", "latency_ms": 300}),
-    )
-    .await;
+    t.wx.fault(json!({"path": "/cgi-bin/token", "latency_ms": 300}))
+        .await;
     let started = std::time::Instant::now();
     t.token().await;
     assert!(started.elapsed().as_millis() >= 300);
-    t.http.delete(t.url("/__sim/faults")).send().await.unwrap();
-    let stats = t.get("/__sim/stats").await;
-    assert_eq!(stats["calls"]["/cgi-bin/token"], 6);
+    t.wx.clear_faults().await;
+    let stats = t.wx.stats().await;
+    assert_eq!(stats.calls["/cgi-bin/token"], 6);
     assert_eq!(t.sim.sim.calls("/cgi-bin/token"), 6);
-    t.post("/__sim/reset", json!({})).await;
-    assert_eq!(t.get("/__sim/stats").await["total"], 0);
+    t.wx.reset().await;
+    assert_eq!(t.wx.stats().await.total, 0);
     // Bad control input is a 400, not a crash.
-    let r = t
-        .http
-        .post(t.url("/__sim/faults"))
-        .body("{")
-        .send()
-        .await
-        .unwrap();
+    let r = t.wx.send_text("/__sim/faults", "{").await;
     assert_eq!(r.status(), 400);
 }
 
 #[tokio::test]
 async fn wecom_paths() {
     let t = T::new().await;
-    let v = t
-        .get("/cgi-bin/gettoken?corpid=ww5im0c0rp00000001&corpsecret=sim-corpsecret")
-        .await;
+    let v =
+        t.wx.work_token("ww5im0c0rp00000001", "sim-corpsecret")
+            .await;
     assert_eq!(errcode(&v), 0, "WeCom success carries errcode 0");
     let token = v["access_token"].as_str().unwrap().to_string();
-    let again = t
-        .get("/cgi-bin/gettoken?corpid=ww5im0c0rp00000001&corpsecret=sim-corpsecret")
-        .await;
+    let again =
+        t.wx.work_token("ww5im0c0rp00000001", "sim-corpsecret")
+            .await;
     assert_eq!(
         again["access_token"], v["access_token"],
         "idempotent within validity"
@@ -455,6 +405,27 @@ fn sha1_hex(s: &str) -> String {
         .collect()
 }
 
+/// `wx.config` for `url`, signed with `signature` (nonce `n0nce`, timestamp 1700000000).
+fn signed<'a>(url: &'a str, signature: &'a str) -> JsapiSignature<'a> {
+    JsapiSignature {
+        url,
+        noncestr: "n0nce",
+        timestamp: 1_700_000_000,
+        signature,
+    }
+}
+
+/// `chooseInvoice` for `appid` with `card_sign` (same nonce and timestamp).
+fn chosen<'a>(card_sign: &'a str, appid: &'a str) -> CardSign<'a> {
+    CardSign {
+        appid,
+        timestamp: 1_700_000_000,
+        nonce_str: "n0nce",
+        sign_type: "SHA1",
+        card_sign,
+    }
+}
+
 #[tokio::test]
 async fn verifies_wx_config_signatures_and_card_signs() {
     let t = T::new().await;
@@ -469,25 +440,12 @@ async fn verifies_wx_config_signatures_and_card_signs() {
     let sig = sha1_hex(&format!(
         "jsapi_ticket={jsapi}&noncestr=n0nce&timestamp=1700000000&url={url}"
     ));
-    let check = |url: &str, sig: &str| json!({"url": url, "noncestr": "n0nce", "timestamp": 1_700_000_000u64, "signature": sig});
-    assert_eq!(
-        t.post("/__sim/verify/jsapi", check(url, &sig)).await["valid"],
-        true
-    );
+    assert!(t.wx.verify_jsapi(&signed(url, &sig)).await);
     // The client drops the fragment before checking.
-    assert_eq!(
-        t.post("/__sim/verify/jsapi", check(&format!("{url}#/list"), &sig))
-            .await["valid"],
-        true
-    );
-    assert_eq!(
-        t.post(
-            "/__sim/verify/jsapi",
-            check("https://other.example.com/", &sig)
-        )
-        .await["valid"],
-        false
-    );
+    let with_fragment = format!("{url}#/list");
+    assert!(t.wx.verify_jsapi(&signed(&with_fragment, &sig)).await);
+    let elsewhere = signed("https://other.example.com/", &sig);
+    assert!(!t.wx.verify_jsapi(&elsewhere).await);
 
     let card = t
         .get(&format!(
@@ -498,20 +456,8 @@ async fn verifies_wx_config_signatures_and_card_signs() {
     let mut values = [card, "wxa185587d4fc35145", "1700000000", "n0nce", "INVOICE"];
     values.sort_unstable();
     let card_sign = sha1_hex(&values.concat());
-    let body = |sign: &str, appid: &str| json!({"appid": appid, "timestamp": 1_700_000_000u64, "nonce_str": "n0nce", "sign_type": "SHA1", "card_sign": sign});
-    assert_eq!(
-        t.post(
-            "/__sim/verify/card_sign",
-            body(&card_sign, "wxa185587d4fc35145")
-        )
-        .await["valid"],
-        true
-    );
-    assert_eq!(
-        t.post("/__sim/verify/card_sign", body(&card_sign, "wxother"))
-            .await["valid"],
-        false
-    );
+    assert!(t.wx.verify_card_sign(&chosen(&card_sign, APPID)).await);
+    assert!(!t.wx.verify_card_sign(&chosen(&card_sign, "wxother")).await);
     // The jsapi ticket does not sign chooseInvoice.
     let mut wrong = [
         jsapi,
@@ -522,14 +468,7 @@ async fn verifies_wx_config_signatures_and_card_signs() {
     ];
     wrong.sort_unstable();
     let wrong = sha1_hex(&wrong.concat());
-    assert_eq!(
-        t.post(
-            "/__sim/verify/card_sign",
-            body(&wrong, "wxa185587d4fc35145")
-        )
-        .await["valid"],
-        false
-    );
+    assert!(!t.wx.verify_card_sign(&chosen(&wrong, APPID)).await);
 }
 
 #[tokio::test]
@@ -546,11 +485,8 @@ async fn options_change_inferred_behaviours() {
         )
         .await;
     assert_eq!(errcode(&init), 0);
-    t.post(
-        "/__sim/options",
-        json!({"same_status_ok": false, "closed_errcode": 72061}),
-    )
-    .await;
+    t.wx.set_options(json!({"same_status_ok": false, "closed_errcode": 72061}))
+        .await;
     let init = t
         .batch_status(
             &token,
@@ -570,18 +506,12 @@ async fn options_change_inferred_behaviours() {
         .await;
     assert_eq!(errcode(&closed), 72061);
     // Unknown options are refused.
-    let r = t
-        .http
-        .post(t.url("/__sim/options"))
-        .json(&json!({"nope": 1}))
-        .send()
-        .await
-        .unwrap();
+    let r = t.wx.send_json("/__sim/options", &json!({"nope": 1})).await;
     assert_eq!(r.status(), 400);
     // The API IP allow-list.
-    t.post("/__sim/options", json!({"ip_whitelist": ["10.1.2.3"]}))
+    t.wx.set_options(json!({"ip_whitelist": ["10.1.2.3"]}))
         .await;
-    let v = t.get("/cgi-bin/token?grant_type=client_credential&appid=wxa185587d4fc35145&secret=sim-appsecret").await;
+    let v = t.wx.token(APPID, SECRET).await;
     assert_eq!(errcode(&v), 40164);
     assert!(
         v["errmsg"]
@@ -590,7 +520,7 @@ async fn options_change_inferred_behaviours() {
             .starts_with("invalid ip 127.0.0.1"),
         "{v}"
     );
-    t.post("/__sim/options", json!({"ip_whitelist": ["127.0.0.1"]}))
+    t.wx.set_options(json!({"ip_whitelist": ["127.0.0.1"]}))
         .await;
     t.token().await;
 }
@@ -601,7 +531,7 @@ async fn invoices_can_be_seeded() {
     let token = t.token().await;
     let seed = json!([{"encrypt_code": "E1", "card": {"card_id": "C1", "openid": "O1",
         "user_info": {"fee": 1, "reimburse_status": "INVOICE_REIMBURSE_INIT"}}}]);
-    assert_eq!(t.post("/__sim/invoices", seed).await["invoices"], 1);
+    assert_eq!(t.wx.set_invoices(&seed).await, 1);
     let v = t.info(&token, "C1", "E1").await;
     assert_eq!((errcode(&v), v["user_info"]["fee"].as_i64()), (0, Some(1)));
     assert_eq!(
@@ -610,15 +540,11 @@ async fn invoices_can_be_seeded() {
         "replaced, not added"
     );
     assert_eq!(errcode(&t.info(&token, "C1", "E2").await), 40056);
-    let r = t
-        .http
-        .post(t.url("/__sim/invoices"))
-        .json(&json!([{"encrypt_code": "E"}]))
-        .send()
-        .await
-        .unwrap();
+    let r =
+        t.wx.send_json("/__sim/invoices", &json!([{"encrypt_code": "E"}]))
+            .await;
     assert_eq!(r.status(), 400);
-    t.post("/__sim/reset", json!({})).await;
+    t.wx.reset().await;
     assert_eq!(
         errcode(&t.info(&t.token().await, SEED_CARD, SEED_CODE).await),
         0

@@ -7,8 +7,7 @@
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use integration_tests::{body_json, event};
-use wxinvoice::handlers::get_token;
+use integration_tests::{body_json, Endpoint};
 use wxinvoice::token::now_ms;
 
 #[tokio::main]
@@ -27,9 +26,7 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(start_at.saturating_sub(now_ms()))).await;
     let requests = (0..n).map(|_| async {
         let started = Instant::now();
-        let resp = get_token(&app, event("apigw-v2-get-token.json", |_| {}))
-            .await
-            .unwrap();
+        let resp = Endpoint::GetToken.call().send(&app).await;
         let ms = started.elapsed().as_millis() as u64;
         let v = body_json(&resp);
         serde_json::json!({"status": resp.status().as_u16(), "token": v["access_token"], "ms": ms})

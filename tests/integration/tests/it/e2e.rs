@@ -1,15 +1,18 @@
 //! End to end through `cargo lambda watch` (started by `make test`): the three documented paths
 //! over real HTTP, and `cargo lambda invoke` of the scheduled event and of an operator's rotation.
+//! Ignored unless asked for: `cargo test -p integration-tests --test it -- --ignored e2e::`.
 
-use integration_tests::{fixture_path, CODE2, SEED_CARD, TOKEN_FIELDS};
+use integration_tests::{fixture_path, wechat_accepts, CODE2, SEED_CARD, TOKEN_FIELDS};
 use serde_json::{json, Value};
 
 fn base() -> String {
     std::env::var("WXINVOICE_E2E_URL").expect("WXINVOICE_E2E_URL: run through `make test`")
 }
 
-fn sim() -> String {
-    std::env::var("WECHAT_API_BASE").expect("WECHAT_API_BASE: run through `make test`")
+/// The simulator the gateway under test calls.
+fn sim() -> wechat_sim::Client {
+    let base = std::env::var("WECHAT_API_BASE").expect("WECHAT_API_BASE: run through `make test`");
+    wechat_sim::Client::new(base)
 }
 
 async fn get(path: &str) -> (u16, Value) {
@@ -48,16 +51,8 @@ async fn get_token_over_http() {
         v["url"].as_str(),
         std::env::var("JSSDK_URL").ok().as_deref()
     );
-    let check: Value = reqwest::Client::new()
-        .post(format!("{}/__sim/verify/jsapi", sim()))
-        .json(&json!({"url": v["url"], "noncestr": v["noncestr"], "timestamp": v["timestamp"], "signature": v["signature"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(check["valid"], true);
+    let page = v["url"].as_str().unwrap_or_default();
+    assert!(wechat_accepts(&sim(), page, &v).await);
     let (status, v) = get("/core/r/api/weChat/getToken?type=later").await;
     assert_eq!((status, v["errcode"].as_i64()), (400, Some(72031)), "{v}");
 }

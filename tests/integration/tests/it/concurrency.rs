@@ -11,7 +11,8 @@ use wxinvoice::token::{now_ms, Mode};
 async fn many_concurrent_refreshes_fetch_exactly_once() {
     let h = Harness::new().await;
     // Slow WeChat, so every caller arrives while the first refresh is in flight.
-    h.fault(json!({"path": token_path(), "latency_ms": 400}))
+    h.sim
+        .fault(json!({"path": token_path(), "latency_ms": 400}))
         .await;
     // 8 independent instances (own DynamoDB and HTTP clients) × 6 concurrent requests each.
     let apps: Vec<_> = (0..8).map(|_| h.instance(&[])).collect();
@@ -48,7 +49,8 @@ async fn many_concurrent_refreshes_fetch_exactly_once() {
 #[tokio::test]
 async fn concurrent_rotations_share_one_fetch() {
     let h = Harness::new().await;
-    h.fault(json!({"path": token_path(), "latency_ms": 400}))
+    h.sim
+        .fault(json!({"path": token_path(), "latency_ms": 400}))
         .await;
     let apps: Vec<_> = (0..5).map(|_| h.instance(&[])).collect();
     let d = deadline();
@@ -166,7 +168,8 @@ async fn while_one_instance_refreshes_others_serve_the_valid_stored_token() {
         .access_token
         .unwrap()
         .value;
-    h.fault(json!({"path": token_path(), "latency_ms": 600}))
+    h.sim
+        .fault(json!({"path": token_path(), "latency_ms": 600}))
         .await;
     let scheduler = h.instance(&[
         ("REFRESH_AHEAD_SECS", "7200"),
@@ -224,10 +227,11 @@ async fn stampede_across_processes_fetches_once() {
         .await
         .unwrap();
     // A slow WeChat widens the window in which everyone finds the token expired.
-    h.fault(json!({"path": token_path(), "latency_ms": 300}))
+    h.sim
+        .fault(json!({"path": token_path(), "latency_ms": 300}))
         .await;
     let start_at = now_ms() + 2000;
-    let env = h.process_env();
+    let env = h.process_env(&[]);
     let children: Vec<_> = (0..PROCESSES)
         .map(|_| {
             tokio::process::Command::new(env!("CARGO_BIN_EXE_stampede"))

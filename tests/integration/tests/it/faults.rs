@@ -1,18 +1,15 @@
 //! Faults: the matrix of WeChat failures against getToken (valid token stored, forced refresh,
 //! nothing stored), and DynamoDB stopped in the middle of a run and started again.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use integration_tests::*;
 use serde_json::{json, Value};
-use wxinvoice::handlers::get_token;
 
+/// getToken on `app`: status, body, and how long it took (ms).
 async fn get(app: &wxinvoice::App, query: &str) -> (u16, Value, u128) {
-    let started = Instant::now();
-    let req = event("apigw-v2-get-token.json", |v| set_query(v, query));
-    let resp = get_token(app, req).await.unwrap();
-    let ms = started.elapsed().as_millis();
-    (resp.status().as_u16(), body_json(&resp), ms)
+    let ((status, v), ms) = timed(Endpoint::GetToken.call().query(query).answer(app)).await;
+    (status, v, ms)
 }
 
 fn cell(status: u16, v: &Value, ms: u128) -> String {
@@ -79,8 +76,8 @@ async fn wechat_fault_matrix() {
     println!("| fault | auto, valid token stored | rotation | auto, nothing stored |");
     println!("|---|---|---|---|");
     for (name, fault, status, errcode) in faults {
-        h.clear_faults().await;
-        h.fault(fault).await;
+        h.sim.clear_faults().await;
+        h.sim.fault(fault).await;
         // auto: the stored token keeps being served.
         let (s1, v1, ms1) = get(&h.app, "type=auto").await;
         assert_eq!(
@@ -89,9 +86,7 @@ async fn wechat_fault_matrix() {
             "{name}: {v1}"
         );
         // rotation: WeChat's failure, stored token kept.
-        let started = Instant::now();
-        let (s2, v2) = rotate(&h.app).await;
-        let ms2 = started.elapsed().as_millis();
+        let ((s2, v2), ms2) = timed(h.rotate()).await;
         assert_eq!(s2, status, "{name}: {v2}");
         assert_eq!(
             v2["errcode"].as_i64(),
@@ -173,21 +168,12 @@ impl Drop for Moto {
 async fn dynamodb_stopped_mid_run_then_back() {
     let port = free_port();
     let endpoint = format!("http://127.0.0.1:{port}");
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .test_credentials()
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(&endpoint)
-        .load()
-        .await;
+    let sdk = aws_at(&endpoint).await;
     let sim = wechat_sim::Sim::start_default().await;
     let moto = Moto::start(port).await;
     let table = create_table(&sdk).await;
-    let app = integration_tests::app(
-        &sim.base_url(),
-        &table,
-        &sdk,
-        &[("DYNAMODB_TIMEOUT_MS", "500")],
-    );
+    let config = TestConfig::new(&sim.base_url(), &table).with(&[("DYNAMODB_TIMEOUT_MS", "500")]);
+    let app = config.app(&sdk);
     let (status, _, _) = get(&app, "").await;
     assert_eq!(status, 200);
 
@@ -196,12 +182,7 @@ async fn dynamodb_stopped_mid_run_then_back() {
     let (status, v, _) = get(&app, "").await;
     assert_eq!(status, 200, "{v}");
     // ...a forced refresh needs the store, and so does an instance without a fresh copy: 503.
-    let cold = integration_tests::app(
-        &sim.base_url(),
-        &table,
-        &sdk,
-        &[("DYNAMODB_TIMEOUT_MS", "500")],
-    );
+    let cold = config.app(&sdk);
     for (app, query) in [(&app, "type=manual"), (&cold, "")] {
         let (status, v, ms) = get(app, query).await;
         assert_eq!((status, v["errcode"].as_i64()), (503, Some(-1)), "{v}");
@@ -215,15 +196,8 @@ async fn dynamodb_stopped_mid_run_then_back() {
         assert!(ms < 2000, "answered in {ms} ms");
         println!("DynamoDB down, getToken?{query}: {}", cell(status, &v, ms));
     }
-    let body =
-        json!({"item_list": [{"card_id": SEED_CARD, "encrypt_code": SEED_CODE}]}).to_string();
-    let req = event("apigw-v2-get-invoice-batch.json", |v| {
-        set_query(v, "token=t");
-        set_body(v, &body);
-    });
-    let resp = wxinvoice::handlers::get_invoice_batch(&cold, req)
-        .await
-        .unwrap();
+    let call = Endpoint::GetInvoiceBatch.call().query("token=t");
+    let resp = call.body(batch_of(&[SEED_CODE])).send(&cold).await;
     assert_eq!(resp.status(), 503);
 
     // Back (empty, as moto keeps nothing): the same process recovers without a restart.

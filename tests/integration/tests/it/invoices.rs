@@ -2,47 +2,11 @@
 //! the invoices asked, status changes whose outcome is settled by reading back.
 
 use integration_tests::*;
-use serde_json::{json, Value};
-use wxinvoice::handlers::{
-    GET_INVOICE_BATCH, GET_INVOICE_INFO, UPDATE_INVOICE_STATUS, UPDATE_STATUS,
-};
+use serde_json::json;
 
 const LOCK: &str = "INVOICE_REIMBURSE_LOCK";
 const INIT: &str = "INVOICE_REIMBURSE_INIT";
 const CLOSURE: &str = "INVOICE_REIMBURSE_CLOSURE";
-
-async fn stored(h: &Harness) -> String {
-    h.stored_token().await
-}
-
-fn refs(codes: &[&str]) -> Value {
-    Value::Array(
-        codes
-            .iter()
-            .map(|c| json!({"card_id": SEED_CARD, "encrypt_code": c}))
-            .collect(),
-    )
-}
-
-async fn set_list(h: &Harness, t: &str, status: &str, codes: &[&str]) -> (u16, Value) {
-    let body = json!({"openid": OPENID, "reimburse_status": status, "invoice_list": refs(codes)});
-    invoice_call(&h.app, UPDATE_STATUS, t, &body).await
-}
-
-async fn set_status(h: &Harness, t: &str, status: &str, code: &str) -> (u16, Value) {
-    set_list(h, t, status, &[code]).await
-}
-
-async fn set_one(h: &Harness, t: &str, status: &str, code: &str) -> (u16, Value) {
-    let body = json!({"card_id": SEED_CARD, "encrypt_code": code, "reimburse_status": status});
-    invoice_call(&h.app, UPDATE_INVOICE_STATUS, t, &body).await
-}
-
-/// Puts the simulator's invoices back as the fixture has them.
-async fn reset_invoices(h: &Harness) {
-    let seed: Value = serde_json::from_str(&fixture("invoices.json")).unwrap();
-    h.sim_post("/__sim/invoices", seed).await;
-}
 
 /// A harness whose token is stored, and that token.
 async fn ready() -> (Harness, String) {
@@ -52,10 +16,8 @@ async fn ready() -> (Harness, String) {
 /// `ready` with configuration overrides.
 async fn ready_with(overrides: &[(&str, &str)]) -> (Harness, String) {
     let h = Harness::with(overrides).await;
-    wxinvoice::handlers::get_token(&h.app, event("apigw-v2-get-token.json", |_| {}))
-        .await
-        .unwrap();
-    let t = stored(&h).await;
+    h.send(Endpoint::GetToken.call()).await;
+    let t = h.stored_token().await;
     (h, t)
 }
 
@@ -64,8 +26,7 @@ async fn a_batch_that_leaves_invoices_out_is_resolved_by_single_queries() {
     let (h, t) = ready().await;
     // Two invoices of one card_id around one WeChat cannot find (it answers errcode 0 without it).
     let asked = refs(&[SEED_CODE, "no-such-code", CODE2]);
-    let (status, v) =
-        invoice_call(&h.app, GET_INVOICE_BATCH, &t, &json!({"item_list": asked})).await;
+    let (status, v) = h.get_invoice_batch(&t, json!({"item_list": asked})).await;
     assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
     assert_eq!(h.calls(paths().invoice_batch), 1);
     assert_eq!(
@@ -79,11 +40,10 @@ async fn a_batch_that_leaves_invoices_out_is_resolved_by_single_queries() {
     for (i, code) in [SEED_CODE, CODE2].iter().enumerate() {
         let item = &list[i * 2];
         assert_eq!(item["encrypt_code"], *code);
+        let path = format!("{}?access_token={t}", paths().invoice_info);
         let one = h
-            .sim_post(
-                &format!("{}?access_token={t}", paths().invoice_info),
-                json!({"card_id": SEED_CARD, "encrypt_code": code}),
-            )
+            .sim
+            .post(&path, &json!({"card_id": SEED_CARD, "encrypt_code": code}))
             .await;
         assert_eq!(item["user_info"], one["user_info"], "{code}");
         assert!(item.get("gateway_missing").is_none());
@@ -100,13 +60,7 @@ async fn a_batch_that_leaves_invoices_out_is_resolved_by_single_queries() {
 
     // When WeChat answers every invoice, the batch alone answers: no single query.
     let singles = h.calls(paths().invoice_info);
-    let (_, v) = invoice_call(
-        &h.app,
-        GET_INVOICE_BATCH,
-        &t,
-        &json!({"item_list": refs(&[CODE2, SEED_CODE])}),
-    )
-    .await;
+    let (_, v) = h.get_invoice_batch(&t, batch_of(&[CODE2, SEED_CODE])).await;
     let codes: Vec<&str> = v["item_list"]
         .as_array()
         .unwrap()
@@ -118,7 +72,7 @@ async fn a_batch_that_leaves_invoices_out_is_resolved_by_single_queries() {
 
     // The single query names its invoice too.
     let one = json!({"card_id": SEED_CARD, "encrypt_code": CODE2});
-    let (_, v) = invoice_call(&h.app, GET_INVOICE_INFO, &t, &one).await;
+    let (_, v) = h.get_invoice_info(&t, &one).await;
     assert_eq!(
         (v["errcode"].as_i64(), v["encrypt_code"].as_str()),
         (Some(0), Some(CODE2)),
@@ -130,23 +84,21 @@ async fn a_batch_that_leaves_invoices_out_is_resolved_by_single_queries() {
 async fn a_client_retrying_a_change_that_succeeded_gets_success() {
     let (h, t) = ready().await;
     // WeChat refusing the status an invoice already has (the simulator's option; undocumented).
-    h.sim_post(
-        "/__sim/options",
-        json!({"same_status_ok": false, "closed_errcode": 72061}),
-    )
-    .await;
+    h.sim
+        .set_options(json!({"same_status_ok": false, "closed_errcode": 72061}))
+        .await;
     for batch in [true, false] {
         let set = |status: &'static str| {
             let (h, t) = (&h, t.as_str());
             async move {
                 if batch {
-                    set_status(h, t, status, SEED_CODE).await
+                    h.update_status(t, status, &[SEED_CODE]).await
                 } else {
-                    set_one(h, t, status, SEED_CODE).await
+                    h.update_invoice_status(t, status, SEED_CODE).await
                 }
             }
         };
-        reset_invoices(&h).await;
+        h.sim.set_invoices(&seed_invoices()).await;
         let sent = h.calls(change_path(batch));
         let (_, v) = set(LOCK).await;
         assert_eq!(v, json!({"errcode": 0, "errmsg": "ok"}));
@@ -233,24 +185,24 @@ async fn a_lost_answer_is_settled_by_reading_the_invoices_back() {
     ];
     for batch in [true, false] {
         for (case, change_fault, query_fault, want) in &table {
-            reset_invoices(&h).await;
-            h.clear_faults().await;
+            h.sim.set_invoices(&seed_invoices()).await;
+            h.sim.clear_faults().await;
             let mut fault = change_fault.clone();
             fault["path"] = json!(change_path(batch));
             fault["times"] = json!(1);
-            h.fault(fault).await;
+            h.sim.fault(fault).await;
             if let Some(q) = query_fault {
                 for path in [paths().invoice_batch, paths().invoice_info] {
                     let mut f = q.clone();
                     f["path"] = json!(path);
-                    h.fault(f).await;
+                    h.sim.fault(f).await;
                 }
             }
             let sent_before = h.calls(change_path(batch));
             let (status, v) = if batch {
-                set_status(&h, &t, LOCK, SEED_CODE).await
+                h.update_status(&t, LOCK, &[SEED_CODE]).await
             } else {
-                set_one(&h, &t, LOCK, SEED_CODE).await
+                h.update_invoice_status(&t, LOCK, SEED_CODE).await
             };
             // Let a late answer land before looking at WeChat's side.
             tokio::time::sleep(std::time::Duration::from_millis(400)).await;
@@ -301,7 +253,7 @@ async fn reimburser(
 
 /// Ten more invoices of the user, of the spec example's card_id, each with its own number.
 async fn seed_ten(h: &Harness) -> Vec<String> {
-    let mut seed: Vec<Value> = serde_json::from_str(&fixture("invoices.json")).unwrap();
+    let mut seed = seed_invoices();
     let example = seed[0].clone();
     let mut codes = Vec::new();
     for i in 0..10 {
@@ -315,33 +267,8 @@ async fn seed_ten(h: &Harness) -> Vec<String> {
         seed.push(inv);
         codes.push(code);
     }
-    h.sim_post("/__sim/invoices", Value::Array(seed)).await;
+    h.sim.set_invoices(&seed).await;
     codes
-}
-
-async fn objects(h: &Harness, bucket: &str) -> Vec<(String, Vec<u8>)> {
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&h.sdk)
-            .force_path_style(true)
-            .build(),
-    );
-    let list = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
-    let mut out = Vec::new();
-    for o in list.contents.unwrap_or_default() {
-        let key = o.key.unwrap();
-        let body = s3
-            .get_object()
-            .bucket(bucket)
-            .key(&key)
-            .send()
-            .await
-            .unwrap();
-        out.push((
-            key,
-            body.body.collect().await.unwrap().into_bytes().to_vec(),
-        ));
-    }
-    out
 }
 
 fn attr<'a>(
@@ -362,18 +289,18 @@ async fn closing_invoices_keeps_their_pdfs_and_an_audit_trail() {
     let codes = seed_ten(&h).await;
     let codes: Vec<&str> = codes.iter().map(String::as_str).collect();
     // Refused by WeChat (not locked first): recorded too.
-    let (_, v) = set_list(&h, &t, CLOSURE, &codes[..1]).await;
+    let (_, v) = h.update_status(&t, CLOSURE, &codes[..1]).await;
     assert_eq!(v["errcode"], 72039, "{v}");
-    let (_, v) = set_list(&h, &t, LOCK, &codes).await;
+    let (_, v) = h.update_status(&t, LOCK, &codes).await;
     assert_eq!(v["errcode"], 0, "{v}");
     let started = std::time::Instant::now();
-    let (status, v) = set_list(&h, &t, CLOSURE, &codes).await;
+    let (status, v) = h.update_status(&t, CLOSURE, &codes).await;
     let took = started.elapsed();
     assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
     assert_eq!(h.calls(PDF_PATH), 10, "one download per invoice");
 
     // Each PDF once, keyed by app, card_id and number, as WeChat served it.
-    let stored = objects(&h, &bucket).await;
+    let stored = objects(&h.sdk, &bucket).await;
     assert_eq!(stored.len(), 10);
     let bytes: usize = stored.iter().map(|(_, b)| b.len()).sum();
     for (i, code) in codes.iter().enumerate() {
@@ -389,13 +316,8 @@ async fn closing_invoices_keeps_their_pdfs_and_an_audit_trail() {
                     stored.iter().map(|s| &s.0).collect::<Vec<_>>()
                 )
             });
-        let direct = h
-            .http
-            .get(format!("{}{PDF_PATH}?media_key=sim{i}", h.sim.base_url()))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(&direct.bytes().await.unwrap()[..], &body[..], "{k}");
+        let direct = h.sim.bytes(&format!("{PDF_PATH}?media_key=sim{i}")).await;
+        assert_eq!(&direct[..], &body[..], "{k}");
     }
     println!(
         "archive: CLOSURE of 10 invoices: {} files, {bytes} bytes stored, {} ms for the request",
@@ -443,14 +365,14 @@ async fn closing_invoices_keeps_their_pdfs_and_an_audit_trail() {
 
     // A client retrying the CLOSURE: success, nothing downloaded or stored twice.
     let downloads = h.calls(PDF_PATH);
-    let (_, v) = set_list(&h, &t, CLOSURE, &codes).await;
+    let (_, v) = h.update_status(&t, CLOSURE, &codes).await;
     assert_eq!(v["errcode"], 0, "{v}");
     assert_eq!(h.calls(PDF_PATH), downloads);
-    assert_eq!(objects(&h, &bucket).await.len(), 10);
+    assert_eq!(objects(&h.sdk, &bucket).await.len(), 10);
 
     // The queries link to the archived file of a reimbursed invoice, and only of one.
     let asked = json!({"item_list": refs(&[codes[3], CODE2])});
-    let (_, v) = invoice_call(&h.app, GET_INVOICE_BATCH, &t, &asked).await;
+    let (_, v) = h.get_invoice_batch(&t, &asked).await;
     // (Messages show no link: a presigned link carries the function's session token.)
     let link = v["item_list"][0]["pdf_archive_url"]
         .as_str()
@@ -483,7 +405,7 @@ async fn closing_invoices_keeps_their_pdfs_and_an_audit_trail() {
         "the presigned link serves the archived file"
     );
     let one = json!({"card_id": SEED_CARD, "encrypt_code": codes[3]});
-    let (_, v) = invoice_call(&h.app, GET_INVOICE_INFO, &t, &one).await;
+    let (_, v) = h.get_invoice_info(&t, &one).await;
     assert!(
         v["pdf_archive_url"].as_str().is_some(),
         "no link, errcode {}",
@@ -496,20 +418,20 @@ async fn a_failed_archive_never_fails_the_change_and_is_retried_by_the_schedule(
     let (h, t, audit, bucket) = reimburser(&[("ARCHIVE_MAX_BYTES", "100000")]).await;
     let codes = seed_ten(&h).await;
     let (a, b) = (codes[0].as_str(), codes[1].as_str());
-    set_list(&h, &t, LOCK, &[a, b]).await;
+    h.update_status(&t, LOCK, &[a, b]).await;
     // The download fails for one, the other is over the size limit.
-    h.fault(json!({"path": PDF_PATH, "http_status": 500, "times": 1}))
+    h.sim
+        .fault(json!({"path": PDF_PATH, "http_status": 500, "times": 1}))
         .await;
-    h.sim_post("/__sim/options", json!({"pdf_bytes": 200_000}))
-        .await;
-    let (status, v) = set_list(&h, &t, CLOSURE, &[a, b]).await;
+    h.sim.set_options(json!({"pdf_bytes": 200_000})).await;
+    let (status, v) = h.update_status(&t, CLOSURE, &[a, b]).await;
     assert_eq!(
         (status, v["errcode"].as_i64()),
         (200, Some(0)),
         "the change stands: {v}"
     );
     assert_eq!(h.invoice_status(a).await, CLOSURE);
-    assert!(objects(&h, &bucket).await.is_empty());
+    assert!(objects(&h.sdk, &bucket).await.is_empty());
     let history = audit.history(SEED_CARD).await.unwrap();
     let errors: Vec<&str> = history
         .iter()
@@ -528,13 +450,10 @@ async fn a_failed_archive_never_fails_the_change_and_is_retried_by_the_schedule(
     assert_eq!(audit.pending(50, &deadline).await.unwrap().len(), 2);
 
     // The next scheduled run keeps them, once the files are fine.
-    h.sim_post("/__sim/options", json!({"pdf_bytes": 30_000}))
-        .await;
-    let req = wxinvoice::runtime::request_from_json(&fixture("schedule-event.json")).unwrap();
-    let resp = wxinvoice::handlers::get_token(&h.app, req).await.unwrap();
-    let v = body_json(&resp);
+    h.sim.set_options(json!({"pdf_bytes": 30_000})).await;
+    let v = h.schedule().await.unwrap();
     assert_eq!(v["archives"], json!({"stored": 2, "pending": 0}), "{v}");
-    assert_eq!(objects(&h, &bucket).await.len(), 2);
+    assert_eq!(objects(&h.sdk, &bucket).await.len(), 2);
     assert!(audit.pending(50, &deadline).await.unwrap().is_empty());
     let history = audit.history(SEED_CARD).await.unwrap();
     let completed = history
@@ -551,13 +470,7 @@ async fn a_failed_archive_never_fails_the_change_and_is_retried_by_the_schedule(
 #[tokio::test]
 async fn without_trusting_the_batch_order_shared_card_ids_are_queried_one_by_one() {
     let (h, t) = ready_with(&[("BATCH_KEEPS_ORDER", "false")]).await;
-    let (_, v) = invoice_call(
-        &h.app,
-        GET_INVOICE_BATCH,
-        &t,
-        &json!({"item_list": refs(&[CODE2, SEED_CODE])}),
-    )
-    .await;
+    let (_, v) = h.get_invoice_batch(&t, batch_of(&[CODE2, SEED_CODE])).await;
     assert_eq!(v["errcode"], 0, "{v}");
     assert_eq!(
         h.calls(paths().invoice_batch),
@@ -569,7 +482,7 @@ async fn without_trusting_the_batch_order_shared_card_ids_are_queried_one_by_one
     // Invoices of different card_ids are still one batch call.
     let other = json!({"card_id": "pIKi3wSimTaxiTemplate0000000", "encrypt_code": "SIMencryptCodeTaxi01+/="});
     let asked = json!({"item_list": [{"card_id": SEED_CARD, "encrypt_code": SEED_CODE}, other]});
-    let (_, v) = invoice_call(&h.app, GET_INVOICE_BATCH, &t, &asked).await;
+    let (_, v) = h.get_invoice_batch(&t, &asked).await;
     assert_eq!(v["errcode"], 0, "{v}");
     assert_eq!(h.calls(paths().invoice_batch), 1);
 }

@@ -3,32 +3,18 @@
 //! `stable_token` and WeCom's `gettoken` (which answers the same token while it is valid). The
 //! count depends on token lifetimes, never on the request rate.
 
-use std::time::Duration;
-
 use integration_tests::*;
 use serde_json::json;
 use wxinvoice::token::Mode;
 
-const MP: [(&str, &str); 3] = [
-    ("WECHAT_PLATFORM", "mp"),
-    ("WECHAT_APPID", "wxa185587d4fc35145"),
-    ("WECHAT_SECRET", "sim-appsecret"),
-];
-const WORK: [(&str, &str); 3] = [
-    ("WECHAT_PLATFORM", "work"),
-    ("WECHAT_APPID", "ww5im0c0rp00000001"),
-    ("WECHAT_SECRET", "sim-corpsecret"),
-];
-
-/// Plays one day; returns (token fetches, ticket fetches, requests answered).
-async fn day(
-    overrides: &[(&str, &str)],
-    token_path: &str,
-    sim_options: serde_json::Value,
-) -> (u64, u64, u64) {
-    let h = Harness::with(overrides).await;
-    h.sim_post("/__sim/options", sim_options).await;
-    let app = h.instance(overrides);
+/// Plays one day on `platform`, whatever the suite runs for; returns (token fetches, ticket
+/// fetches, requests answered).
+async fn day(platform: Platform, sim_options: serde_json::Value) -> (u64, u64, u64) {
+    let overrides = platform.vars();
+    let token_path = platform.token_path();
+    let h = Harness::with(&overrides).await;
+    h.sim.set_options(sim_options).await;
+    let app = h.instance(&overrides);
     let mut answered = 0;
     for minute in 0..24 * 60 {
         if minute % 60 == 0 {
@@ -53,16 +39,15 @@ async fn day(
                 "/card/invoice/reimburse/getinvoiceinfo"
             };
             let v = h
-                .sim_post(
+                .sim
+                .post(
                     &format!("{path}?access_token={}", token.value),
-                    json!({"card_id": "x", "encrypt_code": "y"}),
+                    &json!({"card_id": "x", "encrypt_code": "y"}),
                 )
                 .await;
             assert_eq!(v["errcode"], 40073, "minute {minute}: {v}");
         }
-        app.tokens.clock().advance(Duration::from_secs(60));
-        h.sim_post("/__sim/clock", json!({"advance_secs": 60}))
-            .await;
+        h.advance(&app, 60).await;
     }
     let tickets = h.calls("/cgi-bin/ticket/getticket")
         + h.calls("/cgi-bin/get_jsapi_ticket")
@@ -77,9 +62,7 @@ fn report(counts: &str, requests: u64) {
 
 #[tokio::test]
 async fn classic_token_one_fetch_per_hourly_rotation() {
-    let mut o = MP.to_vec();
-    o.push(("WECHAT_TOKEN_API", "classic"));
-    let (fetches, tickets, answered) = day(&o, "/cgi-bin/token", json!({})).await;
+    let (fetches, tickets, answered) = day(Platform::Mp, json!({})).await;
     let line = format!("classic /cgi-bin/token: {fetches} token fetches, {tickets} ticket fetches");
     report(&line, answered);
     // The first fetch, then one rotation per scheduled run (each token lives one hour + grace).
@@ -89,9 +72,7 @@ async fn classic_token_one_fetch_per_hourly_rotation() {
 
 #[tokio::test]
 async fn stable_token_normal_mode_does_not_storm() {
-    let mut o = MP.to_vec();
-    o.push(("WECHAT_TOKEN_API", "stable"));
-    let (fetches, tickets, answered) = day(&o, "/cgi-bin/stable_token", json!({})).await;
+    let (fetches, tickets, answered) = day(Platform::MpStable, json!({})).await;
     let line = format!("stable_token: {fetches} token fetches, {tickets} ticket fetches");
     report(&line, answered);
     // WeChat renews a stable token in its last 5 minutes; the schedule asks hourly once a token
@@ -102,12 +83,8 @@ async fn stable_token_normal_mode_does_not_storm() {
 
 #[tokio::test]
 async fn wecom_same_token_answers_do_not_storm() {
-    let (fetches, tickets, answered) = day(
-        &WORK,
-        "/cgi-bin/gettoken",
-        json!({"work_token_idempotent": true}),
-    )
-    .await;
+    let (fetches, tickets, answered) =
+        day(Platform::Work, json!({"work_token_idempotent": true})).await;
     let line = format!("WeCom gettoken (same token while valid): {fetches} token fetches, {tickets} ticket fetches");
     report(&line, answered);
     assert!(fetches <= 100, "{fetches}");

@@ -1,12 +1,17 @@
 //! Everything the gateway logs during a full flow, error paths included and at the most verbose
 //! level, holds neither the AppSecret nor any access token or ticket.
+//!
+//! The test runs in a process of its own (`in_own_process`): it installs the process's log
+//! subscriber (the gateway's own, `init_tracing_with`, writing to a buffer), asserts that nothing
+//! but its 14 request lines is logged, and that exactly one of them is the process's cold start
+//! (a flag the gateway keeps per process). In the process the other tests share, their requests
+//! would log too and one of them would take the cold start.
 
 use std::sync::{Arc, Mutex};
 
 use integration_tests::*;
 use lambda_http::tracing::subscriber::fmt::MakeWriter;
 use serde_json::{json, Value};
-use wxinvoice::handlers::{get_invoice_batch, get_token, update_status};
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -28,81 +33,57 @@ impl<'a> MakeWriter<'a> for Capture {
     }
 }
 
-async fn token(app: &wxinvoice::App, query: &str) -> Value {
-    let req = event("apigw-v2-get-token.json", |v| set_query(v, query));
-    body_json(&get_token(app, req).await.unwrap())
-}
-
-async fn batch(app: &wxinvoice::App, query: &str, body: &str) -> Value {
-    let req = event("apigw-v2-get-invoice-batch.json", |v| {
-        set_query(v, query);
-        set_body(v, body);
-    });
-    body_json(&get_invoice_batch(app, req).await.unwrap())
-}
-
-async fn update(app: &wxinvoice::App, query: &str, status: &str) -> Value {
-    let body = json!({"openid": OPENID, "reimburse_status": status,
-        "invoice_list": [{"card_id": SEED_CARD, "encrypt_code": CODE2}]})
-    .to_string();
-    let req = event("apigw-v2-update-status.json", |v| {
-        set_query(v, query);
-        set_body(v, &body);
-    });
-    body_json(&update_status(app, req).await.unwrap())
-}
-
 #[tokio::test]
 async fn no_secret_or_token_reaches_the_logs() {
+    if !in_own_process(module_path!(), "no_secret_or_token_reaches_the_logs").await {
+        return;
+    }
     let capture = Capture::default();
     wxinvoice::init_tracing_with("trace", true, capture.clone());
 
     let h = Harness::with(&[("REFRESH_COOLDOWN_SECS", "0"), ("WECHAT_TIMEOUT_MS", "300")]).await;
-    let app = &h.app;
-    let good =
-        json!({"item_list": [{"card_id": SEED_CARD, "encrypt_code": SEED_CODE}]}).to_string();
-    let t = token(app, "").await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let t = token(app, "type=manual").await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string()
-        .max(t);
+    let good = batch_of(&[SEED_CODE]);
+    let t = access_token(&h.get_token("").await.1);
+    let t = access_token(&h.get_token("type=manual").await.1).max(t);
     let current = h.stored_token().await;
-    let q = format!("token={current}");
-    batch(app, &q, &good).await;
-    update(app, &q, "INVOICE_REIMBURSE_LOCK").await;
-    update(app, &q, "INVOICE_REIMBURSE_CANCEL").await;
-    update(app, &q, "INVOICE_REIMBURSE_CLOSURE").await;
-    batch(app, &format!("token={t}x"), &good).await;
-    batch(app, "", &good).await;
-    batch(app, &q, "{not json").await;
+    h.get_invoice_batch(&current, &good).await;
+    for status in [
+        "INVOICE_REIMBURSE_LOCK",
+        "INVOICE_REIMBURSE_CANCEL",
+        "INVOICE_REIMBURSE_CLOSURE",
+    ] {
+        h.update_status(&current, status, &[CODE2]).await;
+    }
+    h.get_invoice_batch(&format!("{t}x"), &good).await;
+    h.answer(Endpoint::GetInvoiceBatch.call().query("").body(&good))
+        .await;
+    h.get_invoice_batch(&current, "{not json").await;
     // WeChat reports the token dead: replaced, retried.
-    h.fault(json!({"path": batch_path(), "errcode": 40001, "times": 1}))
+    h.sim
+        .fault(json!({"path": batch_path(), "errcode": 40001, "times": 1}))
         .await;
-    batch(app, &q, &good).await;
+    h.get_invoice_batch(&current, &good).await;
     // WeChat down for the invoice call and for the token call.
-    h.fault(json!({"path": "*", "drop": true, "times": 2}))
+    h.sim
+        .fault(json!({"path": "*", "drop": true, "times": 2}))
         .await;
     let current = h.stored_token().await;
-    batch(app, &format!("token={current}"), &good).await;
+    h.get_invoice_batch(&current, &good).await;
     // Operator rotations (direct invocations), failing on the drop and on a rejected secret.
-    let rotation = || wxinvoice::runtime::request_from_json(r#"{"action":"rotate"}"#).unwrap();
-    assert!(get_token(app, rotation()).await.is_err());
-    h.fault(
-        json!({"path": token_path(), "errcode": 40125, "errmsg": "invalid appsecret", "times": 1}),
-    )
-    .await;
-    assert!(get_token(app, rotation()).await.is_err());
+    let rotation = r#"{"action":"rotate"}"#;
+    assert!(h.invoke(rotation).await.is_err());
+    h.sim
+        .fault(
+            json!({"path": token_path(), "errcode": 40125, "errmsg": "invalid appsecret", "times": 1}),
+        )
+        .await;
+    assert!(h.invoke(rotation).await.is_err());
     // The scheduled refresh, rotating everything.
     let eager = h.instance(&[
         ("REFRESH_AHEAD_SECS", "7200"),
         ("REFRESH_COOLDOWN_SECS", "0"),
     ]);
-    let sched = wxinvoice::runtime::request_from_json(&fixture("schedule-event.json")).unwrap();
-    get_token(&eager, sched).await.unwrap();
+    h.schedule_on(&eager).await.unwrap();
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     let lines = logs.lines().filter(|l| l.contains("\"endpoint\"")).count();
@@ -146,16 +127,13 @@ async fn no_secret_or_token_reaches_the_logs() {
         lines.iter().any(|l| l["errcode"] == 40001),
         "errcode is a top-level field a metric filter can match"
     );
-    let issued = h.sim_get("/__sim/tokens").await;
+    let issued = h.sim.tokens().await;
     let mut secrets: Vec<String> = vec![appsecret()];
-    for kind in ["tokens", "tickets"] {
-        for s in issued[kind].as_array().unwrap() {
-            secrets.push(s.as_str().unwrap().to_string());
-        }
-    }
+    secrets.extend(issued.tokens.iter().cloned());
+    secrets.extend(issued.tickets.iter().cloned());
     assert!(
         secrets.len() >= 8,
-        "tokens and tickets were issued: {issued}"
+        "tokens and tickets were issued: {issued:?}"
     );
     for secret in &secrets {
         assert!(

@@ -10,9 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use integration_tests::*;
-use lambda_http::{Context, RequestExt};
 use serde_json::{json, Value};
-use wxinvoice::handlers::{get_invoice_batch, get_token};
 use wxinvoice::lifecycle;
 use wxinvoice::store::faults::{Fault, Op};
 use wxinvoice::token::now_ms;
@@ -46,25 +44,21 @@ fn classic() -> bool {
     token_path() == wxinvoice::wechat::MP_PATHS.token
 }
 
+/// getToken on `app`, timed; with a Lambda deadline `budget` away (the Lambda context as the
+/// runtime hands it: its deadline is what the request has).
 async fn get(app: &App, query: &str, budget: Option<Duration>) -> (u16, Value, u128) {
-    let mut req = event("apigw-v2-get-token.json", |v| set_query(v, query));
+    let mut call = Endpoint::GetToken.call().query(query);
     if let Some(b) = budget {
-        // The Lambda context as the runtime hands it: its deadline is what the request has.
-        let mut ctx = Context::default();
-        ctx.deadline = now_ms() + b.as_millis() as u64;
-        req = req.with_lambda_context(ctx);
+        call = call.lambda_budget(b);
     }
-    let started = Instant::now();
-    let resp = get_token(app, req).await.unwrap();
-    let ms = started.elapsed().as_millis();
-    (resp.status().as_u16(), body_json(&resp), ms)
+    let ((status, v), ms) = timed(call.answer(app)).await;
+    (status, v, ms)
 }
 
 /// An operator's rotation, timed.
 async fn rotated(app: &App) -> (u16, Value, u128) {
-    let started = Instant::now();
-    let (status, v) = rotate(app).await;
-    (status, v, started.elapsed().as_millis())
+    let ((status, v), ms) = timed(rotate(app)).await;
+    (status, v, ms)
 }
 
 fn caller(status: u16, v: &Value, token_was: &str) -> String {
@@ -77,11 +71,9 @@ fn caller(status: u16, v: &Value, token_was: &str) -> String {
 
 /// When the simulator ends `token`, in the gateway's clock (ms), to its 1 s resolution.
 async fn wechat_end_ms(h: &Harness, app: &App, token: &str) -> u64 {
-    let v = h.sim_get("/__sim/tokens").await;
-    let end = v["ends"][token]
-        .as_u64()
-        .expect("a token the simulator issued");
-    let sim_now = v["now"].as_u64().unwrap();
+    let v = h.sim.tokens().await;
+    let end = *v.ends.get(token).expect("a token the simulator issued");
+    let sim_now = v.now;
     (app.tokens.clock().now_ms() as i64 + (end as i64 - sim_now as i64) * 1000) as u64
 }
 
@@ -104,28 +96,19 @@ fn shown(overshoot_ms: i64) -> String {
     "never".into()
 }
 
-/// Moves the gateway's and WeChat's clocks forward together.
-async fn advance(h: &Harness, app: &App, secs: u64) {
-    app.tokens.clock().advance(Duration::from_secs(secs));
-    h.sim_post("/__sim/clock", json!({"advance_secs": secs}))
-        .await;
-}
-
-/// Whether WeChat (the simulator) accepts `token` now.
-async fn works(h: &Harness, token: &str) -> bool {
-    h.sim_get(&jsapi_ticket_url(token)).await["errcode"] == 0
-}
-
 /// Once WeChat has ended the old stored token, the gateway answers one that works.
 async fn after_wechat_ends(h: &Harness, app: &App, old: &str) {
     let end = wechat_end_ms(h, app, old).await;
     let secs = end.saturating_sub(app.tokens.clock().now_ms()) / 1000 + 2;
-    advance(h, app, secs).await;
-    assert!(!works(h, old).await, "WeChat ended the old token");
+    h.advance(app, secs).await;
+    assert!(!h.token_works(old).await, "WeChat ended the old token");
     let (status, v, _) = get(app, "", None).await;
     let served = v["access_token"].as_str().unwrap_or_default().to_string();
     assert_eq!(status, 200, "{v}");
-    assert!(works(h, &served).await, "the gateway serves a live token");
+    assert!(
+        h.token_works(&served).await,
+        "the gateway serves a live token"
+    );
 }
 
 async fn holder_killed_after_wechat_issued() -> Row {
@@ -133,18 +116,15 @@ async fn holder_killed_after_wechat_issued() -> Row {
     let (_, first, _) = get(&h.app, "", None).await;
     let old = first["access_token"].as_str().unwrap().to_string();
     // The holder's ticket fetch hangs, so it is killed between the token and the commit.
-    h.fault(json!({"path": paths().jsapi_ticket, "latency_ms": 3000}))
+    h.sim
+        .fault(json!({"path": paths().jsapi_ticket, "latency_ms": 3000}))
         .await;
-    let mut env = h.process_env();
-    env.extend(
-        [
-            ("REFRESH_MARGIN_SECS", "7200"),
-            ("REFRESH_AHEAD_SECS", "7200"),
-            ("REFRESH_COOLDOWN_SECS", "0"),
-            ("WECHAT_TIMEOUT_MS", "3000"),
-        ]
-        .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
+    let env = h.process_env(&[
+        ("REFRESH_MARGIN_SECS", "7200"),
+        ("REFRESH_AHEAD_SECS", "7200"),
+        ("REFRESH_COOLDOWN_SECS", "0"),
+        ("WECHAT_TIMEOUT_MS", "3000"),
+    ]);
     let mut holder = tokio::process::Command::new(env!("CARGO_BIN_EXE_stampede"))
         .args(["1", &now_ms().to_string()])
         .envs(env)
@@ -163,7 +143,7 @@ async fn holder_killed_after_wechat_issued() -> Row {
         .await
         .expect("the holder fetched a token");
     holder.kill().await.unwrap(); // SIGKILL
-    h.clear_faults().await;
+    h.sim.clear_faults().await;
     let stored = h.stored().await;
     assert_eq!(
         stored.access_token.as_ref().unwrap().value,
@@ -213,7 +193,7 @@ async fn commit_always_fails() -> Row {
     assert_eq!(status, 200, "{v}");
     let issued = v["access_token"].as_str().unwrap().to_string();
     assert_ne!(issued, old);
-    assert!(works(&h, &issued).await, "the caller got a live token");
+    assert!(h.token_works(&issued).await, "the caller got a live token");
     assert!(store.calls(Op::Commit) > 1, "retried while the lease held");
     assert!(ms < 3500, "within the lease: {ms} ms");
     let stored = h.stored().await;
@@ -296,7 +276,8 @@ async fn deadline_mid_refresh() -> Row {
         ("REFRESH_COOLDOWN_SECS", "0"),
         ("DYNAMODB_TIMEOUT_MS", "300"),
     ]);
-    h.fault(json!({"path": token_path(), "latency_ms": 3000, "times": 1}))
+    h.sim
+        .fault(json!({"path": token_path(), "latency_ms": 3000, "times": 1}))
         .await;
     let (status, v, ms) = get(&app, "", Some(Duration::from_secs(2))).await;
     assert!(ms < 2000, "answered before Lambda's deadline: {ms} ms");
@@ -323,13 +304,7 @@ async fn deadline_mid_refresh() -> Row {
 async fn secret_reset() -> Row {
     let h = Harness::new().await;
     let name = format!("wxinvoice-test/{}", uuid::Uuid::new_v4().simple());
-    let sm = aws_sdk_secretsmanager::Client::new(&h.sdk);
-    sm.create_secret()
-        .name(&name)
-        .secret_string(appsecret())
-        .send()
-        .await
-        .unwrap();
+    create_secret(&h.sdk, &name, &appsecret()).await;
     let app = h.instance(&[
         ("WECHAT_SECRET", ""),
         ("WECHAT_SECRET_ARN", name.as_str()),
@@ -339,14 +314,8 @@ async fn secret_reset() -> Row {
     let old = first["access_token"].as_str().unwrap().to_string();
     // The operator resets the secret at WeChat and stores the new one; the instance is warm.
     let option = if is_work() { "corpsecret" } else { "secret" };
-    h.sim_post("/__sim/options", json!({ option: "reset-secret" }))
-        .await;
-    sm.put_secret_value()
-        .secret_id(&name)
-        .secret_string("reset-secret")
-        .send()
-        .await
-        .unwrap();
+    h.sim.set_options(json!({ option: "reset-secret" })).await;
+    put_secret(&h.sdk, &name, "reset-secret").await;
     let (status, v, ms) = rotated(&app).await;
     assert_eq!(status, 200, "{v}");
     assert_ne!(v["access_token"].as_str().unwrap(), old);
@@ -371,20 +340,16 @@ async fn api_host_down_backup_up() -> Row {
     let backup = h.sim.base_url();
     let app = h.instance(&[
         ("WECHAT_API_BASE", closed.as_str()),
-        ("WECHAT_API_BACKUP_BASE", backup.as_str()),
+        ("WECHAT_API_BACKUP_BASE", backup),
     ]);
     let (status, v, ms) = get(&app, "", None).await;
     assert_eq!(status, 200, "{v}");
     let token = v["access_token"].as_str().unwrap().to_string();
     // The invoice calls go to the backup too.
-    let body =
-        json!({"item_list": [{"card_id": SEED_CARD, "encrypt_code": SEED_CODE}]}).to_string();
-    let req = event("apigw-v2-get-invoice-batch.json", |v| {
-        set_query(v, &format!("token={token}"));
-        set_body(v, &body);
-    });
-    let resp = get_invoice_batch(&app, req).await.unwrap();
-    assert_eq!(body_json(&resp)["errcode"], 0);
+    let (_, v) = h
+        .get_invoice_batch_on(&app, &token, batch_of(&[SEED_CODE]))
+        .await;
+    assert_eq!(v["errcode"], 0);
     assert_eq!(h.calls(batch_path()), 1);
     let stored = h.stored().await;
     let (ms_over, _) = overshoot(&h, &app).await;
@@ -406,16 +371,12 @@ async fn scheduled_run_cannot_rotate() -> Row {
         ("REFRESH_AHEAD_SECS", "7200"),
         ("REFRESH_COOLDOWN_SECS", "0"),
     ]);
-    h.fault(json!({"path": token_path(), "errcode": 40164,
+    h.sim
+        .fault(json!({"path": token_path(), "errcode": 40164,
         "errmsg": "invalid ip 1.2.3.4 ipv6 ::ffff:1.2.3.4, not in whitelist"}))
         .await;
-    let started = Instant::now();
-    let schedule = wxinvoice::runtime::request_from_json(&fixture("schedule-event.json")).unwrap();
-    let err = get_token(&app, schedule)
-        .await
-        .expect_err("the invocation fails");
-    let ms = started.elapsed().as_millis();
-    let err = err.to_string();
+    let (answer, ms) = timed(h.schedule_on(&app)).await;
+    let err = answer.expect_err("the invocation fails");
     assert!(err.contains("WeChat errcode 40164"), "{err}");
     assert!(!err.contains(&old), "no token in the error");
     // Readers keep getting the stored token.
@@ -475,21 +436,19 @@ async fn every_dependency_slow_the_answer_still_beats_the_lambda_timeout() {
     ] {
         store.inject(op, Fault::Slow(Duration::from_millis(1900)), None);
     }
-    h.fault(json!({"path": batch_path(), "latency_ms": 2400, "errcode": 40001, "times": 1}))
+    h.sim
+        .fault(json!({"path": batch_path(), "latency_ms": 2400, "errcode": 40001, "times": 1}))
         .await;
-    h.fault(json!({"path": "*", "latency_ms": 2400})).await;
-    let body =
-        json!({"item_list": [{"card_id": SEED_CARD, "encrypt_code": SEED_CODE}]}).to_string();
-    let mut ctx = Context::default();
+    h.sim.fault(json!({"path": "*", "latency_ms": 2400})).await;
     let lambda_timeout = Duration::from_secs(20);
-    ctx.deadline = now_ms() + lambda_timeout.as_millis() as u64;
-    let req = event("apigw-v2-get-invoice-batch.json", |v| {
-        set_query(v, &format!("token={token}"));
-        set_body(v, &body);
-    })
-    .with_lambda_context(ctx);
+    let call = Endpoint::GetInvoiceBatch
+        .call()
+        .query(&format!("token={token}"));
+    let call = call
+        .body(batch_of(&[SEED_CODE]))
+        .lambda_budget(lambda_timeout);
     let started = Instant::now();
-    let resp = get_invoice_batch(&app, req).await.unwrap();
+    let resp = call.send(&app).await;
     let took = started.elapsed();
     let v = body_json(&resp);
     println!(
@@ -518,7 +477,7 @@ async fn every_dependency_slow_the_answer_still_beats_the_lambda_timeout() {
 async fn store_contract_holds_for_dynamodb() {
     let sdk = aws().await;
     let table = create_table(&sdk).await;
-    let config = config("http://127.0.0.1:9", &table, &[]);
+    let config = TestConfig::new("http://127.0.0.1:9", &table).build();
     let store = Arc::new(wxinvoice::app::dynamo_store(&config, &sdk));
     wxinvoice::store::contract::run(store.as_ref(), "contract").await;
 }

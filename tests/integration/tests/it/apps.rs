@@ -2,45 +2,28 @@
 //! next to the deployment's own app, against the simulator and moto.
 
 use integration_tests::*;
-use serde_json::{json, Value};
-use wxinvoice::handlers::{get_token, GET_INVOICE_INFO};
+use serde_json::json;
 
 const OA_B: &str = "wxb00000000000000b";
 const MINI: &str = "wxm00000000000000m";
 const CORP: &str = "wwc0rp00000000000c";
 const ORIGIN_B: &str = "https://b.example.com";
 
-async fn token_for(_h: &Harness, app: &wxinvoice::App, query: &str) -> (u16, Value) {
-    let req = event("apigw-v2-get-token.json", |v| set_query(v, query));
-    let resp = get_token(app, req).await.unwrap();
-    (resp.status().as_u16(), body_json(&resp))
-}
-
-/// The latest token the simulator issued to `app` (appid, or `corpid#agentid`).
-async fn issued_to(h: &Harness, app: &str) -> Option<String> {
-    let v = h.sim_get("/__sim/tokens").await;
-    v["latest"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["app"] == app)
-        .and_then(|t| t["access_token"].as_str())
-        .map(str::to_string)
-}
-
 #[tokio::test]
 async fn each_app_has_its_own_token_origins_and_invoices() {
     let h = Harness::new().await;
-    register_app(&h, "mp", OA_B, None, &[ORIGIN_B]).await;
-    register_app(&h, "mini", MINI, None, &[]).await;
-    register_app(&h, "work", CORP, Some("1000002"), &[ORIGIN_B]).await;
-    register_app(&h, "work", CORP, Some("1000003"), &[ORIGIN_B]).await;
+    h.register_app("mp", OA_B, None, &[ORIGIN_B]).await;
+    h.register_app("mini", MINI, None, &[]).await;
+    h.register_app("work", CORP, Some("1000002"), &[ORIGIN_B])
+        .await;
+    h.register_app("work", CORP, Some("1000003"), &[ORIGIN_B])
+        .await;
 
     // The deployment's own app, as before.
-    let (status, own) = token_for(&h, &h.app, "").await;
+    let (status, own) = h.get_token("").await;
     assert_eq!(status, 200, "{}", shown(&own));
     // An Official Account by appid: its own token and signature, its own page.
-    let (status, b) = token_for(&h, &h.app, &format!("appid={OA_B}")).await;
+    let (status, b) = h.get_token(&format!("appid={OA_B}")).await;
     assert_eq!(status, 200, "{}", shown(&b));
     assert_eq!(b["appid"], OA_B);
     assert_eq!(b["url"], format!("{ORIGIN_B}/invoices"));
@@ -49,27 +32,21 @@ async fn each_app_has_its_own_token_origins_and_invoices() {
         "B and the own app share a token"
     );
     assert!(
-        b["access_token"].as_str() == issued_to(&h, OA_B).await.as_deref(),
+        b["access_token"].as_str() == h.sim.issued_to(OA_B).await.as_deref(),
         "B's token is not the one WeChat issued to B"
     );
-    let jsapi = h
-        .sim_post("/__sim/verify/jsapi", json!({"noncestr": b["noncestr"], "timestamp": b["timestamp"], "url": b["url"], "signature": b["signature"]}))
-        .await;
-    assert_eq!(
-        jsapi["valid"], true,
-        "WeChat accepts B's signature: {jsapi}"
+    let page = b["url"].as_str().unwrap_or_default();
+    assert!(
+        h.wechat_accepts(page, &b).await,
+        "WeChat accepts B's signature"
     );
     // Its origins, not the deployment's: a page of the default origin is refused for B.
-    let (status, v) = token_for(
-        &h,
-        &h.app,
-        &format!("appid={OA_B}&url={}", urlencode(PAGE_URL)),
-    )
-    .await;
+    let query = format!("appid={OA_B}&url={}", encode_uri_component(PAGE_URL));
+    let (status, v) = h.get_token(&query).await;
     assert_eq!(status, 400, "{v}");
     // A mini program: the token only, no tickets fetched.
     let tickets_before = h.ticket_calls();
-    let (status, m) = token_for(&h, &h.app, &format!("appid={MINI}")).await;
+    let (status, m) = h.get_token(&format!("appid={MINI}")).await;
     assert_eq!(status, 200, "{}", shown(&m));
     let keys: Vec<&String> = m.as_object().unwrap().keys().collect();
     assert_eq!(
@@ -84,8 +61,8 @@ async fn each_app_has_its_own_token_origins_and_invoices() {
         "a mini program needs no ticket"
     );
     // Two agents of one corp: two tokens.
-    let (_, w2) = token_for(&h, &h.app, &format!("appid={CORP}&agentid=1000002")).await;
-    let (_, w3) = token_for(&h, &h.app, &format!("appid={CORP}&agentid=1000003")).await;
+    let (_, w2) = h.get_token(&format!("appid={CORP}&agentid=1000002")).await;
+    let (_, w3) = h.get_token(&format!("appid={CORP}&agentid=1000003")).await;
     assert!(
         w2["access_token"].is_string() && w3["access_token"].is_string(),
         "{} {}",
@@ -98,26 +75,15 @@ async fn each_app_has_its_own_token_origins_and_invoices() {
     );
 
     // Invoices: B's user's invoice answers B's token, not the deployment's own app.
-    let mut seed: Vec<Value> = serde_json::from_str(&fixture("invoices.json")).unwrap();
+    let mut seed = seed_invoices();
     seed[1]["app"] = json!(OA_B);
-    h.sim_post("/__sim/invoices", Value::Array(seed)).await;
+    h.sim.set_invoices(&seed).await;
     let invoice = json!({"card_id": SEED_CARD, "encrypt_code": CODE2});
     let b_token = b["access_token"].as_str().unwrap();
     let own_token = own["access_token"].as_str().unwrap();
     let query = |q: &str| {
-        let req = event("apigw-v2-get-invoice-batch.json", |v| {
-            v["rawPath"] = json!(GET_INVOICE_INFO);
-            v["requestContext"]["http"]["path"] = json!(GET_INVOICE_INFO);
-            set_query(v, q);
-            set_body(v, &invoice.to_string());
-        });
-        async {
-            body_json(
-                &wxinvoice::handlers::invoice_query(&h.app, req)
-                    .await
-                    .unwrap(),
-            )
-        }
+        let call = Endpoint::GetInvoiceInfo.call().query(q).body(&invoice);
+        async { h.answer(call).await.1 }
     };
     let v = query(&format!("appid={OA_B}&token={b_token}")).await;
     assert_eq!(v["errcode"], 0, "{v}");
@@ -131,7 +97,7 @@ async fn each_app_has_its_own_token_origins_and_invoices() {
 
     // Unknown and disabled apps: refused, nothing sent to WeChat.
     let token_calls = h.token_calls();
-    let (status, v) = token_for(&h, &h.app, "appid=wxunknown").await;
+    let (status, v) = h.get_token("appid=wxunknown").await;
     assert_eq!((status, v["errcode"].as_i64()), (404, Some(40013)), "{v}");
     let mut b_settings = h.store_app(OA_B).await;
     b_settings.enabled = false;
@@ -139,27 +105,17 @@ async fn each_app_has_its_own_token_origins_and_invoices() {
         .await
         .unwrap();
     let other = h.instance(&[]);
-    let (status, v) = token_for(&h, &other, &format!("appid={OA_B}")).await;
+    let (status, v) = h.get_token_on(&other, &format!("appid={OA_B}")).await;
     assert_eq!((status, v["errcode"].as_i64()), (403, Some(40013)), "{v}");
     assert_eq!(h.token_calls(), token_calls);
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[tokio::test]
 async fn a_stampede_on_two_apps_is_one_fetch_per_app() {
     let h = Harness::new().await;
-    register_app(&h, "mp", OA_B, None, &[ORIGIN_B]).await;
+    h.register_app("mp", OA_B, None, &[ORIGIN_B]).await;
     let instances: Vec<wxinvoice::App> = (0..4).map(|_| h.instance(&[])).collect();
+    let h = &h;
     let before = h.token_calls();
     let calls = instances.iter().enumerate().flat_map(|(i, app)| {
         (0..10).map(move |n| {
@@ -169,8 +125,7 @@ async fn a_stampede_on_two_apps_is_one_fetch_per_app() {
                 format!("appid={OA_B}")
             };
             async move {
-                let req = event("apigw-v2-get-token.json", |v| set_query(v, &query));
-                let v = body_json(&get_token(app, req).await.unwrap());
+                let (_, v) = h.get_token_on(app, &query).await;
                 (
                     query.is_empty(),
                     v["access_token"].as_str().map(str::to_string),
@@ -207,19 +162,17 @@ async fn a_stampede_on_two_apps_is_one_fetch_per_app() {
 #[tokio::test]
 async fn a_failing_app_neither_stops_nor_delays_the_others() {
     let h = Harness::new().await;
-    register_app(&h, "mp", OA_B, None, &[ORIGIN_B]).await;
-    register_app(&h, "mini", MINI, None, &[]).await;
+    h.register_app("mp", OA_B, None, &[ORIGIN_B]).await;
+    h.register_app("mini", MINI, None, &[]).await;
     // B's secret was reset at WeChat (40125 for B's token fetches only).
-    let mut options = h.sim_get("/__sim/options").await;
-    for app in options["apps"].as_array_mut().unwrap() {
-        if app["appid"] == OA_B {
-            app["secret"] = json!("reset-at-wechat");
+    let mut apps = h.sim.options().await.apps;
+    for app in &mut apps {
+        if app.appid == OA_B {
+            app.secret = "reset-at-wechat".into();
         }
     }
-    h.sim_post("/__sim/options", json!({"apps": options["apps"]}))
-        .await;
-    let req = wxinvoice::runtime::request_from_json(&fixture("schedule-event.json")).unwrap();
-    let err = get_token(&h.app, req).await.unwrap_err().to_string();
+    h.sim.set_options(json!({ "apps": apps })).await;
+    let err = h.schedule().await.unwrap_err();
     assert!(
         err.contains(&format!("app#{OA_B}: WeChat errcode 40125")),
         "{err}"
@@ -227,14 +180,14 @@ async fn a_failing_app_neither_stops_nor_delays_the_others() {
     assert!(!err.contains(MINI), "{err}");
     // The others were rotated and answer.
     assert!(
-        issued_to(&h, MINI).await.is_some(),
+        h.sim.issued_to(MINI).await.is_some(),
         "the mini program was rotated"
     );
-    let (status, _) = token_for(&h, &h.app, "").await;
+    let (status, _) = h.get_token("").await;
     assert_eq!(status, 200);
-    let (status, v) = token_for(&h, &h.app, &format!("appid={MINI}")).await;
+    let (status, v) = h.get_token(&format!("appid={MINI}")).await;
     assert_eq!(status, 200, "{}", shown(&v));
-    let (_, v) = token_for(&h, &h.app, &format!("appid={OA_B}")).await;
+    let (_, v) = h.get_token(&format!("appid={OA_B}")).await;
     assert_eq!(v["errcode"], 40125, "B's own error is B's: {v}");
 }
 
@@ -243,7 +196,8 @@ async fn the_schedule_over_200_apps() {
     let h = Harness::with(&[("SCHEDULE_CONCURRENCY", "10")]).await;
     let n = 200;
     for i in 0..n {
-        register_app(&h, "mp", &format!("wxscale{i:05}"), None, &[ORIGIN_B]).await;
+        h.register_app("mp", &format!("wxscale{i:05}"), None, &[ORIGIN_B])
+            .await;
     }
     // The registered apps are Official Accounts, whatever the deployment's own app is.
     let mp_calls = || {
@@ -252,10 +206,9 @@ async fn the_schedule_over_200_apps() {
     };
     let before = mp_calls();
     let started = std::time::Instant::now();
-    let req = wxinvoice::runtime::request_from_json(&fixture("schedule-event.json")).unwrap();
-    let (resp, spent) = wxinvoice::telemetry::measured(get_token(&h.app, req)).await;
+    let (answer, spent) = wxinvoice::telemetry::measured(h.schedule()).await;
     let took = started.elapsed();
-    let v = body_json(&resp.unwrap());
+    let v = answer.unwrap();
     assert_eq!(
         v["apps"],
         json!({"registered": n, "due": n, "refreshed": n}),
@@ -273,8 +226,7 @@ async fn the_schedule_over_200_apps() {
     );
     // The next run: nothing due, nothing fetched.
     let (before, tokens, tickets) = (mp_calls(), h.token_calls(), h.ticket_calls());
-    let req = wxinvoice::runtime::request_from_json(&fixture("schedule-event.json")).unwrap();
-    let v = body_json(&get_token(&h.app, req).await.unwrap());
+    let v = h.schedule().await.unwrap();
     assert_eq!(v["apps"]["due"], 0, "{v}");
     assert_eq!((h.token_calls(), h.ticket_calls()), (tokens, tickets));
     assert_eq!(mp_calls(), before);
@@ -284,12 +236,13 @@ async fn the_schedule_over_200_apps() {
 async fn the_deployments_own_item_is_untouched_by_registered_apps() {
     let h = Harness::new().await;
     // A single-app deployment's state, as it was before any app was registered.
-    let (_, before) = token_for(&h, &h.app, "").await;
+    let (_, before) = h.get_token("").await;
     let fetched = h.token_calls();
-    register_app(&h, "mp", OA_B, None, &[ORIGIN_B]).await;
-    register_app(&h, "work", CORP, Some("1000002"), &[ORIGIN_B]).await;
+    h.register_app("mp", OA_B, None, &[ORIGIN_B]).await;
+    h.register_app("work", CORP, Some("1000002"), &[ORIGIN_B])
+        .await;
     // A new instance (a new deployment of the code) answers the same token from the same item.
-    let (status, after) = token_for(&h, &h.instance(&[]), "").await;
+    let (status, after) = h.get_token_on(&h.instance(&[]), "").await;
     assert_eq!(status, 200);
     assert!(
         after["access_token"] == before["access_token"],
@@ -309,18 +262,10 @@ async fn the_deployments_own_item_is_untouched_by_registered_apps() {
 async fn cors_is_each_apps_own() {
     use lambda_http::http::header;
     let h = Harness::new().await;
-    register_app(&h, "mp", OA_B, None, &[ORIGIN_B]).await;
+    h.register_app("mp", OA_B, None, &[ORIGIN_B]).await;
     let preflight = |origin: &'static str, query: String| {
-        let req = event("apigw-v2-get-invoice-batch.json", move |v| {
-            v["headers"]["origin"] = json!(origin);
-            set_method(v, "OPTIONS");
-            set_query(v, &query);
-        });
-        async {
-            wxinvoice::handlers::get_invoice_batch(&h.app, req)
-                .await
-                .unwrap()
-        }
+        let call = Endpoint::GetInvoiceBatch.call().header("origin", origin);
+        h.send(call.method("OPTIONS").query(&query))
     };
     let allowed = |resp: &lambda_http::Response<lambda_http::Body>| {
         resp.headers()
@@ -346,67 +291,65 @@ async fn cors_is_each_apps_own() {
 #[tokio::test]
 async fn the_own_app_failing_does_not_stop_the_registered_ones() {
     let h = Harness::new().await;
-    register_app(&h, "mini", MINI, None, &[]).await;
+    h.register_app("mini", MINI, None, &[]).await;
     // The deployment's own secret was reset at WeChat.
     let field = if is_work() { "corpsecret" } else { "secret" };
-    h.sim_post("/__sim/options", json!({ field: "reset-at-wechat" }))
-        .await;
-    let req = wxinvoice::runtime::request_from_json(&fixture("schedule-event.json")).unwrap();
-    let err = get_token(&h.app, req).await.unwrap_err().to_string();
+    h.sim.set_options(json!({ field: "reset-at-wechat" })).await;
+    let err = h.schedule().await.unwrap_err();
     assert!(
         err.starts_with("scheduled refresh failed: WeChat errcode"),
         "{err}"
     );
     assert!(
-        issued_to(&h, MINI).await.is_some(),
+        h.sim.issued_to(MINI).await.is_some(),
         "the registered app was rotated all the same"
     );
-    let (status, v) = token_for(&h, &h.app, &format!("appid={MINI}")).await;
+    let (status, v) = h.get_token(&format!("appid={MINI}")).await;
     assert_eq!(status, 200, "{}", shown(&v));
 }
 
 #[tokio::test]
 async fn made_up_app_names_cost_at_most_one_read_a_second() {
     let h = Harness::new().await;
-    register_app(&h, "mp", OA_B, None, &[ORIGIN_B]).await;
-    let (first, _) = token_for(&h, &h.app, "appid=wxmadeup1").await;
-    let (second, v) = token_for(&h, &h.app, "appid=wxmadeup2").await;
+    h.register_app("mp", OA_B, None, &[ORIGIN_B]).await;
+    let (first, _) = h.get_token("appid=wxmadeup1").await;
+    let (second, v) = h.get_token("appid=wxmadeup2").await;
     assert_eq!((first, second), (404, 429), "{v}");
     assert_eq!(v["errcode"], -1, "retryable: {v}");
     // A name already found missing is answered from memory, a second later a new one is read.
-    assert_eq!(token_for(&h, &h.app, "appid=wxmadeup1").await.0, 404);
+    assert_eq!(h.get_token("appid=wxmadeup1").await.0, 404);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let (status, v) = token_for(&h, &h.app, &format!("appid={OA_B}")).await;
+    let (status, v) = h.get_token(&format!("appid={OA_B}")).await;
     assert_eq!(status, 200, "{}", shown(&v));
 }
 
 #[tokio::test]
 async fn an_operator_rotates_a_registered_apps_token() {
     let h = Harness::new().await;
-    register_app(&h, "mp", OA_B, None, &[ORIGIN_B]).await;
-    let (_, before) = token_for(&h, &h.app, &format!("appid={OA_B}")).await;
-    let (_, own_before) = token_for(&h, &h.app, "").await;
+    h.register_app("mp", OA_B, None, &[ORIGIN_B]).await;
+    let (_, before) = h.get_token(&format!("appid={OA_B}")).await;
+    let (_, own_before) = h.get_token("").await;
     let event = json!({"action": "rotate", "appid": OA_B}).to_string();
-    let req = wxinvoice::runtime::request_from_json(&event).unwrap();
-    let v = body_json(&get_token(&h.app, req).await.unwrap());
+    let v = h.invoke(&event).await.unwrap();
     assert_eq!(v["rotated"], true, "{}", shown(&v));
-    let (_, after) = token_for(&h, &h.instance(&[]), &format!("appid={OA_B}")).await;
+    let (_, after) = h
+        .get_token_on(&h.instance(&[]), &format!("appid={OA_B}"))
+        .await;
     assert!(
         after["access_token"] != before["access_token"],
         "B's token replaced"
     );
     assert!(
-        after["access_token"].as_str() == issued_to(&h, OA_B).await.as_deref(),
+        after["access_token"].as_str() == h.sim.issued_to(OA_B).await.as_deref(),
         "B's token is not the one WeChat issued to B"
     );
-    let (_, own_after) = token_for(&h, &h.app, "").await;
+    let (_, own_after) = h.get_token("").await;
     assert!(
         own_after["access_token"] == own_before["access_token"],
         "the own app's untouched"
     );
     // An app this deployment does not serve: the invocation fails, saying so.
-    let req =
-        wxinvoice::runtime::request_from_json(r#"{"action":"rotate","appid":"wxnone"}"#).unwrap();
-    let err = get_token(&h.app, req).await.unwrap_err().to_string();
+    let event = r#"{"action":"rotate","appid":"wxnone"}"#;
+    let err = h.invoke(event).await.unwrap_err();
     assert!(err.contains("no app wxnone"), "{err}");
 }
