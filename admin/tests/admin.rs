@@ -1,5 +1,6 @@
 //! The admin command against moto: an app it registers (and whose secret it stores) is served by
-//! the gateway; disable, list and remove do what they say.
+//! the gateway; disable, list and remove do what they say. And its command line, checked before
+//! AWS is reached.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -98,9 +99,51 @@ async fn an_app_added_by_the_admin_command_is_served() {
     // Bad input: a clear message, a failing status.
     let (ok, _, err) = admin(&h, &["add", "--kind", "tv", "--appid", appid], "");
     assert!(
-        !ok && err.contains("--kind must be mp, mini or work"),
+        !ok && err.contains("--kind") && err.contains("must be mp, mini or work"),
         "{err}"
     );
     let (ok, _, err) = admin(&h, &["show", "--appid", "a/b"], "");
     assert!(!ok && err.contains("appid"), "{err}");
+}
+
+/// Help and version succeed on standard output; a bad command line fails with status 1 (as every
+/// failure of the command does) and a message naming the problem, before any AWS call.
+#[test]
+fn the_command_line_is_checked_first() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_wxinvoice-admin"))
+            .args(args)
+            .env_remove("TOKEN_TABLE")
+            .stdin(Stdio::null())
+            .output()
+            .expect("the admin binary runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let ok: [(&[&str], &str); 4] = [
+        (&["--help"], "put-secret"),
+        (&["add", "--help"], "--secret-name"),
+        (&["help", "history"], "--card-id"),
+        (&["--version"], "wxinvoice-admin 0.1.0"),
+    ];
+    for (args, shown) in ok {
+        let (code, out, err) = run(args);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        assert!(out.contains(shown) && err.is_empty(), "{args:?}: {out}");
+    }
+    let refused: [(&[&str], &str); 5] = [
+        (&[], "Usage: wxinvoice-admin <COMMAND>"),
+        (&["add", "--appid", "wx1"], "--kind"),
+        (&["list", "--bogus"], "--bogus"),
+        (&["show", "--appid"], "--appid"),
+        (&["history", "--card-id", "c", "extra"], "extra"),
+    ];
+    for (args, named) in refused {
+        let (code, out, err) = run(args);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(out.is_empty() && err.contains(named), "{args:?}: {err}");
+    }
 }

@@ -1,14 +1,14 @@
-//! The gateway's configuration in tests: one builder, [`TestConfig`], for an in-process `App`, a
+//! The gateway's configuration in tests: one builder, [`TestConfig`], for an in-process `Deployment`, a
 //! `Config` alone, or the environment of a gateway process.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
-use wxinvoice::config::Config;
-use wxinvoice::secret::AppSecret;
-use wxinvoice::store::faults::FaultyStore;
-use wxinvoice::App;
+use wxinvoice::adapters::secret::AppSecret;
+use wxinvoice::adapters::store::faults::FaultyStore;
+use wxinvoice::domain::config::Config;
+use wxinvoice::Deployment;
 
 use crate::{moto_endpoint, PAGE_URL};
 
@@ -53,17 +53,17 @@ impl Platform {
         }
     }
 
-    pub fn paths(self) -> &'static wxinvoice::wechat::Paths {
+    pub fn paths(self) -> &'static wxinvoice::adapters::wechat::Paths {
         match self {
-            Platform::Work => &wxinvoice::wechat::WORK_PATHS,
-            _ => &wxinvoice::wechat::MP_PATHS,
+            Platform::Work => &wxinvoice::adapters::wechat::WORK_PATHS,
+            _ => &wxinvoice::adapters::wechat::MP_PATHS,
         }
     }
 
     /// The simulator path that issues its access tokens.
     pub fn token_path(self) -> &'static str {
         match self {
-            Platform::MpStable => wxinvoice::wechat::MP_STABLE_TOKEN_PATH,
+            Platform::MpStable => wxinvoice::adapters::wechat::MP_STABLE_TOKEN_PATH,
             _ => self.paths().token,
         }
     }
@@ -118,19 +118,19 @@ impl TestConfig {
     }
 
     /// An instance of the gateway (its own DynamoDB and HTTP clients) on `sdk`.
-    pub fn app(&self, sdk: &SdkConfig) -> App {
+    pub fn app(&self, sdk: &SdkConfig) -> Deployment {
         let config = self.build();
         let secret = AppSecret::from_config(config.secret.as_ref(), sdk);
-        App::new(config, sdk, secret)
+        Deployment::new(config, sdk, secret)
     }
 
     /// An instance whose store (DynamoDB, the configured table) is wrapped with injected faults.
-    pub fn faulty_app(&self, sdk: &SdkConfig) -> (App, FaultyStore) {
+    pub fn faulty_app(&self, sdk: &SdkConfig) -> (Deployment, FaultyStore) {
         let config = self.build();
-        let dynamo = Arc::new(wxinvoice::app::dynamo_store(&config, sdk));
+        let dynamo = Arc::new(wxinvoice::adapters::aws::dynamo_store(&config, sdk));
         let store = FaultyStore::new(dynamo);
         let secret = AppSecret::from_config(config.secret.as_ref(), sdk);
-        let app = App::with_store(config, Arc::new(store.clone()), secret);
+        let app = Deployment::with_store(config, Arc::new(store.clone()), secret);
         (app, store)
     }
 

@@ -1,4 +1,4 @@
-//! The gateway as the tests call it. Every call into its handlers (`wxinvoice::handlers`) is made
+//! The gateway as the tests call it. Every call into its handlers (`wxinvoice::http`) is made
 //! in this file: a request to one of the five endpoints ([`Endpoint`], [`Call`]) reaches the
 //! function that serves it in AWS (get-token, get-invoice-batch, update-status) through that
 //! function's dispatch; direct invocations ([`invoke`]) reach get-token as the schedule and an
@@ -10,16 +10,16 @@ use std::time::Duration;
 
 use lambda_http::{Body, Context, Request, RequestExt, Response};
 use serde_json::{json, Value};
-use wxinvoice::config::Config;
-use wxinvoice::handlers;
-use wxinvoice::invoice::{
+use wxinvoice::domain::config::Config;
+use wxinvoice::domain::invoice::{
     GetInvoiceBatchRequest, InvoiceRef, UpdateInvoiceStatusRequest, UpdateStatusRequest,
 };
-use wxinvoice::App;
+use wxinvoice::http;
+use wxinvoice::Deployment;
 
 use crate::{deadline, fixture, refs, Harness, OPENID, SEED_CARD};
 
-pub use wxinvoice::handlers::{
+pub use wxinvoice::http::{
     GET_INVOICE_BATCH, GET_INVOICE_INFO, GET_TOKEN_PATH, UPDATE_INVOICE_STATUS, UPDATE_STATUS,
 };
 
@@ -152,7 +152,7 @@ impl Call {
         Ok(match self.budget {
             Some(budget) => {
                 let mut ctx = Context::default();
-                ctx.deadline = wxinvoice::token::now_ms() + budget.as_millis() as u64;
+                ctx.deadline = wxinvoice::domain::clock::now_ms() + budget.as_millis() as u64;
                 req.with_lambda_context(ctx)
             }
             None => req,
@@ -164,23 +164,23 @@ impl Call {
     }
 
     /// The function's answer.
-    pub async fn send(self, app: &App) -> Response<Body> {
+    pub async fn send(self, app: &Deployment) -> Response<Body> {
         let req = self.request();
         // Boxed: the handlers' futures are large, and the endpoint methods nest them.
         let answer: BoxFuture<'_, _> = match self.endpoint {
-            Endpoint::GetToken => Box::pin(handlers::get_token(app, req)),
+            Endpoint::GetToken => Box::pin(http::get_token(app, req)),
             Endpoint::GetInvoiceBatch | Endpoint::GetInvoiceInfo => {
-                Box::pin(handlers::invoice_query(app, req))
+                Box::pin(http::invoice_query(app, req))
             }
             Endpoint::UpdateStatus | Endpoint::UpdateInvoiceStatus => {
-                Box::pin(handlers::invoice_status(app, req))
+                Box::pin(http::invoice_status(app, req))
             }
         };
         answer.await.expect("the handlers answer every request")
     }
 
     /// The function's answer: (HTTP status, body).
-    pub async fn answer(self, app: &App) -> (u16, Value) {
+    pub async fn answer(self, app: &Deployment) -> (u16, Value) {
         reply(&self.send(app).await)
     }
 }
@@ -237,9 +237,9 @@ pub fn reply(resp: &Response<Body>) -> (u16, Value) {
 
 /// A direct invocation of get-token with `event` (the schedule's, an operator's action as
 /// `cargo lambda invoke` or the console sends it): its JSON answer, or the invocation's error.
-pub async fn invoke(app: &App, event: &str) -> Result<Value, String> {
+pub async fn invoke(app: &Deployment, event: &str) -> Result<Value, String> {
     let req = wxinvoice::runtime::request_from_json(event).expect("the event converts");
-    match Box::pin(handlers::get_token(app, req)).await {
+    match Box::pin(http::get_token(app, req)).await {
         Ok(resp) => Ok(body_json(&resp)),
         Err(e) => Err(e.to_string()),
     }
@@ -247,7 +247,7 @@ pub async fn invoke(app: &App, event: &str) -> Result<Value, String> {
 
 /// An operator's rotation of `app`'s own token (what `{"action":"rotate"}` does), answered as
 /// getToken would: 200 with the new token, or the error's envelope.
-pub async fn rotate(app: &App) -> (u16, Value) {
+pub async fn rotate(app: &Deployment) -> (u16, Value) {
     match app
         .tokens
         .get(wxinvoice::token::Mode::Rotate, &deadline())
@@ -257,14 +257,14 @@ pub async fn rotate(app: &App) -> (u16, Value) {
             let token = served.state.access_token.map(|c| c.value);
             (200, json!({ "access_token": token }))
         }
-        Err(e) => reply(&e.into_response()),
+        Err(e) => reply(&http::ApiError::from(e).into_response()),
     }
 }
 
 /// getToken's checks before any I/O (path, method, query): the page URL it would sign, or the
 /// refusal as it is answered.
 pub fn check_get_token(config: &Config, req: &Request) -> Result<String, Box<Response<Body>>> {
-    handlers::parse_get_token(config, req)
+    http::parse_get_token(config, req)
         .map(|(_, url)| url)
         .map_err(|e| Box::new(e.into_response()))
 }
@@ -280,16 +280,16 @@ pub fn check_invoice(
     let outcome = match endpoint {
         Endpoint::GetToken => return check_get_token(config, req).map(|_| ()),
         Endpoint::GetInvoiceBatch => {
-            handlers::parse_invoice::<GetInvoiceBatchRequest>(config, req, path).map(|_| ())
+            http::parse_invoice::<GetInvoiceBatchRequest>(config, req, path).map(|_| ())
         }
         Endpoint::GetInvoiceInfo => {
-            handlers::parse_invoice::<InvoiceRef>(config, req, path).map(|_| ())
+            http::parse_invoice::<InvoiceRef>(config, req, path).map(|_| ())
         }
         Endpoint::UpdateStatus => {
-            handlers::parse_invoice::<UpdateStatusRequest>(config, req, path).map(|_| ())
+            http::parse_invoice::<UpdateStatusRequest>(config, req, path).map(|_| ())
         }
         Endpoint::UpdateInvoiceStatus => {
-            handlers::parse_invoice::<UpdateInvoiceStatusRequest>(config, req, path).map(|_| ())
+            http::parse_invoice::<UpdateInvoiceStatusRequest>(config, req, path).map(|_| ())
         }
     };
     outcome.map_err(|e| Box::new(e.into_response()))
@@ -312,12 +312,12 @@ impl Harness {
         self.get_token_on(&self.app, query).await
     }
 
-    pub async fn get_token_on(&self, app: &App, query: &str) -> (u16, Value) {
+    pub async fn get_token_on(&self, app: &Deployment, query: &str) -> (u16, Value) {
         Endpoint::GetToken.call().query(query).answer(app).await
     }
 
     /// `GET getToken?{query}` on `app`, which must answer 200: the answer.
-    pub async fn get_token_ok_on(&self, app: &App, query: &str) -> Value {
+    pub async fn get_token_ok_on(&self, app: &Deployment, query: &str) -> Value {
         let (status, v) = self.get_token_on(app, query).await;
         assert_eq!(status, 200, "getToken?{query}: errcode {}", v["errcode"]);
         v
@@ -330,7 +330,7 @@ impl Harness {
 
     pub async fn get_invoice_batch_on(
         &self,
-        app: &App,
+        app: &Deployment,
         token: &str,
         body: impl RequestBody,
     ) -> (u16, Value) {
@@ -354,7 +354,7 @@ impl Harness {
 
     pub async fn update_status_on(
         &self,
-        app: &App,
+        app: &Deployment,
         token: &str,
         status: &str,
         codes: &[&str],
@@ -385,7 +385,7 @@ impl Harness {
         self.schedule_on(&self.app).await
     }
 
-    pub async fn schedule_on(&self, app: &App) -> Result<Value, String> {
+    pub async fn schedule_on(&self, app: &Deployment) -> Result<Value, String> {
         invoke(app, &fixture("schedule-event.json")).await
     }
 
@@ -399,7 +399,7 @@ impl Harness {
         rotate(&self.app).await
     }
 
-    pub async fn rotate_on(&self, app: &App) -> (u16, Value) {
+    pub async fn rotate_on(&self, app: &Deployment) -> (u16, Value) {
         rotate(app).await
     }
 }

@@ -6,9 +6,9 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 use serde_json::{json, Value};
 use wechat_sim::{JsapiSignature, Running, Sim, SimApp};
-use wxinvoice::store::faults::FaultyStore;
-use wxinvoice::store::TokenStore;
-use wxinvoice::App;
+use wxinvoice::adapters::store::faults::FaultyStore;
+use wxinvoice::adapters::store::TokenStore;
+use wxinvoice::Deployment;
 
 use crate::{appid, aws, create_secret, create_table, is_work, jsapi_ticket_url, paths};
 use crate::{token_path, Platform, TestConfig};
@@ -21,7 +21,7 @@ pub struct Harness {
     pub sdk: SdkConfig,
     pub table: String,
     /// The gateway instance the endpoint methods call (`*_on` call another).
-    pub app: App,
+    pub app: Deployment,
     /// HTTP to anything but the simulator (presigned archive links).
     pub http: reqwest::Client,
 }
@@ -31,7 +31,7 @@ impl Harness {
         Harness::with(&[]).await
     }
 
-    /// A harness whose App has these configuration overrides (environment variable names).
+    /// A harness whose Deployment has these configuration overrides (environment variable names).
     pub async fn with(overrides: &[(&str, &str)]) -> Harness {
         let server = Sim::start_default().await;
         let sim = server.client();
@@ -61,14 +61,14 @@ impl Harness {
         TestConfig::new(self.sim.base_url(), &self.table).with(overrides)
     }
 
-    /// Another App (its own DynamoDB and HTTP clients) on the same table and simulator, as a
+    /// Another Deployment (its own DynamoDB and HTTP clients) on the same table and simulator, as a
     /// second Lambda instance would be.
-    pub fn instance(&self, overrides: &[(&str, &str)]) -> App {
+    pub fn instance(&self, overrides: &[(&str, &str)]) -> Deployment {
         self.config(overrides).app(&self.sdk)
     }
 
     /// Another instance whose store (DynamoDB, this table) is wrapped with injected faults.
-    pub fn faulty_instance(&self, overrides: &[(&str, &str)]) -> (App, FaultyStore) {
+    pub fn faulty_instance(&self, overrides: &[(&str, &str)]) -> (Deployment, FaultyStore) {
         self.config(overrides).faulty_app(&self.sdk)
     }
 
@@ -98,12 +98,15 @@ impl Harness {
     }
 
     /// The harness's table as the gateway's store.
-    pub fn store(&self) -> wxinvoice::store::DynamoStore {
-        wxinvoice::store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&self.sdk), &self.table)
+    pub fn store(&self) -> wxinvoice::adapters::store::DynamoStore {
+        wxinvoice::adapters::store::DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&self.sdk),
+            &self.table,
+        )
     }
 
     /// The token state as DynamoDB holds it now.
-    pub async fn stored(&self) -> wxinvoice::store::TokenState {
+    pub async fn stored(&self) -> wxinvoice::adapters::store::TokenState {
         self.app.tokens.store().load(&appid()).await.unwrap()
     }
 
@@ -117,10 +120,10 @@ impl Harness {
     }
 
     /// A registered app's settings as the table holds them.
-    pub async fn store_app(&self, appid: &str) -> wxinvoice::apps::AppSettings {
+    pub async fn store_app(&self, appid: &str) -> wxinvoice::domain::apps::AppSettings {
         let state = self
             .store()
-            .load(&wxinvoice::apps::key(appid, None))
+            .load(&wxinvoice::domain::apps::key(appid, None))
             .await
             .unwrap();
         *state.settings.expect("a registered app")
@@ -135,7 +138,7 @@ impl Harness {
         appid: &str,
         agentid: Option<&str>,
         origins: &[&str],
-    ) -> wxinvoice::apps::AppSettings {
+    ) -> wxinvoice::domain::apps::AppSettings {
         let secret = format!("secret-of-{appid}-{}", agentid.unwrap_or(""));
         let name = format!("{appid}-{}", uuid::Uuid::new_v4().simple());
         let prefix = &self.app.config.app_secret_prefix;
@@ -148,11 +151,11 @@ impl Harness {
             agentid: agentid.map(str::to_string),
         });
         self.sim.set_options(json!({ "apps": sim_apps })).await;
-        let settings = wxinvoice::apps::AppSettings {
-            kind: wxinvoice::apps::Kind::parse(kind).expect("mp, mini or work"),
+        let settings = wxinvoice::domain::apps::AppSettings {
+            kind: wxinvoice::domain::apps::Kind::parse(kind).expect("mp, mini or work"),
             appid: appid.into(),
             agentid: agentid.map(str::to_string),
-            token_api: wxinvoice::config::TokenApi::Classic,
+            token_api: wxinvoice::domain::config::TokenApi::Classic,
             secret_name: name,
             origins: origins.iter().map(|o| o.to_string()).collect(),
             jssdk_url: origins.first().map(|o| format!("{o}/invoices")),
@@ -197,7 +200,7 @@ impl Harness {
     }
 
     /// Moves `app`'s clock and WeChat's forward together.
-    pub async fn advance(&self, app: &App, secs: u64) {
+    pub async fn advance(&self, app: &Deployment, secs: u64) {
         app.tokens.clock().advance(Duration::from_secs(secs));
         self.sim.advance_clock(secs as i64).await;
     }

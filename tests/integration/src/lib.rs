@@ -1,6 +1,6 @@
 //! Test harness of the gateway: a WeChat simulator on an ephemeral port (and a client of it), a
 //! fresh table in moto's DynamoDB server (`AWS_ENDPOINT_URL_DYNAMODB`, started by the test
-//! command), an `App` wired to both, one method per endpoint, and the fixtures.
+//! command), an `Deployment` wired to both, one method per endpoint, and the fixtures.
 //!
 //! - [`gateway`]: every call into the gateway's handlers (`Endpoint`, `Call`, the endpoint methods
 //!   of [`Harness`], direct invocations); the only file that names the handler module.
@@ -67,7 +67,7 @@ pub fn token_path() -> &'static str {
 }
 
 /// WeChat's API paths on this platform.
-pub fn paths() -> &'static wxinvoice::wechat::Paths {
+pub fn paths() -> &'static wxinvoice::adapters::wechat::Paths {
     Platform::current().paths()
 }
 
@@ -86,8 +86,8 @@ pub fn jsapi_ticket_url(token: &str) -> String {
 }
 
 /// A request's deadline as Lambda's 20 s timeout gives it.
-pub fn deadline() -> wxinvoice::deadline::Deadline {
-    wxinvoice::deadline::Deadline::after(std::time::Duration::from_millis(19_500))
+pub fn deadline() -> wxinvoice::domain::deadline::Deadline {
+    wxinvoice::domain::deadline::Deadline::after(std::time::Duration::from_millis(19_500))
 }
 
 /// Invoices of the spec example's card_id, by encrypt_code, as the API bodies list them.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use integration_tests::{body_json, Endpoint};
-use wxinvoice::token::now_ms;
+use wxinvoice::domain::clock::now_ms;
 
 #[tokio::main]
 async fn main() {
@@ -20,7 +20,7 @@ async fn main() {
         eprintln!("usage: stampede N START_AT_UNIX_MS");
         std::process::exit(2);
     };
-    let app = wxinvoice::App::from_env()
+    let app = wxinvoice::Deployment::from_env()
         .await
         .expect("configuration from the environment");
     tokio::time::sleep(Duration::from_millis(start_at.saturating_sub(now_ms()))).await;

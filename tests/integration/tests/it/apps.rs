@@ -101,7 +101,7 @@ async fn each_app_has_its_own_token_origins_and_invoices() {
     assert_eq!((status, v["errcode"].as_i64()), (404, Some(40013)), "{v}");
     let mut b_settings = h.store_app(OA_B).await;
     b_settings.enabled = false;
-    wxinvoice::store::TokenStore::put_app(&h.store(), &b_settings)
+    wxinvoice::adapters::store::TokenStore::put_app(&h.store(), &b_settings)
         .await
         .unwrap();
     let other = h.instance(&[]);
@@ -114,7 +114,7 @@ async fn each_app_has_its_own_token_origins_and_invoices() {
 async fn a_stampede_on_two_apps_is_one_fetch_per_app() {
     let h = Harness::new().await;
     h.register_app("mp", OA_B, None, &[ORIGIN_B]).await;
-    let instances: Vec<wxinvoice::App> = (0..4).map(|_| h.instance(&[])).collect();
+    let instances: Vec<wxinvoice::Deployment> = (0..4).map(|_| h.instance(&[])).collect();
     let h = &h;
     let before = h.token_calls();
     let calls = instances.iter().enumerate().flat_map(|(i, app)| {
@@ -201,12 +201,12 @@ async fn the_schedule_over_200_apps() {
     }
     // The registered apps are Official Accounts, whatever the deployment's own app is.
     let mp_calls = || {
-        let p = &wxinvoice::wechat::MP_PATHS;
+        let p = &wxinvoice::adapters::wechat::MP_PATHS;
         h.calls(p.token) + h.calls(p.jsapi_ticket)
     };
     let before = mp_calls();
     let started = std::time::Instant::now();
-    let (answer, spent) = wxinvoice::telemetry::measured(h.schedule()).await;
+    let (answer, spent) = wxinvoice::adapters::metrics::measured(h.schedule()).await;
     let took = started.elapsed();
     let v = answer.unwrap();
     assert_eq!(
@@ -249,7 +249,7 @@ async fn the_deployments_own_item_is_untouched_by_registered_apps() {
         "the own app's token changed"
     );
     assert_eq!(h.token_calls(), fetched, "no fetch: nothing to migrate");
-    let own = wxinvoice::store::TokenStore::load(&h.store(), &appid())
+    let own = wxinvoice::adapters::store::TokenStore::load(&h.store(), &appid())
         .await
         .unwrap();
     assert!(

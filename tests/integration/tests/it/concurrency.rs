@@ -4,8 +4,8 @@
 use futures::future::join_all;
 use integration_tests::*;
 use serde_json::json;
-use wxinvoice::store::{Credential, Lock, Update};
-use wxinvoice::token::{now_ms, Mode};
+use wxinvoice::adapters::store::{Credential, Lock, Update};
+use {wxinvoice::domain::clock::now_ms, wxinvoice::token::Mode};
 
 #[tokio::test]
 async fn many_concurrent_refreshes_fetch_exactly_once() {

@@ -7,7 +7,7 @@ use integration_tests::*;
 use serde_json::{json, Value};
 
 /// getToken on `app`: status, body, and how long it took (ms).
-async fn get(app: &wxinvoice::App, query: &str) -> (u16, Value, u128) {
+async fn get(app: &wxinvoice::Deployment, query: &str) -> (u16, Value, u128) {
     let ((status, v), ms) = timed(Endpoint::GetToken.call().query(query).answer(app)).await;
     (status, v, ms)
 }

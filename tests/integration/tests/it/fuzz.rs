@@ -14,7 +14,7 @@ fn base64(bytes: &[u8]) -> String {
 }
 
 /// The configuration the checks run with (nothing is called).
-fn config() -> wxinvoice::config::Config {
+fn config() -> wxinvoice::domain::config::Config {
     TestConfig::new("http://127.0.0.1:9", "t").build()
 }
 
@@ -92,7 +92,7 @@ proptest! {
                         _ => prop_assert!(false, "{query}"),
                     }
                 }
-                let origin = wxinvoice::config::origin_of(&url);
+                let origin = wxinvoice::domain::origin::origin_of(&url);
                 prop_assert!(origin.is_some_and(|o| cfg.allowed_origins.contains(&o)), "{url}");
             }
             Err(resp) => prop_assert!(resp.status().is_client_error()),

@@ -3,7 +3,7 @@
 
 use integration_tests::*;
 use serde_json::{json, Value};
-use wxinvoice::invoice::InvoiceBatchResponse;
+use wxinvoice::domain::invoice::InvoiceBatchResponse;
 
 #[tokio::test]
 async fn get_token_answers_the_spec_fields_with_a_valid_signature() {
@@ -78,7 +78,7 @@ async fn a_rotation_replaces_the_token_and_keeps_the_previous_one() {
     assert_eq!(prev.value, first["access_token"].as_str().unwrap());
     let grace_left = prev
         .expires_at_ms
-        .saturating_sub(wxinvoice::token::now_ms());
+        .saturating_sub(wxinvoice::domain::clock::now_ms());
     assert!((295_000..=300_000).contains(&grace_left), "{grace_left}");
     assert_eq!(stored.version, 2);
     assert!(stored.lock_owner.is_none(), "lock released");
@@ -438,8 +438,8 @@ async fn dynamodb_failing_is_503() {
 }
 
 async fn read_secret(id: &str, sdk: &aws_config::SdkConfig) -> Result<String, String> {
-    let source = wxinvoice::config::SecretSource::SecretsManager { arn: id.into() };
-    let secret = wxinvoice::secret::AppSecret::from_config(Some(&source), sdk);
+    let source = wxinvoice::domain::config::SecretSource::SecretsManager { arn: id.into() };
+    let secret = wxinvoice::adapters::secret::AppSecret::from_config(Some(&source), sdk);
     let value = secret.get().await.map(|s| s.expose().to_string());
     value.map_err(|e| e.0)
 }

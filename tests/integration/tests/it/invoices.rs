@@ -239,7 +239,12 @@ async fn a_lost_answer_is_settled_by_reading_the_invoices_back() {
 /// A harness with the audit table and the archive bucket, and its token.
 async fn reimburser(
     overrides: &[(&str, &str)],
-) -> (Harness, String, wxinvoice::audit::AuditLog, String) {
+) -> (
+    Harness,
+    String,
+    wxinvoice::adapters::audit::AuditLog,
+    String,
+) {
     let (audit_table, bucket) = create_audit_and_archive(&aws().await).await;
     let mut all = vec![
         ("AUDIT_TABLE", audit_table.as_str()),
@@ -350,7 +355,9 @@ async fn closing_invoices_keeps_their_pdfs_and_an_audit_trail() {
     for r in &closures {
         let code = codes
             .iter()
-            .find(|c| wxinvoice::audit::sha256_hex(c.as_bytes()) == attr(r, "code_sha256"))
+            .find(|c| {
+                wxinvoice::adapters::archive::sha256_hex(c.as_bytes()) == attr(r, "code_sha256")
+            })
             .expect("the code's hash");
         let files = r["pdf_files"].as_l().unwrap();
         let file = files[0].as_m().unwrap();
@@ -358,7 +365,7 @@ async fn closing_invoices_keeps_their_pdfs_and_an_audit_trail() {
         let (_, body) = stored.iter().find(|(k, _)| k == key).unwrap();
         assert_eq!(
             file["sha256"].as_s().unwrap(),
-            &wxinvoice::audit::sha256_hex(body),
+            &wxinvoice::adapters::archive::sha256_hex(body),
             "{code}"
         );
     }

@@ -52,7 +52,7 @@ async fn manual_replaces_only_a_token_wechat_reports_dead() {
         );
     }
     assert_eq!(h.token_calls(), 1, "only the first fetch");
-    assert_eq!(h.calls(wxinvoice::wechat::API_DOMAIN_IP_PATH), 1);
+    assert_eq!(h.calls(wxinvoice::adapters::wechat::API_DOMAIN_IP_PATH), 1);
     // WeChat ends the stored token (its expiry passes at WeChat first): manual replaces it,
     // exactly once however often it is asked.
     h.sim.advance_clock(7201).await;
@@ -237,7 +237,7 @@ async fn a_flood_of_made_up_tokens_reads_the_store_once_a_second() {
         .get_invoice_batch_on(&app, &good, batch_of(&[SEED_CODE]))
         .await;
     assert_eq!(v["errcode"], 0, "{v}");
-    let loads = store.calls(wxinvoice::store::faults::Op::Load);
+    let loads = store.calls(wxinvoice::adapters::store::faults::Op::Load);
     let started = std::time::Instant::now();
     for i in 0..300 {
         let (status, v) = h
@@ -246,7 +246,7 @@ async fn a_flood_of_made_up_tokens_reads_the_store_once_a_second() {
         assert_eq!((status, v["errcode"].as_i64()), (200, Some(40001)), "{v}");
     }
     let secs = started.elapsed().as_secs();
-    let reads = store.calls(wxinvoice::store::faults::Op::Load) - loads;
+    let reads = store.calls(wxinvoice::adapters::store::faults::Op::Load) - loads;
     assert!(
         reads <= secs as u32 + 1,
         "{reads} store reads for 300 unknown tokens in {secs} s"

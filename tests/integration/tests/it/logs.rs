@@ -39,7 +39,7 @@ async fn no_secret_or_token_reaches_the_logs() {
         return;
     }
     let capture = Capture::default();
-    wxinvoice::init_tracing_with("trace", true, capture.clone());
+    wxinvoice::runtime::init_tracing_with("trace", true, capture.clone());
 
     let h = Harness::with(&[("REFRESH_COOLDOWN_SECS", "0"), ("WECHAT_TIMEOUT_MS", "300")]).await;
     let good = batch_of(&[SEED_CODE]);

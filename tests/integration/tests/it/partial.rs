@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use integration_tests::*;
 use serde_json::{json, Value};
-use wxinvoice::lifecycle;
-use wxinvoice::store::faults::{Fault, Op};
-use wxinvoice::token::now_ms;
-use wxinvoice::App;
+use wxinvoice::adapters::store::faults::{Fault, Op};
+use wxinvoice::domain::clock::now_ms;
+use wxinvoice::token::lifecycle;
+use wxinvoice::Deployment;
 
 /// One line of the table.
 struct Row {
@@ -41,12 +41,12 @@ impl Row {
 }
 
 fn classic() -> bool {
-    token_path() == wxinvoice::wechat::MP_PATHS.token
+    token_path() == wxinvoice::adapters::wechat::MP_PATHS.token
 }
 
 /// getToken on `app`, timed; with a Lambda deadline `budget` away (the Lambda context as the
 /// runtime hands it: its deadline is what the request has).
-async fn get(app: &App, query: &str, budget: Option<Duration>) -> (u16, Value, u128) {
+async fn get(app: &Deployment, query: &str, budget: Option<Duration>) -> (u16, Value, u128) {
     let mut call = Endpoint::GetToken.call().query(query);
     if let Some(b) = budget {
         call = call.lambda_budget(b);
@@ -56,7 +56,7 @@ async fn get(app: &App, query: &str, budget: Option<Duration>) -> (u16, Value, u
 }
 
 /// An operator's rotation, timed.
-async fn rotated(app: &App) -> (u16, Value, u128) {
+async fn rotated(app: &Deployment) -> (u16, Value, u128) {
     let ((status, v), ms) = timed(rotate(app)).await;
     (status, v, ms)
 }
@@ -70,7 +70,7 @@ fn caller(status: u16, v: &Value, token_was: &str) -> String {
 }
 
 /// When the simulator ends `token`, in the gateway's clock (ms), to its 1 s resolution.
-async fn wechat_end_ms(h: &Harness, app: &App, token: &str) -> u64 {
+async fn wechat_end_ms(h: &Harness, app: &Deployment, token: &str) -> u64 {
     let v = h.sim.tokens().await;
     let end = *v.ends.get(token).expect("a token the simulator issued");
     let sim_now = v.now;
@@ -79,7 +79,7 @@ async fn wechat_end_ms(h: &Harness, app: &App, token: &str) -> u64 {
 
 /// How long past WeChat's end the gateway would serve the token it stores now (`never` when it
 /// reads it as dead before WeChat ends it), and the stored token itself.
-async fn overshoot(h: &Harness, app: &App) -> (i64, String) {
+async fn overshoot(h: &Harness, app: &Deployment) -> (i64, String) {
     let state = h.stored().await;
     let token = state.access_token.clone().unwrap().value;
     let gateway_end = lifecycle::token_dies_at(&state, app.tokens.timing()).unwrap();
@@ -97,7 +97,7 @@ fn shown(overshoot_ms: i64) -> String {
 }
 
 /// Once WeChat has ended the old stored token, the gateway answers one that works.
-async fn after_wechat_ends(h: &Harness, app: &App, old: &str) {
+async fn after_wechat_ends(h: &Harness, app: &Deployment, old: &str) {
     let end = wechat_end_ms(h, app, old).await;
     let secs = end.saturating_sub(app.tokens.clock().now_ms()) / 1000 + 2;
     h.advance(app, secs).await;
@@ -478,6 +478,6 @@ async fn store_contract_holds_for_dynamodb() {
     let sdk = aws().await;
     let table = create_table(&sdk).await;
     let config = TestConfig::new("http://127.0.0.1:9", &table).build();
-    let store = Arc::new(wxinvoice::app::dynamo_store(&config, &sdk));
-    wxinvoice::store::contract::run(store.as_ref(), "contract").await;
+    let store = Arc::new(wxinvoice::adapters::aws::dynamo_store(&config, &sdk));
+    wxinvoice::adapters::store::contract::run(store.as_ref(), "contract").await;
 }
