@@ -57,7 +57,7 @@ pub async fn query_cards(
         item_list: &'a [InvoiceRef],
     }
     if !app.config.batch_keeps_order && answers::shares_card_ids(refs) {
-        let items = by_single_queries(app, token, refs, true, deadline).await?;
+        let items = Box::pin(by_single_queries(app, token, refs, true, deadline)).await?;
         return Ok((
             Cards::built(items),
             How::Resolved(Resolution::SharedCardIds),
@@ -73,7 +73,7 @@ pub async fn query_cards(
         Err(OpError::WeChat(WeChatError::Api(b)))
             if b.errcode == BATCH_NOT_GRANTED && app.config.platform == Platform::Work =>
         {
-            let items = by_single_queries(app, token, refs, false, deadline).await?;
+            let items = Box::pin(by_single_queries(app, token, refs, false, deadline)).await?;
             return Ok((Cards::built(items), How::Resolved(Resolution::After48001)));
         }
         Err(e) => return Err(e),
@@ -94,7 +94,7 @@ pub async fn query_cards(
             }
         }
     };
-    let items = by_single_queries(app, token, refs, true, deadline).await?;
+    let items = Box::pin(by_single_queries(app, token, refs, true, deadline)).await?;
     Ok((Cards::built(items), How::Resolved(resolution)))
 }
 

@@ -58,7 +58,8 @@ pub async fn change<B: Serialize>(
     let archiving = deadline.before(AUDIT_RESERVE).within(ARCHIVE_BUDGET);
     let archived = match &app.archive {
         Some(archive) if result.is_ok() && change.target == ReimburseStatus::Closure => {
-            Some(keep_pdfs(app, archive, token, change.refs, &archiving).await)
+            // Boxed, as the read back: both nest the whole query inside the change.
+            Some(Box::pin(keep_pdfs(app, archive, token, change.refs, &archiving)).await)
         }
         _ => None,
     };
@@ -191,7 +192,7 @@ async fn settle<B: Serialize>(
         Err(lost @ OpError::OutcomeUnknown { .. }) => (Settlement::ConfirmedByReadBack, lost),
         Err(other) => return (Err(other), Vec::new()),
     };
-    let read = query_cards(app, token, change.refs, deadline)
+    let read = Box::pin(query_cards(app, token, change.refs, deadline))
         .await
         .and_then(|(cards, _)| cards.into_map());
     let statuses: Vec<Option<String>> = match &read {

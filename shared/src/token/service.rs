@@ -145,7 +145,7 @@ impl TokenService {
                     since_ms: self.clock.now_ms(),
                 };
                 // No cooldown: the operator asked for it.
-                return self.refresh(want, state, deadline).await;
+                return Box::pin(self.refresh(want, state, deadline)).await;
             }
         };
         self.run(want, state, deadline).await
@@ -266,7 +266,9 @@ impl TokenService {
         if want.forced() && lifecycle::cooling(&state, self.clock.now_ms(), &self.timing) {
             return Ok(Served::new(state, Source::Cooldown));
         }
-        self.refresh(want, state, deadline).await
+        // Boxed: refreshes are rare, and the refresh's future inline makes every caller's future
+        // nest deeper than rustc's layout limit allows in the release build.
+        Box::pin(self.refresh(want, state, deadline)).await
     }
 }
 
