@@ -1,7 +1,7 @@
 """Creates the token table, and optionally the audit table and the archive bucket (the template's
 key schemas), in the DynamoDB and S3 at AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_S3 (moto).
 
-Usage: create_table.py TOKEN_TABLE [AUDIT_TABLE ARCHIVE_BUCKET]
+Usage: create_table.py TOKEN_TABLE [AUDIT_TABLE ARCHIVE_BUCKET [CLAIM_TABLE]]
 """
 import os
 import sys
@@ -19,6 +19,16 @@ if token_table not in tables:
         BillingMode="PAY_PER_REQUEST",
     )
 print(f"table {token_table} ready")
+if len(sys.argv) > 4:
+    claim_table = sys.argv[4]
+    if claim_table not in tables:
+        ddb.create_table(
+            TableName=claim_table,
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    print(f"claim table {claim_table} ready")
 if len(sys.argv) > 3:
     audit_table, bucket = sys.argv[2], sys.argv[3]
     if audit_table not in tables:

@@ -17,6 +17,7 @@ SIM_PORT=${SIM_PORT:-9100}
 MOTO_PORT=${MOTO_PORT:-5055}
 export TOKEN_TABLE=${TOKEN_TABLE:-wxinvoice-tokens}
 export AUDIT_TABLE=${AUDIT_TABLE:-wxinvoice-audit} ARCHIVE_BUCKET=${ARCHIVE_BUCKET:-wxinvoice-archive}
+export CLAIM_TABLE=${CLAIM_TABLE:-wxinvoice-claims}
 export JSSDK_URL=${JSSDK_URL:-http://www.hand.com}
 # The example page (examples/h5, served on port 8080) may be signed and call the API.
 export ALLOWED_ORIGINS=${ALLOWED_ORIGINS:-http://www.hand.com,http://localhost:8080,http://127.0.0.1:8080}
@@ -26,7 +27,7 @@ if [ -z "${AWS_ENDPOINT_URL_DYNAMODB:-}" ]; then
   use_local_aws "$MOTO_PORT"
   start_moto "$MOTO_PORT" "$RUN_DIR/moto.log"
 fi
-"$VENV/bin/python" scripts/create_table.py "$TOKEN_TABLE" "$AUDIT_TABLE" "$ARCHIVE_BUCKET"
+"$VENV/bin/python" scripts/create_table.py "$TOKEN_TABLE" "$AUDIT_TABLE" "$ARCHIVE_BUCKET" "$CLAIM_TABLE"
 
 log "building the functions and the simulator"
 cargo build --locked -p get-token -p get-invoice-batch -p update-status -p wechat-sim -p wxinvoice-admin

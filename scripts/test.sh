@@ -58,10 +58,10 @@ PORT=$(free_port)
 H5_PORT=$(free_port)
 export WECHAT_APPID=wxa185587d4fc35145 WECHAT_SECRET=sim-appsecret
 export WECHAT_API_BASE="http://127.0.0.1:$SIM_PORT" WECHAT_ALLOW_HTTP=true TOKEN_TABLE=wxinvoice-e2e
-export AUDIT_TABLE=wxinvoice-e2e-audit ARCHIVE_BUCKET=wxinvoice-e2e-archive
+export AUDIT_TABLE=wxinvoice-e2e-audit ARCHIVE_BUCKET=wxinvoice-e2e-archive CLAIM_TABLE=wxinvoice-e2e-claims
 export JSSDK_URL='https://expense.example.com/invoices?from=menu' RUST_LOG=info
 export ALLOWED_ORIGINS="https://expense.example.com,http://127.0.0.1:$H5_PORT"
-"$VENV/bin/python" scripts/create_table.py "$TOKEN_TABLE" "$AUDIT_TABLE" "$ARCHIVE_BUCKET"
+"$VENV/bin/python" scripts/create_table.py "$TOKEN_TABLE" "$AUDIT_TABLE" "$ARCHIVE_BUCKET" "$CLAIM_TABLE"
 cargo build --locked -p get-token -p get-invoice-batch -p update-status -p wechat-sim
 start wechat-sim "$RUN_DIR/wechat-sim.log" target/debug/wechat-sim --port "$SIM_PORT"
 wait_http "$WECHAT_API_BASE/__sim/stats" 30

@@ -188,6 +188,7 @@ def test_each_function_may_touch_only_what_it_needs(egress):
     token = {"Fn::GetAtt": ["TokenTable", "Arn"]}
     secret = {"Ref": "WeChatSecretArn"}
     audit = {"Fn::GetAtt": ["AuditTable", "Arn"]}
+    claims = {"Fn::GetAtt": ["ClaimTable", "Arn"]}
     files = {"Fn::Sub": "${ArchiveBucket.Arn}/*"}
     bucket = {"Fn::GetAtt": ["ArchiveBucket", "Arn"]}
     app_secrets = {
@@ -212,6 +213,7 @@ def test_each_function_may_touch_only_what_it_needs(egress):
         ],
         "UpdateStatusFunctionRole": common + [
             (audit, {"dynamodb:BatchWriteItem", "dynamodb:PutItem"}),
+            (claims, {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}),
             (files, {"s3:GetObject", "s3:PutObject"}),
             (bucket, {"s3:ListBucket"}),
         ],
@@ -470,6 +472,21 @@ def test_samconfig_environments_name_only_template_parameters():
         assert {"WeChatAppId", "WeChatSecretArn", "JssdkUrl", "AllowedOrigins"} <= names
     prod = dict(o.split("=", 1) for o in config["prod"]["deploy"]["parameters"]["parameter_overrides"])
     assert prod["ExposeAccessToken"] == "false" and prod["StaticEgress"] == "create"
+
+
+def test_claim_table_keeps_idempotency_keys_for_update_status_only():
+    _, resources = deployed()
+    claims = resources["ClaimTable"]["Properties"]
+    assert claims["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert claims["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert claims["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    env = resources["UpdateStatusFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["CLAIM_TABLE"] == {"Ref": "ClaimTable"}
+    # Only update-status may touch it.
+    roles = of_type(resources, "AWS::IAM::Role")
+    claim_arn = json.dumps({"Fn::GetAtt": ["ClaimTable", "Arn"]})
+    touching = sorted(name for name, role in roles.items() if claim_arn in json.dumps(role))
+    assert touching == ["UpdateStatusFunctionRole"], touching
 
 
 def test_audit_table_and_archive_bucket():

@@ -5,6 +5,7 @@
 pub mod archive;
 pub mod audit;
 pub mod aws;
+pub mod claims;
 pub mod metrics;
 pub mod secret;
 pub mod sign;

@@ -93,6 +93,11 @@ pub struct Config {
     pub audit_retention: Option<Duration>,
     /// The PDF archive (`ARCHIVE_BUCKET`); none when unset.
     pub archive: Option<ArchiveConfig>,
+    /// The claim table (`CLAIM_TABLE`), which records idempotency keys; none when unset, and
+    /// status changes with an `Idempotency-Key` are then refused.
+    pub claim_table: Option<String>,
+    /// How long an idempotency key's record is kept (`IDEMPOTENCY_TTL_SECS`, default a day).
+    pub idempotency_ttl: Duration,
     /// Registered apps' secrets are the Secrets Manager secrets `<prefix><secret name>`
     /// (`APP_SECRET_PREFIX`), so the functions' IAM can be scoped to the prefix.
     pub app_secret_prefix: String,
@@ -150,6 +155,8 @@ impl Config {
             audit_table: env.get("AUDIT_TABLE"),
             audit_retention: audit_retention(&env)?,
             archive: archive(&env, allow_http)?,
+            claim_table: env.get("CLAIM_TABLE"),
+            idempotency_ttl: idempotency_ttl(&env)?,
             platform,
             token_api,
             allow_http,
@@ -349,6 +356,17 @@ fn audit_retention<F: Fn(&str) -> Option<String>>(
             .map(|d| Some(days(d)))
             .ok_or_else(|| ConfigError("AUDIT_RETENTION_DAYS must be between 0 and 36500".into())),
     }
+}
+
+fn idempotency_ttl<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Duration, ConfigError> {
+    let ttl = env.secs("IDEMPOTENCY_TTL_SECS", Duration::from_secs(86_400))?;
+    // At least the longest a client keeps retrying; at most the audit trail's month of pending work.
+    if ttl < Duration::from_secs(3600) || ttl > Duration::from_secs(30 * 86_400) {
+        return Err(ConfigError(
+            "IDEMPOTENCY_TTL_SECS must be between 3600 and 2592000 (s)".into(),
+        ));
+    }
+    Ok(ttl)
 }
 
 fn archive<F: Fn(&str) -> Option<String>>(

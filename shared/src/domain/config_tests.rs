@@ -65,6 +65,9 @@ mod base {
             ("BATCH_KEEPS_ORDER", "yes", "BATCH_KEEPS_ORDER must be true or false"),
             ("AUDIT_RETENTION_DAYS", "40000", "AUDIT_RETENTION_DAYS must be between 0 and 36500"),
             ("SCHEDULE_CONCURRENCY", "0", "SCHEDULE_CONCURRENCY must be a positive whole number"),
+            ("IDEMPOTENCY_TTL_SECS", "60", "IDEMPOTENCY_TTL_SECS must be between 3600 and 2592000"),
+            ("IDEMPOTENCY_TTL_SECS", "a day", "IDEMPOTENCY_TTL_SECS must be a whole number of seconds"),
+            ("IDEMPOTENCY_TTL_SECS", "7200", ""),
         ];
         for (key, value, message) in table {
             let mut v = BASE.to_vec();

@@ -9,6 +9,7 @@ pub mod config;
 pub mod deadline;
 pub mod env;
 pub mod errcode;
+pub mod idempotency;
 pub mod input;
 pub mod invoice;
 pub mod origin;

@@ -45,16 +45,14 @@ pub fn settle(target: ReimburseStatus, read: &[Option<&str>]) -> Settled {
 /// `gateway_outcome` of the answer and the audit record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settlement {
-    /// WeChat refused to set a status every invoice already has (a client's retry).
-    AlreadyInStatus,
-    /// The answer was lost, and the invoices read back are in the requested status.
+    /// The answer was lost (or a retry found it so), and the invoices read back are in the
+    /// requested status.
     ConfirmedByReadBack,
 }
 
 impl Settlement {
     pub fn as_str(self) -> &'static str {
         match self {
-            Settlement::AlreadyInStatus => "already_in_status",
             Settlement::ConfirmedByReadBack => "confirmed_by_read_back",
         }
     }

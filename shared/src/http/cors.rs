@@ -56,8 +56,9 @@ pub fn preflight(
         );
         h.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
-            // `authorization`: the bearer token when the JWT authorizer is on.
-            HeaderValue::from_static("content-type, authorization"),
+            // `authorization`: the bearer token when the JWT authorizer is on; `idempotency-key`:
+            // status changes.
+            HeaderValue::from_static("content-type, authorization, idempotency-key"),
         );
         h.insert(
             header::ACCESS_CONTROL_MAX_AGE,

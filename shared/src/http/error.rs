@@ -27,6 +27,10 @@ pub enum ApiError {
     NotFound(String),
     /// Too many requests of a kind the gateway limits (429): try again shortly.
     Throttled(String),
+    /// Another request with the same Idempotency-Key is under way (409): try again shortly.
+    Conflict(String),
+    /// The Idempotency-Key was used with another request (422).
+    Unprocessable(String),
     /// The `appid` (and `agentid`) names no app of this deployment (404), or a disabled one
     /// (403); errcode 40013 (WeChat's "invalid appid").
     NoSuchApp { disabled: bool, errmsg: String },
@@ -71,6 +75,8 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NoSuchApp { disabled: true, .. } => StatusCode::FORBIDDEN,
             ApiError::NoSuchApp { .. } => StatusCode::NOT_FOUND,
             ApiError::WeChat(_) => StatusCode::OK,
@@ -92,7 +98,8 @@ impl ApiError {
             }
             ApiError::WeChat(w) => w.errcode,
             ApiError::NoSuchApp { .. } => NO_SUCH_APP,
-            ApiError::Throttled(_) => SYSTEM_ERROR,
+            ApiError::Throttled(_) | ApiError::Conflict(_) => SYSTEM_ERROR,
+            ApiError::Unprocessable(_) => INVALID_PARAMS,
             ApiError::OutcomeUnknown { .. } => OUTCOME_UNKNOWN,
             ApiError::WeChatUnreachable(_)
             | ApiError::WeChatTimeout(_)
@@ -104,7 +111,10 @@ impl ApiError {
     pub fn errmsg(&self) -> String {
         match self {
             ApiError::BadRequest { errmsg, .. } => errmsg.clone(),
-            ApiError::TooLarge(m) | ApiError::NotFound(m) => m.clone(),
+            ApiError::TooLarge(m)
+            | ApiError::NotFound(m)
+            | ApiError::Conflict(m)
+            | ApiError::Unprocessable(m) => m.clone(),
             ApiError::NoSuchApp { errmsg, .. } => errmsg.clone(),
             ApiError::Throttled(m) => format!("too many requests: {m}"),
             ApiError::MethodNotAllowed { allowed } => {

@@ -14,6 +14,7 @@ pub mod error;
 pub mod get_invoice_batch;
 pub mod get_invoice_info;
 pub mod get_token;
+pub mod idempotent;
 pub mod paths;
 pub mod query;
 pub mod routes;

@@ -1,6 +1,7 @@
 //! `POST /core/r/api/weChat/updateInvoiceStatus?token=…`: one invoice's status (WeChat's
 //! updateinvoicestatus), settled like the batch.
 
+use futures_util::future::BoxFuture;
 use lambda_http::{Body, Error, Request, Response};
 
 use crate::domain::invoice::{InvoiceRef, UpdateInvoiceStatusRequest};
@@ -8,6 +9,7 @@ use crate::http::answer::{self, Note};
 use crate::http::context::Ctx;
 use crate::http::endpoint::{self, tenant_or_refuse};
 use crate::http::error::ApiError;
+use crate::http::idempotent;
 use crate::http::paths::UPDATE_INVOICE_STATUS;
 use crate::http::update_status::requester;
 use crate::ops::status::{self, Change};
@@ -40,8 +42,20 @@ async fn one(
         body: &body,
         refs: &refs,
         target: body.reimburse_status,
+        settle_first: false,
     };
-    let who = requester(ctx);
-    let reply = status::change(app, token, change, &who, &ctx.deadline).await?;
-    Ok(answer::reply(reply))
+    idempotent::once(app, ctx, UPDATE_INVOICE_STATUS, |settle_first| async move {
+        let change = Change {
+            settle_first,
+            ..change
+        };
+        let who = requester(ctx);
+        // Boxed as `dyn Future`: inline, the change's future nests the function's past rustc's
+        // recursion limits (its layout, and the check that it is `Send`).
+        let changing: BoxFuture<'_, _> =
+            Box::pin(status::change(app, token, change, &who, &ctx.deadline));
+        let reply = changing.await?;
+        Ok(answer::reply(reply))
+    })
+    .await
 }

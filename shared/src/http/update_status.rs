@@ -1,6 +1,7 @@
 //! `POST /core/r/api/weChat/updateStatus?token=…`: a batch of invoices to one status (WeChat's
 //! updatestatusbatch), settled when WeChat's answer does not say (see `ops::status`).
 
+use futures_util::future::BoxFuture;
 use lambda_http::{Body, Error, Request, Response};
 
 use crate::domain::invoice::UpdateStatusRequest;
@@ -8,6 +9,7 @@ use crate::http::answer::{self, Note};
 use crate::http::context::Ctx;
 use crate::http::endpoint::{self, tenant_or_refuse};
 use crate::http::error::ApiError;
+use crate::http::idempotent;
 use crate::http::paths::UPDATE_STATUS;
 use crate::ops::status::{self, Change, Requester};
 use crate::tenant::{AppRuntime, Deployment};
@@ -31,10 +33,22 @@ async fn batch(
         body: &body,
         refs: &body.invoice_list,
         target: body.reimburse_status,
+        settle_first: false,
     };
-    let who = requester(ctx);
-    let reply = status::change(app, token, change, &who, &ctx.deadline).await?;
-    Ok(answer::reply(reply))
+    idempotent::once(app, ctx, UPDATE_STATUS, |settle_first| async move {
+        let change = Change {
+            settle_first,
+            ..change
+        };
+        let who = requester(ctx);
+        // Boxed as `dyn Future`: inline, the change's future nests the function's past rustc's
+        // recursion limits (its layout, and the check that it is `Send`).
+        let changing: BoxFuture<'_, _> =
+            Box::pin(status::change(app, token, change, &who, &ctx.deadline));
+        let reply = changing.await?;
+        Ok(answer::reply(reply))
+    })
+    .await
 }
 
 /// Who asked, for the audit trail.

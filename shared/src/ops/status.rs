@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::adapters::archive::{sha256_hex, ArchiveNote};
 use crate::adapters::audit::{self, AuditEntry, Pending};
@@ -36,6 +36,8 @@ pub struct Change<'a, B: Serialize> {
     pub body: &'a B,
     pub refs: &'a [InvoiceRef],
     pub target: ReimburseStatus,
+    /// The retry of a change whose outcome is unknown: read the invoices back before sending.
+    pub settle_first: bool,
 }
 
 /// Who asked, for the audit trail: `jwt:<sub>` or `ip:<address>`, and the request's id.
@@ -158,13 +160,24 @@ fn pending_archives(entries: &[AuditEntry], refs: &[InvoiceRef]) -> Vec<(Pending
 }
 
 /// Sends the change and settles its outcome; with the statuses known to have stood before it
-/// (read back when the change did not apply, or was there already), one per invoice.
+/// (read back when the change was refused as a status error, or its answer lost), one per
+/// invoice.
 async fn settle<B: Serialize>(
     app: &AppRuntime,
     token: Option<String>,
     change: &Change<'_, B>,
     deadline: &Deadline,
 ) -> (Result<Reply, OpError>, Vec<Option<String>>) {
+    if change.settle_first {
+        // The retry of a change whose outcome is unknown: if the invoices are where it would
+        // have put them, it did; otherwise it is sent now.
+        let statuses = read_back(app, token.clone(), change, deadline).await;
+        if let Ok(statuses) = &statuses {
+            if outcome::settle(change.target, &seen(statuses)) == Settled::Applied {
+                return (Ok(confirmed()), Vec::new());
+            }
+        }
+    }
     let sent = forward(
         app,
         change.wechat_path,
@@ -174,74 +187,110 @@ async fn settle<B: Serialize>(
         deadline,
     )
     .await;
-    let (settlement, unsettled) = match sent {
+    match sent {
         Ok(f) => {
             let how = if f.retried {
                 How::RetriedAfterDeadToken
             } else {
                 How::Direct
             };
-            return (Ok(Reply::new(Payload::Bytes(f.body), how)), Vec::new());
+            (Ok(Reply::new(Payload::Bytes(f.body), how)), Vec::new())
         }
-        Err(OpError::WeChat(WeChatError::Api(refusal)))
+        // WeChat's refusal of a status the invoices may have already is how a reimburser learns
+        // an invoice is claimed: it stays a refusal, with the status read back. (A client's
+        // retry of its own change is recognised by its Idempotency-Key before WeChat is called.)
+        Err(OpError::WeChat(WeChatError::Api(mut refusal)))
             if outcome::may_be_same_status(refusal.errcode) =>
         {
-            let refusal = OpError::WeChat(WeChatError::Api(refusal));
-            (Settlement::AlreadyInStatus, refusal)
+            let statuses = read_back(app, token, change, deadline).await.ok();
+            let single = change.wechat_path == app.wechat.paths().update_status_one;
+            if let Some(current) = statuses.as_deref().and_then(|s| current_status(s, single)) {
+                refusal.body.insert("current_status".into(), current);
+            }
+            let refusal = Err(OpError::WeChat(WeChatError::Api(refusal)));
+            (refusal, statuses.unwrap_or_default())
         }
-        Err(lost @ OpError::OutcomeUnknown { .. }) => (Settlement::ConfirmedByReadBack, lost),
-        Err(other) => return (Err(other), Vec::new()),
-    };
-    let read = Box::pin(query_cards(app, token, change.refs, deadline))
-        .await
-        .and_then(|(cards, _)| cards.into_map());
-    let statuses: Vec<Option<String>> = match &read {
-        Ok(answer) => answers::statuses(item_list(answer))
-            .into_iter()
-            .map(|s| s.map(str::to_string))
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    let settled = read.as_ref().map(|_| {
-        let seen: Vec<Option<&str>> = statuses.iter().map(Option::as_deref).collect();
-        outcome::settle(change.target, &seen)
-    });
-    // What was read stood before the change, unless the lost change is what put it there.
-    let from = match (&settled, settlement) {
-        (Ok(Settled::Applied), Settlement::ConfirmedByReadBack) => Vec::new(),
-        _ => statuses,
-    };
-    (answer(settled, settlement, unsettled), from)
+        Err(OpError::OutcomeUnknown { timed_out, cause }) => {
+            let read = read_back(app, token, change, deadline).await;
+            let settled = read
+                .as_ref()
+                .ok()
+                .map(|statuses| outcome::settle(change.target, &seen(statuses)));
+            let answer = lost(settled.as_ref(), timed_out, cause, read.as_ref().err());
+            // What was read stood before the change, unless the lost change put it there.
+            let from = match (&settled, read) {
+                (Some(Settled::Applied), _) | (_, Err(_)) => Vec::new(),
+                (_, Ok(statuses)) => statuses,
+            };
+            (answer, from)
+        }
+        Err(other) => (Err(other), Vec::new()),
+    }
 }
 
-/// The answer once the invoices were read back (`settled`), for a change WeChat refused or
-/// whose answer was lost (`unsettled`).
-fn answer(
-    settled: Result<Settled, &OpError>,
-    settlement: Settlement,
-    unsettled: OpError,
+/// The invoices' statuses now, one per invoice (`None`: WeChat did not return it or named none).
+async fn read_back<B: Serialize>(
+    app: &AppRuntime,
+    token: Option<String>,
+    change: &Change<'_, B>,
+    deadline: &Deadline,
+) -> Result<Vec<Option<String>>, OpError> {
+    let answer = Box::pin(query_cards(app, token, change.refs, deadline))
+        .await
+        .and_then(|(cards, _)| cards.into_map())?;
+    Ok(answers::statuses(item_list(&answer))
+        .into_iter()
+        .map(|s| s.map(str::to_string))
+        .collect())
+}
+
+fn seen(statuses: &[Option<String>]) -> Vec<Option<&str>> {
+    statuses.iter().map(Option::as_deref).collect()
+}
+
+/// `current_status` of a refusal: the invoice's status (`single`, updateInvoiceStatus), or each
+/// invoice's in the order asked (updateStatus); none unless every invoice was read back.
+fn current_status(statuses: &[Option<String>], single: bool) -> Option<Value> {
+    let known: Option<Vec<&str>> = statuses.iter().map(Option::as_deref).collect();
+    match (known?.as_slice(), single) {
+        ([], _) => None,
+        ([one], true) => Some(Value::from(*one)),
+        (_, true) => None,
+        (all, false) => Some(Value::from(all.to_vec())),
+    }
+}
+
+/// A change read back as applied.
+fn confirmed() -> Reply {
+    let settlement = Settlement::ConfirmedByReadBack;
+    let body = json!({"errcode": 0, "errmsg": "ok", "gateway_outcome": settlement.as_str()});
+    Reply::text(body.to_string(), How::Settled(settlement))
+}
+
+/// The answer to a change whose answer was lost, once the invoices were read back (`settled`),
+/// or the read back failed (`read_failed`).
+fn lost(
+    settled: Option<&Settled>,
+    timed_out: bool,
+    cause: String,
+    read_failed: Option<&OpError>,
 ) -> Result<Reply, OpError> {
-    match (settled, unsettled) {
-        (Ok(Settled::Applied), _) => {
-            let body =
-                json!({"errcode": 0, "errmsg": "ok", "gateway_outcome": settlement.as_str()});
-            Ok(Reply::text(body.to_string(), How::Settled(settlement)))
-        }
-        (_, refusal @ OpError::WeChat(_)) => Err(refusal),
-        (Ok(Settled::NotApplied(seen)), OpError::OutcomeUnknown { timed_out, cause }) => {
+    match (settled, read_failed) {
+        (Some(Settled::Applied), _) => Ok(confirmed()),
+        (Some(Settled::NotApplied(seen)), _) => {
             let message = format!("{cause}; read back: not applied ({seen}), trying again is safe");
             Err(OpError::NotApplied { timed_out, message })
         }
-        (Err(e), OpError::OutcomeUnknown { timed_out, cause }) => Err(OpError::OutcomeUnknown {
+        (Some(Settled::Unknown), _) => Err(OpError::OutcomeUnknown {
             timed_out,
-            cause: format!("{cause}; the read back failed: {}", e.message()),
+            cause: format!("{cause}; WeChat did not return every invoice when read back"),
         }),
-        (Ok(Settled::Unknown), OpError::OutcomeUnknown { timed_out, cause }) => {
-            Err(OpError::OutcomeUnknown {
-                timed_out,
-                cause: format!("{cause}; WeChat did not return every invoice when read back"),
-            })
-        }
-        (_, other) => Err(other),
+        (None, e) => Err(OpError::OutcomeUnknown {
+            timed_out,
+            cause: format!(
+                "{cause}; the read back failed: {}",
+                e.map(OpError::message).unwrap_or_default()
+            ),
+        }),
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::adapters::archive::Archive;
 use crate::adapters::audit::AuditLog;
+use crate::adapters::claims::ClaimTable;
 use crate::adapters::wechat::WeChatClient;
 use crate::domain::apps::AppSettings;
 use crate::domain::config::Config;
@@ -22,6 +23,8 @@ pub struct AppRuntime {
     pub audit: Option<AuditLog>,
     /// The PDF archive, when `ARCHIVE_BUCKET` is set.
     pub archive: Option<Arc<Archive>>,
+    /// The records of idempotency keys, when `CLAIM_TABLE` is set.
+    pub claims: Option<ClaimTable>,
 }
 
 impl AppRuntime {

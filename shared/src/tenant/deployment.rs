@@ -11,6 +11,7 @@ use aws_config::SdkConfig;
 use crate::adapters::archive::Archive;
 use crate::adapters::audit::AuditLog;
 use crate::adapters::aws::{dynamodb_client, load_aws};
+use crate::adapters::claims::ClaimTable;
 use crate::adapters::secret::AppSecret;
 use crate::adapters::store::{DynamoStore, StoreError, TokenStore};
 use crate::adapters::wechat::WeChatClient;
@@ -94,7 +95,11 @@ impl Deployment {
         let audit = config
             .audit_table
             .as_ref()
-            .map(|t| AuditLog::new(client, t.clone(), config.audit_retention));
+            .map(|t| AuditLog::new(client.clone(), t.clone(), config.audit_retention));
+        let claims = config
+            .claim_table
+            .as_ref()
+            .map(|t| ClaimTable::new(client, t.clone(), config.idempotency_ttl));
         let archive = config
             .archive
             .clone()
@@ -102,6 +107,7 @@ impl Deployment {
         let mut deployment = Deployment::with_store(config, store, secret);
         deployment.own.audit = audit;
         deployment.own.archive = archive;
+        deployment.own.claims = claims;
         deployment.sdk = Some(sdk.clone());
         deployment
     }
@@ -122,6 +128,7 @@ impl Deployment {
             tokens,
             audit: None,
             archive: None,
+            claims: None,
         };
         Deployment {
             own,
@@ -160,6 +167,7 @@ impl Deployment {
             tokens,
             audit: self.own.audit.clone(),
             archive: self.own.archive.clone(),
+            claims: self.own.claims.clone(),
         }
     }
 

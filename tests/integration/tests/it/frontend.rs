@@ -123,8 +123,8 @@ async fn cors_for_the_allowed_origins_only() {
     assert_eq!(hd[header::ACCESS_CONTROL_ALLOW_METHODS], "POST");
     assert_eq!(
         hd[header::ACCESS_CONTROL_ALLOW_HEADERS],
-        "content-type, authorization",
-        "the bearer token, behind the JWT authorizer"
+        "content-type, authorization, idempotency-key",
+        "the bearer token, behind the JWT authorizer; status changes' keys"
     );
     // Preflight from elsewhere: no CORS headers, so the browser refuses.
     let resp = with_origin("https://evil.example.com", "OPTIONS").await;

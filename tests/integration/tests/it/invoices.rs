@@ -80,50 +80,6 @@ async fn a_batch_that_leaves_invoices_out_is_resolved_by_single_queries() {
     );
 }
 
-#[tokio::test]
-async fn a_client_retrying_a_change_that_succeeded_gets_success() {
-    let (h, t) = ready().await;
-    // WeChat refusing the status an invoice already has (the simulator's option; undocumented).
-    h.sim
-        .set_options(json!({"same_status_ok": false, "closed_errcode": 72061}))
-        .await;
-    for batch in [true, false] {
-        let set = |status: &'static str| {
-            let (h, t) = (&h, t.as_str());
-            async move {
-                if batch {
-                    h.update_status(t, status, &[SEED_CODE]).await
-                } else {
-                    h.update_invoice_status(t, status, SEED_CODE).await
-                }
-            }
-        };
-        h.sim.set_invoices(&seed_invoices()).await;
-        let sent = h.calls(change_path(batch));
-        let (_, v) = set(LOCK).await;
-        assert_eq!(v, json!({"errcode": 0, "errmsg": "ok"}));
-        let (status, v) = set(LOCK).await;
-        assert_eq!(status, 200);
-        assert_eq!(v["errcode"], 0, "a repeated LOCK: {v}");
-        assert_eq!(v["gateway_outcome"], "already_in_status");
-        let (_, v) = set(CLOSURE).await;
-        assert_eq!(v["errcode"], 0, "{v}");
-        let (_, v) = set(CLOSURE).await;
-        assert_eq!(v["errcode"], 0, "a repeated CLOSURE: {v}");
-        assert_eq!(v["gateway_outcome"], "already_in_status");
-        // A refusal that is not "already there" stays WeChat's own answer.
-        let (_, v) = set(INIT).await;
-        assert_eq!(v["errcode"], 72061, "unlocking a closed invoice: {v}");
-        assert!(v.get("gateway_outcome").is_none());
-        assert_eq!(h.invoice_status(SEED_CODE).await, CLOSURE);
-        assert_eq!(
-            h.calls(change_path(batch)) - sent,
-            5,
-            "each change sent once"
-        );
-    }
-}
-
 /// The status-change path of the endpoint `set` calls.
 fn change_path(batch: bool) -> &'static str {
     if batch {
@@ -370,10 +326,12 @@ async fn closing_invoices_keeps_their_pdfs_and_an_audit_trail() {
         );
     }
 
-    // A client retrying the CLOSURE: success, nothing downloaded or stored twice.
+    // The CLOSURE again (another claim, or a retry without its Idempotency-Key): WeChat's
+    // refusal with the statuses read back, and nothing downloaded or stored twice.
     let downloads = h.calls(PDF_PATH);
     let (_, v) = h.update_status(&t, CLOSURE, &codes).await;
-    assert_eq!(v["errcode"], 0, "{v}");
+    assert_eq!(v["errcode"], 72024, "{v}");
+    assert_eq!(v["current_status"], json!(vec![CLOSURE; 10]), "{v}");
     assert_eq!(h.calls(PDF_PATH), downloads);
     assert_eq!(objects(&h.sdk, &bucket).await.len(), 10);
 

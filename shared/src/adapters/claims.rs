@@ -1,0 +1,229 @@
+//! The claim table: what the gateway records about status changes beyond the audit trail. For
+//! now the records of idempotency keys (`idem#<app>#<key>`): the request's digest and what
+//! became of it, written before WeChat is called and kept for `IDEMPOTENCY_TTL_SECS` (DynamoDB's
+//! TTL on `expires_at`).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::Client;
+
+use crate::adapters::metrics;
+use crate::domain::deadline::Deadline;
+use crate::domain::idempotency::{IdempotencyKey, Record, Recorded};
+
+/// Why the claim table could not be read or written.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ClaimError {
+    #[error("the request's time ran out")]
+    Expired,
+    #[error("claim table: {0}")]
+    DynamoDb(String),
+}
+
+/// How taking a key went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begin {
+    /// The key is this request's now (recorded in progress).
+    Started,
+    /// The key has a record already.
+    Recorded(Record),
+}
+
+/// A request's key, in an app, with the digest of the request.
+pub struct Keyed<'a> {
+    pub app: &'a str,
+    pub key: &'a IdempotencyKey,
+    pub body_sha256: &'a str,
+}
+
+#[derive(Clone)]
+pub struct ClaimTable {
+    client: Client,
+    table: String,
+    ttl: Duration,
+}
+
+impl ClaimTable {
+    pub fn new(client: Client, table: impl Into<String>, ttl: Duration) -> Self {
+        ClaimTable {
+            client,
+            table: table.into(),
+            ttl,
+        }
+    }
+
+    fn pk(app: &str, key: &IdempotencyKey) -> AttributeValue {
+        AttributeValue::S(format!("idem#{app}#{}", key.as_str()))
+    }
+
+    /// Records `key` as in progress for this request until `lease_until_ms`, unless it has a
+    /// record already (a lapsed in-progress record, or `take_over` of a recorded one, is taken).
+    pub async fn begin(
+        &self,
+        k: &Keyed<'_>,
+        now_ms: u64,
+        lease_until_ms: u64,
+        take_over: bool,
+        deadline: &Deadline,
+    ) -> Result<Begin, ClaimError> {
+        let expires = now_ms / 1000 + self.ttl.as_secs();
+        let (app, key) = (k.app, k.key);
+        let sha = AttributeValue::S(k.body_sha256.into());
+        // A new key, or one whose holder's lease ran out; or, taking over a key whose outcome is
+        // unknown, the same request's.
+        let (condition, names, values) = if take_over {
+            (
+                "body_sha256 = :sha",
+                None,
+                HashMap::from([(":sha".into(), sha.clone())]),
+            )
+        } else {
+            (
+                "attribute_not_exists(pk) OR (#state = :in AND lease_until_ms < :now)",
+                Some(HashMap::from([("#state".into(), "state".into())])),
+                HashMap::from([
+                    (":in".into(), AttributeValue::S("in_progress".into())),
+                    (":now".into(), num(now_ms)),
+                ]),
+            )
+        };
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", Self::pk(app, key))
+            .item("body_sha256", sha)
+            .item("state", AttributeValue::S("in_progress".into()))
+            .item("lease_until_ms", num(lease_until_ms))
+            .item("expires_at", num(expires))
+            .condition_expression(condition)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(Some(values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let started = std::time::Instant::now();
+        let sent = deadline.run(put.send()).await;
+        metrics::dynamodb_call(started.elapsed());
+        match sent.map_err(|_| ClaimError::Expired)? {
+            Ok(_) => Ok(Begin::Started),
+            Err(SdkError::ServiceError(se)) => match se.err() {
+                PutItemError::ConditionalCheckFailedException(ccf) => match ccf.item() {
+                    Some(item) => Ok(Begin::Recorded(parse(item))),
+                    None => match self.load(app, key, deadline).await? {
+                        Some(record) => Ok(Begin::Recorded(record)),
+                        None => Err(ClaimError::DynamoDb("a key's record vanished".into())),
+                    },
+                },
+                _ => Err(dynamo(SdkError::ServiceError(se))),
+            },
+            Err(e) => Err(dynamo(e)),
+        }
+    }
+
+    /// Records what became of the request holding `key`.
+    pub async fn finish(
+        &self,
+        k: &Keyed<'_>,
+        recorded: &Recorded,
+        now_ms: u64,
+        deadline: &Deadline,
+    ) -> Result<(), ClaimError> {
+        let expires = now_ms / 1000 + self.ttl.as_secs();
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", Self::pk(k.app, k.key))
+            .item("body_sha256", AttributeValue::S(k.body_sha256.into()))
+            .item("expires_at", num(expires));
+        put = match recorded {
+            Recorded::Answered { status, body } => put
+                .item("state", AttributeValue::S("answered".into()))
+                .item("status", num(u64::from(*status)))
+                .item("answer", AttributeValue::S(body.clone())),
+            Recorded::Unknown => put.item("state", AttributeValue::S("unknown".into())),
+            Recorded::InProgress { lease_until_ms } => put
+                .item("state", AttributeValue::S("in_progress".into()))
+                .item("lease_until_ms", num(*lease_until_ms)),
+        };
+        let started = std::time::Instant::now();
+        let sent = deadline.run(put.send()).await;
+        metrics::dynamodb_call(started.elapsed());
+        sent.map_err(|_| ClaimError::Expired)?.map_err(dynamo)?;
+        Ok(())
+    }
+
+    /// Forgets `key`: its request failed in a way a retry may simply run again.
+    pub async fn release(&self, k: &Keyed<'_>, deadline: &Deadline) -> Result<(), ClaimError> {
+        let delete = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", Self::pk(k.app, k.key))
+            .send();
+        let started = std::time::Instant::now();
+        let out = deadline.run(delete).await;
+        metrics::dynamodb_call(started.elapsed());
+        out.map_err(|_| ClaimError::Expired)?.map_err(dynamo)?;
+        Ok(())
+    }
+
+    /// The record of `key`, if any (strongly consistent).
+    pub async fn load(
+        &self,
+        app: &str,
+        key: &IdempotencyKey,
+        deadline: &Deadline,
+    ) -> Result<Option<Record>, ClaimError> {
+        let get = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", Self::pk(app, key))
+            .consistent_read(true)
+            .send();
+        let started = std::time::Instant::now();
+        let out = deadline.run(get).await;
+        metrics::dynamodb_call(started.elapsed());
+        let out = out.map_err(|_| ClaimError::Expired)?.map_err(dynamo)?;
+        Ok(out.item.as_ref().map(parse))
+    }
+}
+
+fn num(n: u64) -> AttributeValue {
+    AttributeValue::N(n.to_string())
+}
+
+fn dynamo<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> ClaimError {
+    ClaimError::DynamoDb(DisplayErrorContext(&e).to_string())
+}
+
+/// A record as stored; anything unreadable reads as in progress with a lapsed lease, which the
+/// next request takes over.
+fn parse(item: &HashMap<String, AttributeValue>) -> Record {
+    let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let number = |k: &str| {
+        item.get(k)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    let recorded = match text("state").as_deref() {
+        Some("answered") => Recorded::Answered {
+            status: number("status")
+                .and_then(|s| u16::try_from(s).ok())
+                .unwrap_or(200),
+            body: text("answer").unwrap_or_default(),
+        },
+        Some("unknown") => Recorded::Unknown,
+        _ => Recorded::InProgress {
+            lease_until_ms: number("lease_until_ms").unwrap_or(0),
+        },
+    };
+    Record {
+        body_sha256: text("body_sha256").unwrap_or_default(),
+        recorded,
+    }
+}
