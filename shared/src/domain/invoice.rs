@@ -196,7 +196,39 @@ fn check_list(name: &str, list: &[InvoiceRef], limits: &Limits) -> Result<(), In
     Ok(())
 }
 
+/// The characters WeChat's identifiers are made of: card_ids and openids of base64url
+/// characters, encrypt_codes of base64 (standard or URL-safe). Nothing else reaches WeChat or
+/// the gateway's own records (keys of the audit trail and the archive are built from them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Charset {
+    /// Letters, digits, `_` and `-` (card_id, openid).
+    Id,
+    /// Letters, digits, `+`, `/`, `=`, `_` and `-` (encrypt_code).
+    Base64,
+}
+
+impl Charset {
+    fn allows(self, b: u8) -> bool {
+        b.is_ascii_alphanumeric()
+            || b == b'_'
+            || b == b'-'
+            || (self == Charset::Base64 && matches!(b, b'+' | b'/' | b'='))
+    }
+
+    fn described(self) -> &'static str {
+        match self {
+            Charset::Id => "letters, digits, `_` or `-` only",
+            Charset::Base64 => "base64 only (letters, digits, `+`, `/`, `=`, `_`, `-`)",
+        }
+    }
+}
+
 fn check_str(name: &str, value: &str, max: usize) -> Result<(), InputError> {
+    let charset = if name.ends_with("encrypt_code") {
+        Charset::Base64
+    } else {
+        Charset::Id
+    };
     if value.trim().is_empty() {
         return Err(InputError::invalid(format!(
             "body.{name}: must not be empty"
@@ -205,6 +237,13 @@ fn check_str(name: &str, value: &str, max: usize) -> Result<(), InputError> {
     if value.chars().count() > max {
         return Err(InputError::invalid(format!(
             "body.{name}: longer than {max} characters"
+        )));
+    }
+    // The value itself is never quoted back: it may be an encrypt_code.
+    if !value.bytes().all(|b| charset.allows(b)) {
+        return Err(InputError::invalid(format!(
+            "body.{name}: {}",
+            charset.described()
         )));
     }
     Ok(())
@@ -327,6 +366,43 @@ mod tests {
         assert!(m.contains("unknown field `more`"), "{m}");
         assert_eq!(errmsg(batch(r#"[1]"#)), "body: a JSON object is required");
         assert_eq!(errmsg(batch("null")), "body: a JSON object is required");
+    }
+
+    #[test]
+    fn identifiers_are_wechats_characters_and_never_quoted() {
+        let item = |card: &str, code: &str| {
+            format!(r#"{{"item_list":[{{"card_id":"{card}","encrypt_code":"{code}"}}]}}"#)
+        };
+        #[rustfmt::skip]
+        let table = [
+            (item("pIKi3wcA2zJYhWaAUWmf3aMNd_r0", "O/mPnG+Tp=="), None),
+            (item("p-K_3", "a-b_c"), None),
+            (item("#archive-pending", "e"), Some("body.item_list[0].card_id: letters, digits, `_` or `-` only")),
+            (item("c", "secret code"), Some("body.item_list[0].encrypt_code: base64 only")),
+            (item("c", "x#y"), Some("body.item_list[0].encrypt_code: base64 only")),
+            (item("c", "码"), Some("body.item_list[0].encrypt_code: base64 only")),
+            (item("c/d", "e"), Some("body.item_list[0].card_id: letters, digits")),
+        ];
+        for (body, want) in table {
+            match (batch(&body), want) {
+                (Ok(_), None) => {}
+                (Err(InputError::Invalid(m)), Some(want)) => {
+                    assert!(m.starts_with(want), "{body}: {m}");
+                    assert!(!m.contains("secret") && !m.contains("x#y"), "{m}");
+                }
+                (got, want) => panic!("{body}: {got:?}, wanted {want:?}"),
+            }
+        }
+        let by = |openid: &str| {
+            format!(
+                r#"{{"openid":"{openid}","reimburse_status":"INVOICE_REIMBURSE_LOCK","invoice_list":[{{"card_id":"c","encrypt_code":"e"}}]}}"#
+            )
+        };
+        assert!(update(&by("or6qc1XNFyAhiatjzyd7aboPkLz8")).is_ok());
+        assert_eq!(
+            errmsg(update(&by("o r"))),
+            "body.openid: letters, digits, `_` or `-` only"
+        );
     }
 
     #[test]

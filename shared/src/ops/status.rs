@@ -65,7 +65,7 @@ pub async fn change<B: Serialize>(
         }
         _ => None,
     };
-    let Some(trail) = &app.audit else {
+    let Some(trail) = app.audit.as_ref().filter(|_| reached_wechat(&result)) else {
         return result;
     };
     let entries = entries(app, &change, &result, &from, archived, who);
@@ -91,6 +91,18 @@ pub async fn change<B: Serialize>(
         }
     }
     result
+}
+
+/// Whether the change got as far as WeChat: only then is it recorded. A request refused before
+/// (a token the gateway does not keep, no time left) leaves no trace in the trail.
+fn reached_wechat(result: &Result<Reply, OpError>) -> bool {
+    !matches!(
+        result,
+        Err(OpError::Token(_))
+            | Err(OpError::WeChat(
+                WeChatError::NoTime | WeChatError::NotSent(_)
+            ))
+    )
 }
 
 /// One audit entry per invoice of the change.

@@ -2,7 +2,7 @@
 //! whole life (built once, before the runtime loop), the deployment's own app, and registered
 //! apps built on the same clients.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -37,6 +37,10 @@ pub struct Registry {
     entries: Mutex<HashMap<String, Registered>>,
     /// When (clock ms) this process last read the table for an app that turned out unknown.
     pub(super) unknown_read_ms: AtomicU64,
+    /// The registry's index of app keys (`None`: not complete yet) and when (clock ms) it was
+    /// read.
+    /// (An async lock: it is held across the read, so a burst of requests reads it once.)
+    pub(super) index: tokio::sync::Mutex<Option<(Option<Arc<HashSet<String>>>, u64)>>,
 }
 
 impl Registry {

@@ -3,6 +3,7 @@
 //! `CACHE_TTL_SECS`; an unknown or disabled app is refused before any WeChat call, and names
 //! never seen cost at most one table read per second per process.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -37,7 +38,15 @@ impl Deployment {
         let known = match cached {
             Some(Registered::Found(app, at)) if fresh(at) => Some(app),
             Some(Registered::Missing(at)) if fresh(at) => None,
-            previous => self.look_up(&key, previous, now, deadline).await?,
+            previous => match self.app_index(now, deadline).await {
+                // Not registered: answered from the index, nothing read, nothing remembered.
+                Some(keys) if !keys.contains(&key) => None,
+                index => {
+                    let throttled = index.is_none();
+                    self.look_up(&key, previous, throttled, now, deadline)
+                        .await?
+                }
+            },
         };
         match known {
             None => Err(TenantError::NoSuchApp(TenantError::name(&key))),
@@ -46,19 +55,42 @@ impl Deployment {
         }
     }
 
+    /// The keys of the registered apps, read at most once per `CACHE_TTL_SECS`; `None` while the
+    /// registry has no complete index (or it cannot be read), when lookups fall back to reading
+    /// each name, at most one unknown a second.
+    async fn app_index(&self, now: u64, deadline: &Deadline) -> Option<Arc<HashSet<String>>> {
+        let ttl = self.config.timing.cache_ttl.as_millis() as u64;
+        let mut index = self.registry.index.lock().await;
+        if let Some((keys, at)) = index.as_ref() {
+            if now < at.saturating_add(ttl) {
+                return keys.clone();
+            }
+        }
+        let read = bounded(
+            deadline,
+            "reading the app registry",
+            self.store().app_keys(),
+        )
+        .await;
+        let keys = read.ok().flatten().map(Arc::new);
+        *index = Some((keys.clone(), now));
+        keys
+    }
+
     /// Reads an app's item and remembers what it found.
     async fn look_up(
         &self,
         key: &str,
         previous: Option<Registered>,
+        throttled: bool,
         now: u64,
         deadline: &Deadline,
     ) -> Result<Option<Arc<AppRuntime>>, TenantError> {
-        // Within a second of reading the table for a name that turned out unknown, names this
-        // process has not seen are refused unread (a flood of made-up appids costs one read a
-        // second).
+        // Without an index: within a second of reading the table for a name that turned out
+        // unknown, names this process has not seen are refused unread (a flood of made-up
+        // appids costs one read a second).
         let last_miss = self.registry.unknown_read_ms.load(Ordering::Relaxed);
-        if previous.is_none() && now < last_miss.saturating_add(1000) {
+        if throttled && previous.is_none() && now < last_miss.saturating_add(1000) {
             return Err(TenantError::Throttled);
         }
         let read = self.store().load(key);

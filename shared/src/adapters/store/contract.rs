@@ -41,11 +41,19 @@ async fn registry(store: &dyn TokenStore, now: u64) {
         enabled: true,
     };
     let key = app.key();
+    assert_eq!(
+        store.app_keys().await.unwrap(),
+        None,
+        "no index before a listing"
+    );
     store.put_app(&app).await.unwrap();
     assert_eq!(
         store.load(&key).await.unwrap().settings.as_deref(),
         Some(&app)
     );
+    // Registering alone does not make the index complete: apps registered before it may be
+    // missing from it until a listing adds them.
+    assert_eq!(store.app_keys().await.unwrap(), None);
     // A refresh of the app keeps its settings; changing settings keeps its token.
     assert!(matches!(
         store.try_lock(&key, "A", now, 10_000).await.unwrap(),
@@ -67,9 +75,20 @@ async fn registry(store: &dyn TokenStore, now: u64) {
     let listed = store.apps().await.unwrap();
     assert_eq!(listed.len(), 1, "only registered apps are listed");
     assert_eq!(listed[0].0, key);
+    let keys = store.app_keys().await.unwrap();
+    assert_eq!(
+        keys,
+        Some([key.clone()].into()),
+        "a listing completes the index"
+    );
     store.remove_app(&key).await.unwrap();
     assert_eq!(store.load(&key).await.unwrap(), Default::default());
     assert!(store.apps().await.unwrap().is_empty());
+    assert_eq!(store.app_keys().await.unwrap(), Some(Default::default()));
+    // Registered once the index is complete: in it at once.
+    store.put_app(&app).await.unwrap();
+    assert_eq!(store.app_keys().await.unwrap(), Some([key.clone()].into()));
+    store.remove_app(&key).await.unwrap();
 }
 
 /// The lock, the fetch mark and publishing; the publish that landed.

@@ -3,7 +3,7 @@
 //! (`ReturnValuesOnConditionCheckFailure`), which tells a lost answer (the item already carries
 //! our lock or our publish) from a lock held by someone else.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 
-use super::{Credential, Lock, StoreError, TokenState, TokenStore, Update};
+use super::{Credential, Lock, StoreError, TokenState, TokenStore, Update, APP_INDEX};
 use crate::domain::apps::{AppSettings, Kind};
 use crate::domain::config::TokenApi;
 use crate::domain::state::holds;
@@ -73,6 +73,54 @@ impl DynamoStore {
             },
             Err(e) => Err(store_err(e)),
         }
+    }
+}
+
+impl DynamoStore {
+    /// `ADD` or `DELETE` keys of the index's set (a set left empty disappears).
+    async fn index(&self, op: &str, keys: &[String]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", Self::key(APP_INDEX))
+            .update_expression(format!("{op} app_keys :k"))
+            .expression_attribute_values(":k", AttributeValue::Ss(keys.to_vec()))
+            .send()
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    /// Adds every app a listing found and marks the index complete. Keys are only added here:
+    /// an app registered meanwhile stays, and a removed one is taken out by its removal.
+    async fn complete_index(&self, keys: &[String]) -> Result<(), StoreError> {
+        let (expr, values) = if keys.is_empty() {
+            (
+                "SET complete = :t",
+                HashMap::from([(":t".to_string(), AttributeValue::Bool(true))]),
+            )
+        } else {
+            (
+                "SET complete = :t ADD app_keys :k",
+                HashMap::from([
+                    (":t".to_string(), AttributeValue::Bool(true)),
+                    (":k".to_string(), AttributeValue::Ss(keys.to_vec())),
+                ]),
+            )
+        };
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", Self::key(APP_INDEX))
+            .update_expression(expr)
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await
+            .map_err(store_err)?;
+        Ok(())
     }
 }
 
@@ -252,7 +300,7 @@ impl TokenStore for DynamoStore {
             .send()
             .await
             .map_err(store_err)?;
-        Ok(())
+        self.index("ADD", &[a.key()]).await
     }
 
     async fn remove_app(&self, key: &str) -> Result<(), StoreError> {
@@ -263,7 +311,30 @@ impl TokenStore for DynamoStore {
             .send()
             .await
             .map_err(store_err)?;
-        Ok(())
+        self.index("DELETE", &[key.to_string()]).await
+    }
+
+    async fn app_keys(&self) -> Result<Option<HashSet<String>>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", Self::key(APP_INDEX))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_err)?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        if !matches!(item.get("complete"), Some(AttributeValue::Bool(true))) {
+            return Ok(None);
+        }
+        let keys = match item.get("app_keys") {
+            Some(AttributeValue::Ss(keys)) => keys.iter().cloned().collect(),
+            _ => HashSet::new(),
+        };
+        Ok(Some(keys))
     }
 
     async fn apps(&self) -> Result<Vec<(String, TokenState)>, StoreError> {
@@ -288,6 +359,8 @@ impl TokenStore for DynamoStore {
             start = out.last_evaluated_key;
             if start.is_none() {
                 apps.sort_by(|a, b| a.0.cmp(&b.0));
+                let keys: Vec<String> = apps.iter().map(|(k, _)| k.clone()).collect();
+                self.complete_index(&keys).await?;
                 return Ok(apps);
             }
         }

@@ -3,7 +3,7 @@
 //! whose answer is lost and that the SDK then retries (the write lands twice), and a slow one.
 //! Compiled for tests and with the `test-util` feature.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +14,8 @@ use super::{Lock, StoreError, TokenState, TokenStore, Update};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
     Load,
+    /// Reading the registry's index.
+    AppKeys,
     TryLock,
     MarkFetch,
     Commit,
@@ -161,6 +163,10 @@ impl TokenStore for FaultyStore {
 
     async fn apps(&self) -> Result<Vec<(String, TokenState)>, StoreError> {
         self.inner.apps().await
+    }
+
+    async fn app_keys(&self) -> Result<Option<HashSet<String>>, StoreError> {
+        self.apply(Op::AppKeys, || self.inner.app_keys()).await
     }
 }
 

@@ -1,7 +1,7 @@
 //! The token store in memory, with DynamoDB's conditional semantics (the contract test holds both
 //! to them). For unit tests of the lifecycle, which then need neither moto nor Python.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -13,11 +13,17 @@ use crate::domain::state::{applied, holds};
 #[derive(Default)]
 pub struct MemoryStore {
     items: Mutex<HashMap<String, TokenState>>,
+    /// The registry's index: the app keys, and whether a listing completed it.
+    index: Mutex<(HashSet<String>, bool)>,
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    fn index(&self) -> std::sync::MutexGuard<'_, (HashSet<String>, bool)> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs `f` on `app`'s item (created empty), atomically as one conditional write is.
@@ -102,13 +108,20 @@ impl TokenStore for MemoryStore {
         self.with(&settings.key(), |s| {
             s.settings = Some(Box::new(settings.clone()))
         });
+        self.index().0.insert(settings.key());
         Ok(())
     }
 
     async fn remove_app(&self, key: &str) -> Result<(), StoreError> {
         let mut items = self.items.lock().unwrap_or_else(|p| p.into_inner());
         items.remove(key);
+        self.index().0.remove(key);
         Ok(())
+    }
+
+    async fn app_keys(&self) -> Result<Option<HashSet<String>>, StoreError> {
+        let index = self.index();
+        Ok(index.1.then(|| index.0.clone()))
     }
 
     async fn apps(&self) -> Result<Vec<(String, TokenState)>, StoreError> {
@@ -119,6 +132,10 @@ impl TokenStore for MemoryStore {
             .map(|(k, s)| (k.clone(), s.clone()))
             .collect();
         apps.sort_by(|a, b| a.0.cmp(&b.0));
+        drop(items);
+        let mut index = self.index();
+        index.0.extend(apps.iter().map(|(k, _)| k.clone()));
+        index.1 = true;
         Ok(apps)
     }
 }

@@ -6,6 +6,8 @@
 //! in the integration tests) and memory (unit tests). `contract` holds the one test both pass;
 //! `faults` wraps either with injected failures.
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 
 use crate::domain::apps::AppSettings;
@@ -29,6 +31,9 @@ pub enum Lock {
     /// Someone else holds a live lease; the state as it is now.
     Held(TokenState),
 }
+
+/// The key of the registry's index item (no app key starts with `#`).
+pub const APP_INDEX: &str = "#apps";
 
 /// A store operation that failed (the text names the operation and DynamoDB's error, never a
 /// credential).
@@ -80,5 +85,12 @@ pub trait TokenStore: Send + Sync {
     async fn remove_app(&self, key: &str) -> Result<(), StoreError>;
 
     /// Every registered app's item (settings and token state), for the schedule and the admin.
+    /// The index of app keys is completed from what it finds (see `app_keys`).
     async fn apps(&self) -> Result<Vec<(String, TokenState)>, StoreError>;
+
+    /// The keys of the registered apps, from the registry's index item: one read tells a
+    /// request for an unknown app from one for a registered app without reading either's item.
+    /// `None` until a listing (`apps`) has completed the index: registering and removing apps
+    /// keep it up to date, but apps registered before the index existed are added by a listing.
+    async fn app_keys(&self) -> Result<Option<HashSet<String>>, StoreError>;
 }

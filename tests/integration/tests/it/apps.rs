@@ -3,6 +3,8 @@
 
 use integration_tests::*;
 use serde_json::json;
+use wxinvoice::adapters::store::faults::Op;
+use wxinvoice::adapters::store::TokenStore;
 
 const OA_B: &str = "wxb00000000000000b";
 const MINI: &str = "wxm00000000000000m";
@@ -321,6 +323,63 @@ async fn made_up_app_names_cost_at_most_one_read_a_second() {
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let (status, v) = h.get_token(&format!("appid={OA_B}")).await;
     assert_eq!(status, 200, "{}", shown(&v));
+}
+
+#[tokio::test]
+async fn with_the_registry_index_unknown_names_cost_no_read_and_real_apps_are_never_refused() {
+    let h = Harness::new().await;
+    h.register_app("mp", OA_B, None, &[ORIGIN_B]).await;
+    // The schedule's listing completes the index (apps registered before it existed included).
+    h.schedule().await.unwrap();
+    let (app, store) = h.faulty_instance(&[]);
+    let flood = |round: u32| {
+        let (h, app) = (&h, &app);
+        async move {
+            let mut statuses = Vec::new();
+            for i in 0..100 {
+                let query = format!("appid=wxflood{round}x{i}");
+                statuses.push(h.get_token_on(app, &query).await.0);
+                // The same names again: what a flood that rebuilds its names does.
+                statuses.push(h.get_token_on(app, "appid=wxflood0x0").await.0);
+            }
+            statuses
+        }
+    };
+    let statuses = flood(0).await;
+    assert!(statuses.iter().all(|s| *s == 404), "{statuses:?}");
+    // A registered app right after the misses: served, not throttled.
+    let (status, v) = h.get_token_on(&app, &format!("appid={OA_B}")).await;
+    assert_eq!(status, 200, "{}", shown(&v));
+    assert_eq!(
+        store.calls(Op::AppKeys),
+        1,
+        "one index read for 200 lookups"
+    );
+    let item_reads = store.calls(Op::Load);
+    // Past the cache period, the same flood again: one more index read, no item read.
+    h.advance(&app, 31).await;
+    let statuses = flood(1).await;
+    assert!(statuses.iter().all(|s| *s == 404), "{statuses:?}");
+    assert_eq!(store.calls(Op::AppKeys), 2);
+    assert_eq!(
+        store.calls(Op::Load),
+        item_reads,
+        "no item read for an unknown name"
+    );
+    // A removed app is unknown once the index is read again.
+    h.store()
+        .remove_app(&wxinvoice::domain::apps::key(OA_B, None))
+        .await
+        .unwrap();
+    h.advance(&app, 31).await;
+    assert_eq!(h.get_token_on(&app, &format!("appid={OA_B}")).await.0, 404);
+    // Preflights (OPTIONS, which API Gateway lets through without the authorizer) the same.
+    let call = Endpoint::GetToken
+        .call()
+        .method("OPTIONS")
+        .query("appid=wxpreflight1");
+    assert_eq!(call.send(&app).await.status(), 404);
+    assert_eq!(store.calls(Op::Load), item_reads);
 }
 
 #[tokio::test]

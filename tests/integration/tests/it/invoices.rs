@@ -286,6 +286,10 @@ async fn closing_invoices_keeps_their_pdfs_and_an_audit_trail() {
         took.as_millis()
     );
 
+    // A change refused before WeChat (a token the gateway does not keep) leaves no trace.
+    let (_, v) = h.update_status("made-up-token", LOCK, &codes).await;
+    assert_eq!(v["errcode"], 40001, "{v}");
+
     // The trail: 1 refused + 10 locks + 10 closures, no code in clear, the files' digests.
     let history = audit.history(SEED_CARD).await.unwrap();
     assert_eq!(history.len(), 21, "{history:?}");
