@@ -31,6 +31,9 @@ pub(super) enum Registered {
     Missing(u64),
 }
 
+/// The registry's index as last read: the app keys (`None`: not complete), and when (clock ms).
+pub(super) type IndexRead = (Option<Arc<HashSet<String>>>, u64);
+
 /// The registered apps this process has met, by key.
 #[derive(Default)]
 pub struct Registry {
@@ -40,7 +43,7 @@ pub struct Registry {
     /// The registry's index of app keys (`None`: not complete yet) and when (clock ms) it was
     /// read.
     /// (An async lock: it is held across the read, so a burst of requests reads it once.)
-    pub(super) index: tokio::sync::Mutex<Option<(Option<Arc<HashSet<String>>>, u64)>>,
+    pub(super) index: tokio::sync::Mutex<Option<IndexRead>>,
 }
 
 impl Registry {
