@@ -106,6 +106,47 @@ pub fn check_id(name: &str, value: &str) -> Result<(), InputError> {
     }
 }
 
+/// The apps a caller may use, as the claim of its token (the JWT authorizer's) names them: `*`
+/// for every app, otherwise a list (API Gateway hands a list claim over as `[a b]`) of appids,
+/// `corpid#agentid` for a WeCom agent (an `app#` prefix, as the admin prints keys, is allowed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grants {
+    All,
+    Only(Vec<String>),
+}
+
+impl Grants {
+    pub fn parse(claim: &str) -> Grants {
+        let names: Vec<String> = claim
+            .trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .map(|n| n.trim_matches('"'))
+            .filter(|n| !n.is_empty())
+            .map(|n| n.trim_start_matches("app#").to_string())
+            .collect();
+        if names.iter().any(|n| n == "*") {
+            Grants::All
+        } else {
+            Grants::Only(names)
+        }
+    }
+
+    /// Whether the app `appid` (and `agentid`) names may be used; `own` is the deployment's own
+    /// appid, which a request naming no app uses.
+    pub fn allows(&self, appid: Option<&str>, agentid: Option<&str>, own: &str) -> bool {
+        let Grants::Only(names) = self else {
+            return true;
+        };
+        let name = match (appid.unwrap_or(own), agentid) {
+            (appid, Some(agent)) => format!("{appid}#{agent}"),
+            (appid, None) => appid.to_string(),
+        };
+        names.contains(&name)
+    }
+}
+
 impl AppSettings {
     pub fn key(&self) -> String {
         key(&self.appid, self.agentid.as_deref())
@@ -161,6 +202,30 @@ mod tests {
         assert!(check_id("appid", "ww1#1").is_err());
         for bad in ["", "a b", "x/y", &"a".repeat(65)] {
             assert!(check_id("appid", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn grants_name_the_apps_a_caller_may_use() {
+        let own = "wxown";
+        #[rustfmt::skip]
+        let table: [(&str, Option<&str>, Option<&str>, bool); 12] = [
+            ("*", Some("wxb"), None, true),
+            ("[wxa *]", None, None, true),
+            ("wxb", Some("wxb"), None, true),
+            ("wxb", None, None, false),
+            ("wxb", Some("wxc"), None, false),
+            ("[wxb ww1#1000002]", Some("ww1"), Some("1000002"), true),
+            ("[wxb ww1#1000002]", Some("ww1"), Some("1000003"), false),
+            ("[wxb ww1#1000002]", Some("ww1"), None, false),
+            ("app#wxb, app#wxown", None, None, true),
+            ("\"wxb\"", Some("wxb"), None, true),
+            ("", Some("wxb"), None, false),
+            ("", None, None, false),
+        ];
+        for (claim, appid, agentid, want) in table {
+            let got = Grants::parse(claim).allows(appid, agentid, own);
+            assert_eq!(got, want, "{claim:?} {appid:?} {agentid:?}");
         }
     }
 

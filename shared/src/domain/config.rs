@@ -98,6 +98,9 @@ pub struct Config {
     pub claim_table: Option<String>,
     /// How long an idempotency key's record is kept (`IDEMPOTENCY_TTL_SECS`, default a day).
     pub idempotency_ttl: Duration,
+    /// The claim of the JWT authorizer's tokens that names the apps a caller may use
+    /// (`APPS_CLAIM`, default `wxinvoice_apps`); see `apps::Grants`.
+    pub apps_claim: String,
     /// Registered apps' secrets are the Secrets Manager secrets `<prefix><secret name>`
     /// (`APP_SECRET_PREFIX`), so the functions' IAM can be scoped to the prefix.
     pub app_secret_prefix: String,
@@ -157,6 +160,9 @@ impl Config {
             archive: archive(&env, allow_http)?,
             claim_table: env.get("CLAIM_TABLE"),
             idempotency_ttl: idempotency_ttl(&env)?,
+            apps_claim: env
+                .get("APPS_CLAIM")
+                .unwrap_or_else(|| "wxinvoice_apps".into()),
             platform,
             token_api,
             allow_http,

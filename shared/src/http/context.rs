@@ -6,6 +6,7 @@ use std::time::Instant;
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 
+use crate::domain::apps::Grants;
 use crate::domain::clock::now_ms;
 use crate::domain::config::Config;
 use crate::domain::deadline::Deadline;
@@ -45,6 +46,22 @@ impl<'r> Ctx<'r> {
             deadline,
             request_id,
             function_request_id,
+        }
+    }
+
+    /// The apps the caller may use: every one when no JWT authorizer checked the request;
+    /// otherwise those its token's `claim` names, and without that claim the deployment's own
+    /// app only.
+    pub fn grants(&self, claim: &str, own: &str) -> Grants {
+        let Some(RequestContext::ApiGatewayV2(ctx)) = self.req.request_context_ref() else {
+            return Grants::All;
+        };
+        let Some(jwt) = ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()) else {
+            return Grants::All;
+        };
+        match jwt.claims.get(claim) {
+            Some(names) => Grants::parse(names),
+            None => Grants::Only(vec![own.to_string()]),
         }
     }
 

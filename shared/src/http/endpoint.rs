@@ -9,6 +9,7 @@ use lambda_http::{Body, Request, Response};
 use serde::de::DeserializeOwned;
 
 use crate::adapters::metrics::{self, Spent};
+use crate::domain::apps;
 use crate::domain::config::Config;
 use crate::domain::invoice::{parse_body, Validate};
 use crate::http::answer::{answer, Note};
@@ -16,7 +17,7 @@ use crate::http::context::Ctx;
 use crate::http::cors;
 use crate::http::error::ApiError;
 use crate::http::query::{app_params, route, token_param};
-use crate::tenant::{AppRuntime, Deployment, Tenant};
+use crate::tenant::{AppRuntime, Deployment, Tenant, TenantError};
 
 /// The request's app (`resolve`), or an early return of the answer refusing it.
 macro_rules! tenant_or_refuse {
@@ -37,10 +38,20 @@ pub async fn tenant<'a>(
     endpoint: &str,
 ) -> Result<Tenant<'a>, Box<Response<Body>>> {
     let resolved = match app_params(ctx.req) {
-        Ok((appid, agentid)) => deployment
-            .resolve(appid, agentid, &ctx.deadline)
-            .await
-            .map_err(ApiError::from),
+        Ok((appid, agentid)) => {
+            let own = deployment.config.appid.as_str();
+            let grants = ctx.grants(&deployment.config.apps_claim, own);
+            if grants.allows(appid, agentid, own) {
+                deployment
+                    .resolve(appid, agentid, &ctx.deadline)
+                    .await
+                    .map_err(ApiError::from)
+            } else {
+                // Another company's app: the answer an unknown app gets, with nothing read.
+                let key = apps::key(appid.unwrap_or(own), agentid);
+                Err(TenantError::NoSuchApp(TenantError::name(&key)).into())
+            }
+        }
         Err(e) => Err(e),
     };
     resolved.map_err(|e| {

@@ -19,7 +19,10 @@ pub struct PageAnswer<'a> {
     appid: &'a str,
     timestamp: u64,
     noncestr: String,
-    jsapi_ticket: &'a str,
+    /// Left out in hardened mode: a page needs only the signature, and the ticket would let its
+    /// holder sign any page for the app.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jsapi_ticket: Option<&'a str>,
     url: &'a str,
     signature: String,
     /// For `wx.invoke('chooseInvoice', {timestamp, nonceStr: noncestr, signType: sign_type,
@@ -97,7 +100,10 @@ pub fn answer<'a>(
         appid,
         timestamp,
         noncestr,
-        jsapi_ticket: &ticket.value,
+        jsapi_ticket: app
+            .config
+            .expose_access_token
+            .then_some(ticket.value.as_str()),
         url,
         signature,
         sign_type: card_sign.as_ref().map(|_| "SHA1"),

@@ -2,7 +2,7 @@
 //! next to the deployment's own app, against the simulator and moto.
 
 use integration_tests::*;
-use serde_json::json;
+use serde_json::{json, Value};
 use wxinvoice::adapters::store::faults::Op;
 use wxinvoice::adapters::store::TokenStore;
 
@@ -380,6 +380,51 @@ async fn with_the_registry_index_unknown_names_cost_no_read_and_real_apps_are_ne
         .query("appid=wxpreflight1");
     assert_eq!(call.send(&app).await.status(), 404);
     assert_eq!(store.calls(Op::Load), item_reads);
+}
+
+/// getToken as a caller behind the JWT authorizer whose token has `claims`.
+async fn token_as(h: &Harness, query: &str, claims: Value) -> (u16, Value) {
+    let call = Endpoint::GetToken.call().query(query).edit(|v| {
+        v["requestContext"]["authorizer"] = json!({"jwt": {"claims": claims, "scopes": null}});
+    });
+    h.answer(call).await
+}
+
+#[tokio::test]
+async fn a_caller_acts_only_for_the_apps_its_token_names() {
+    let h = Harness::new().await;
+    h.register_app("mp", OA_B, None, &[ORIGIN_B]).await;
+    let for_b = format!("appid={OA_B}&url=https%3A%2F%2Fb.example.com%2Fp");
+    let names = |apps: &str| json!({"sub": "expense-system-1", "wxinvoice_apps": apps});
+    // Its own apps: served.
+    let (status, v) = token_as(&h, &for_b, names(&format!("[{OA_B} wxother]"))).await;
+    assert_eq!(status, 200, "{}", shown(&v));
+    assert_eq!(token_as(&h, &for_b, names("*")).await.0, 200);
+    // Another company's app: the answer an unknown app gets, word for word.
+    let (status, refused) = token_as(&h, &for_b, names("wxother")).await;
+    let (_, unknown) = token_as(&h, "appid=wxb00000000000000z", names("*")).await;
+    assert_eq!(status, 404, "{refused}");
+    assert_eq!(
+        refused["errmsg"].as_str().unwrap().replace(OA_B, "…"),
+        unknown["errmsg"]
+            .as_str()
+            .unwrap()
+            .replace("wxb00000000000000z", "…")
+    );
+    // A token that names no apps: the deployment's own app only.
+    let plain = json!({"sub": "expense-system-2"});
+    assert_eq!(token_as(&h, &for_b, plain.clone()).await.0, 404);
+    assert_eq!(token_as(&h, "", plain).await.0, 200);
+    // The claim's name is the deployment's choice.
+    let h2 = Harness::with(&[("APPS_CLAIM", "tenants")]).await;
+    h2.register_app("mp", OA_B, None, &[ORIGIN_B]).await;
+    let (status, _) = token_as(&h2, &for_b, json!({"sub": "s", "tenants": OA_B})).await;
+    assert_eq!(status, 200);
+    // A page outside B's origins is refused without B's origins being named.
+    let evil = format!("appid={OA_B}&url=https%3A%2F%2Fevil.example.com%2Fp");
+    let (status, v) = token_as(&h, &evil, names(OA_B)).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(!v["errmsg"].as_str().unwrap().contains(ORIGIN_B), "{v}");
 }
 
 #[tokio::test]

@@ -79,7 +79,12 @@ async fn hardened_mode_keeps_the_token_inside() {
     let h = Harness::with(&[("EXPOSE_ACCESS_TOKEN", "false")]).await;
     let v = h.get_token_ok_on(&h.app, "").await;
     assert!(v.get("access_token").is_none(), "{v}");
-    assert!(v.get("jsapi_ticket").is_some() && v.get("signature").is_some());
+    // Nor the ticket: the signature is all a page needs, and it verifies.
+    assert!(
+        v.get("jsapi_ticket").is_none() && v.get("signature").is_some(),
+        "{v}"
+    );
+    assert!(wechat_accepts(&h.sim, PAGE_URL, &v).await, "{v}");
     // The invoice endpoints use the stored token; `token` may be left out (or is ignored).
     let call = Endpoint::GetInvoiceBatch.call().query("");
     let (status, v) = h.answer(call.body(batch_of(&[SEED_CODE]))).await;
