@@ -489,6 +489,25 @@ def test_claim_table_keeps_idempotency_keys_for_update_status_only():
     assert touching == ["UpdateStatusFunctionRole"], touching
 
 
+def test_the_token_table_and_the_archive_are_kept_and_guarded():
+    _, resources = deployed()
+    token = resources["TokenTable"]
+    # The registry of apps and their tokens outlives the stack and a replacement.
+    assert token["DeletionPolicy"] == "Retain" and token["UpdateReplacePolicy"] == "Retain"
+    assert token["Properties"]["DeletionProtectionEnabled"] is True
+    assert token["Properties"]["PointInTimeRecoverySpecification"] == {
+        "PointInTimeRecoveryEnabled": True
+    }
+    policy = resources["ArchiveBucketPolicy"]["Properties"]
+    assert policy["Bucket"] == {"Ref": "ArchiveBucket"}
+    [deny] = policy["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Action"] == "s3:*"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert {"Fn::Sub": "${ArchiveBucket.Arn}/*"} in deny["Resource"]
+    _, resources = deployed(ArchivePdfs="false")
+    assert "ArchiveBucketPolicy" not in resources
+
+
 def test_audit_table_and_archive_bucket():
     _, resources = deployed()
     audit = resources["AuditTable"]["Properties"]
