@@ -50,7 +50,7 @@ start_moto "$MOTO_PORT" "$RUN_DIR/moto.log"
 log "unit, simulator and integration tests (Official Accounts)"
 cargo test --locked --workspace 2>&1 | tee "$RUN_DIR/tests.log"
 log "integration tests again, for WeCom (the one integration test binary, tests/it)"
-WECHAT_PLATFORM=work cargo test --locked -p integration-tests --test it 2>&1 | tee -a "$RUN_DIR/tests.log"
+WECHAT_PLATFORM=work cargo test --locked --workspace --test it 2>&1 | tee -a "$RUN_DIR/tests.log"
 
 log "end-to-end through cargo lambda watch"
 SIM_PORT=$(free_port)
@@ -68,7 +68,7 @@ wait_http "$WECHAT_API_BASE/__sim/stats" 30
 start "cargo lambda watch" "$RUN_DIR/watch.log" cargo lambda watch --ignore-changes --disable-cors -A 127.0.0.1 -P "$PORT"
 wait_http "http://127.0.0.1:$PORT/" 300
 if ! WXINVOICE_E2E_URL="http://127.0.0.1:$PORT" \
-  cargo test --locked -p integration-tests --test it -- --ignored e2e:: --test-threads=1 2>&1 | tee -a "$RUN_DIR/tests.log"; then
+  cargo test --locked --workspace --test it -- --ignored e2e:: --test-threads=1 2>&1 | tee -a "$RUN_DIR/tests.log"; then
   log "cargo lambda watch log:"
   tail -n 50 "$RUN_DIR/watch.log"
   exit 1
