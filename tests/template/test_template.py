@@ -370,7 +370,11 @@ def test_alarms_watch_refresh_5xx_and_setup_errors_and_notify_the_topic(topic):
             assert "AlarmActions" not in props
     errors = next(a for a in alarms.values() if a["Properties"]["MetricName"] == "Errors")
     assert errors["Properties"]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "GetTokenFunction"}}]
-    filters = of_type(resources, "AWS::Logs::MetricFilter")
+    filters = {
+        name: f
+        for name, f in of_type(resources, "AWS::Logs::MetricFilter").items()
+        if f["Properties"]["MetricTransformations"][0]["MetricName"] == "WeChatSetupErrors"
+    }
     assert len(filters) == 3
     for f in filters.values():
         for code in ["40164", "61004", "40125", "40013", "45009"]:
@@ -506,6 +510,20 @@ def test_the_token_table_and_the_archive_are_kept_and_guarded():
     assert {"Fn::Sub": "${ArchiveBucket.Arn}/*"} in deny["Resource"]
     _, resources = deployed(ArchivePdfs="false")
     assert "ArchiveBucketPolicy" not in resources
+
+
+def test_tokens_ended_elsewhere_are_counted_in_every_function_and_alarmed():
+    _, resources = deployed()
+    filters = [
+        r["Properties"]
+        for r in of_type(resources, "AWS::Logs::MetricFilter").values()
+        if r["Properties"]["MetricTransformations"][0]["MetricName"] == "TokensEndedElsewhere"
+    ]
+    groups = sorted(f["LogGroupName"]["Ref"] for f in filters)
+    assert groups == ["GetInvoiceBatchLogGroup", "GetTokenLogGroup", "UpdateStatusLogGroup"]
+    assert {f["FilterPattern"] for f in filters} == {'{ $.event = "token_ended_elsewhere" }'}
+    alarm = resources["TokensEndedElsewhereAlarm"]["Properties"]
+    assert (alarm["MetricName"], alarm["Threshold"]) == ("TokensEndedElsewhere", 1)
 
 
 def test_audit_table_and_archive_bucket():

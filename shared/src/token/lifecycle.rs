@@ -203,6 +203,15 @@ pub fn previous_after_rotation(
     })
 }
 
+/// Whether WeChat reporting `dead` dead means another system ended it: it is the stored token,
+/// and the gateway still counts on it (alive, no fetch of ours under way that would end it).
+/// With the classic token API, someone else fetched a token with the same AppSecret.
+pub fn ended_elsewhere(state: &TokenState, dead: &str, now_ms: u64, timing: &Timing) -> bool {
+    state.access_token.as_ref().is_some_and(|c| c.value == dead)
+        && state.fetch_started_ms.is_none()
+        && token_dies_at(state, timing).is_some_and(|end| end > now_ms)
+}
+
 /// Seconds the access_token is guaranteed to keep working, counted from `now_ms`: never past its
 /// end (`lifecycle::token_dies_at`), and where a new token ends the previous one
 /// (`rotation_ends_it`, the classic `/cgi-bin/token`), until the scheduled rotation plus WeChat's
@@ -420,6 +429,30 @@ mod tests {
         let after = applied(marked, &tickets);
         assert_eq!(after.fetch_started_ms, Some(NOW - MIN));
         assert_eq!(after.token_fetched_ms, s.token_fetched_ms);
+    }
+
+    #[test]
+    fn a_token_ended_elsewhere_is_the_stored_live_one() {
+        let t = Timing::default();
+        let marked = TokenState {
+            fetch_started_ms: Some(NOW - MIN),
+            ..state(120, 30)
+        };
+        let table = [
+            ("stored and alive", state(120, 30), "tok", true),
+            (
+                "another token (ours rotated it)",
+                state(120, 30),
+                "old",
+                false,
+            ),
+            ("stored, expired by our clock", state(0, 120), "tok", false),
+            ("stored, our own fetch under way", marked, "tok", false),
+            ("nothing stored", TokenState::default(), "tok", false),
+        ];
+        for (case, state, dead, want) in table {
+            assert_eq!(ended_elsewhere(&state, dead, NOW, &t), want, "{case}");
+        }
     }
 
     #[test]

@@ -193,6 +193,16 @@ impl TokenService {
         deadline: &Deadline,
     ) -> Result<Served, TokenError> {
         let state = self.load(deadline).await?;
+        if lifecycle::ended_elsewhere(&state, dead, self.clock.now_ms(), &self.timing) {
+            // The most common cause of 40001 in every WeChat SDK: another system fetched a
+            // token with the same AppSecret. Counted and alarmed (TokensEndedElsewhere).
+            tracing::warn!(
+                app = self.app.as_str(),
+                event = "token_ended_elsewhere",
+                "WeChat ended an access_token the gateway still counted on: another system \
+                 called WeChat's token API with this app's AppSecret"
+            );
+        }
         let want = Want::Replace {
             dead: dead.to_string(),
         };
