@@ -162,7 +162,7 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8], limits: &Limits) -> Result<
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
+        let inner = unquoted(&e.into_inner().to_string());
         if path.is_empty() || path == "." || path == "?" {
             InputError::invalid(format!("body: {inner}"))
         } else {
@@ -170,6 +170,32 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8], limits: &Limits) -> Result<
         }
     })?;
     Ok(value)
+}
+
+/// serde's message with the strings it quotes from the body left out: a front end that sends
+/// chooseInvoice's raw answer as a string would otherwise have its encrypt_codes echoed (and
+/// logged).
+fn unquoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut chars = message.chars();
+    while let Some(c) = chars.next() {
+        if c != '"' {
+            out.push(c);
+            continue;
+        }
+        // A quoted value (with serde's escapes) up to its closing quote, left out.
+        while let Some(q) = chars.next() {
+            match q {
+                '\\' => {
+                    chars.next();
+                }
+                '"' => break,
+                _ => {}
+            }
+        }
+        out.push_str("\"…\"");
+    }
+    out.replace("string \"…\"", "string")
 }
 
 fn check_list(name: &str, list: &[InvoiceRef], limits: &Limits) -> Result<(), InputError> {
@@ -402,6 +428,23 @@ mod tests {
         assert_eq!(
             errmsg(update(&by("o r"))),
             "body.openid: letters, digits, `_` or `-` only"
+        );
+    }
+
+    #[test]
+    fn values_in_the_body_are_never_quoted_back() {
+        // chooseInvoice's answer sent as it came, a JSON string, instead of the list.
+        let raw = r#"[{\"card_id\":\"pCard\",\"encrypt_code\":\"SECRETcode+/=\"}]"#;
+        let m = errmsg(batch(&format!(r#"{{"item_list":"{raw}"}}"#)));
+        assert!(
+            m.starts_with("body.item_list: invalid type: string, expected a sequence"),
+            "{m}"
+        );
+        assert!(!m.contains("SECRETcode"), "{m}");
+        let m = errmsg(batch(r#"{"item_list":[{"card_id":"c","encrypt_code":7}]}"#));
+        assert!(
+            m.contains("invalid type: integer `7`, expected a string"),
+            "{m}"
         );
     }
 
