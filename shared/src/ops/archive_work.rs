@@ -2,9 +2,10 @@
 //! answers, and the schedule's retries of what a status change could not finish.
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use serde_json::{Map, Value};
 
-use crate::adapters::archive::{self, Archive, ArchiveNote};
+use crate::adapters::archive::{self, Archive, ArchiveNote, PdfFile};
 use crate::adapters::audit::{Pending, MAX_ARCHIVE_ATTEMPTS};
 use crate::adapters::wechat::Call;
 use crate::domain::deadline::Deadline;
@@ -12,6 +13,9 @@ use crate::domain::invoice::{InvoiceRef, ReimburseStatus};
 use crate::ops::query::{item_list, query_cards};
 use crate::tenant::{AppRuntime, Deployment, Tenant};
 use crate::token::Mode;
+
+/// Archived files' links signed at once, at most this many invoices' worth.
+const LINK_CONCURRENCY: usize = 5;
 
 /// Archive retries per scheduled run, at most (the rest wait for the next hour).
 const ARCHIVE_RETRIES_PER_RUN: i32 = 50;
@@ -64,9 +68,14 @@ pub async fn add_archive_links(
             .and_then(Value::as_str)
             == Some(ReimburseStatus::Closure.as_str())
     };
-    let links = cards.iter().filter(|c| closed(c)).map(|card| {
-        let files = archive::files(&app.config.appid, card);
-        async move {
+    let files: Vec<Vec<PdfFile>> = cards
+        .iter()
+        .filter(|c| closed(c))
+        .map(|card| archive::files(&app.config.appid, card))
+        .collect();
+    // A few invoices at once (a batch may hold a hundred reimbursed ones), answers in order.
+    let links: Vec<_> = futures_util::stream::iter(files)
+        .map(|files| async move {
             let mut links = Vec::with_capacity(files.len());
             for f in &files {
                 let name = if f.key.ends_with("_trip.pdf") {
@@ -77,9 +86,10 @@ pub async fn add_archive_links(
                 links.push((name, archive.link(&f.key, deadline).await));
             }
             links
-        }
-    });
-    let links = futures_util::future::join_all(links).await;
+        })
+        .buffered(LINK_CONCURRENCY)
+        .collect()
+        .await;
     for (card, links) in cards.iter_mut().filter(|c| closed(c)).zip(links) {
         for (name, link) in links {
             if let Some(link) = link {

@@ -221,12 +221,12 @@ impl TokenService {
             let current = state
                 .access_token
                 .as_ref()
-                .is_some_and(|c| c.value == token)
+                .is_some_and(|c| same(&c.value, token))
                 && lifecycle::token_dies_at(state, &self.timing).is_some_and(|end| end > now);
             let previous = state
                 .previous_access_token
                 .as_ref()
-                .is_some_and(|c| c.value == token && c.valid_for(now, 0));
+                .is_some_and(|c| same(&c.value, token) && c.valid_for(now, 0));
             current || previous
         };
         let seen = {
@@ -280,6 +280,12 @@ impl TokenService {
         // nest deeper than rustc's layout limit allows in the release build.
         Box::pin(self.refresh(want, state, deadline)).await
     }
+}
+
+/// Whether a caller's token is `stored`, in time that does not depend on where they differ.
+fn same(stored: &str, token: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    stored.as_bytes().ct_eq(token.as_bytes()).into()
 }
 
 /// A store operation, cut at the deadline and counted in the request's DynamoDB time.
