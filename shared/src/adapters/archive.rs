@@ -59,6 +59,12 @@ pub fn sha256_hex(data: &[u8]) -> String {
         .collect()
 }
 
+/// A host's site: its last two labels (`dl.weixin.qq.com` → `qq.com`).
+fn site(host: &str) -> String {
+    let labels: Vec<&str> = host.rsplit('.').take(2).collect();
+    labels.into_iter().rev().collect::<Vec<_>>().join(".")
+}
+
 /// One key segment: characters S3 and people read alike, everything else `_`.
 fn segment(s: &str) -> String {
     let cleaned: String = s
@@ -153,9 +159,17 @@ impl Archive {
     async fn http(&self) -> Result<&reqwest::Client, String> {
         self.http
             .get_or_try_init(|| async {
-                // Download links may redirect to a CDN: a few redirects, https only.
+                // Download links may redirect to a CDN of the same site: a few redirects, https
+                // only, and never to another site (a link is WeChat's, the redirect could be
+                // anyone's).
                 let policy = reqwest::redirect::Policy::custom(|a| {
-                    if a.previous().len() >= 3 || a.url().scheme() != "https" {
+                    let same_site = a
+                        .previous()
+                        .first()
+                        .and_then(|first| first.host_str())
+                        .zip(a.url().host_str())
+                        .is_some_and(|(from, to)| site(from) == site(to));
+                    if a.previous().len() >= 3 || a.url().scheme() != "https" || !same_site {
                         a.stop()
                     } else {
                         a.follow()
@@ -186,13 +200,23 @@ impl Archive {
             .key(&file.key)
             .content_type("application/pdf")
             .metadata("sha256", &sha256)
+            // Written once: a file another request stored meanwhile is left as it is.
+            .if_none_match("*")
             .body(ByteStream::from(data))
             .send();
-        deadline
+        let stored = deadline
             .run(put)
             .await
-            .map_err(|_| "the request's time ran out storing the file".to_string())?
-            .map_err(|e| format!("S3: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+            .map_err(|_| "the request's time ran out storing the file".to_string())?;
+        if let Err(e) = stored {
+            let raced = e.raw_response().is_some_and(|r| r.status().as_u16() == 412);
+            if raced {
+                if let Some(kept) = self.existing(&file.key, deadline).await? {
+                    return Ok(kept);
+                }
+            }
+            return Err(format!("S3: {}", aws_sdk_s3::error::DisplayErrorContext(e)));
+        }
         Ok(Kept {
             key: file.key.clone(),
             sha256,
@@ -257,6 +281,10 @@ impl Archive {
                     return Err(format!("the file is over the limit of {max} bytes"));
                 }
                 data.extend_from_slice(&chunk);
+            }
+            // What is archived as an invoice's original is a PDF, nothing else.
+            if !data.starts_with(b"%PDF-") {
+                return Err("the file is not a PDF".into());
             }
             Ok(data)
         };
@@ -328,6 +356,15 @@ mod tests {
 
     fn card(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn redirects_stay_on_the_links_site() {
+        assert_eq!(site("dl.weixin.qq.com"), "qq.com");
+        assert_eq!(site("mp.weixin.qq.com"), site("pdf.qpic.qq.com"));
+        assert_ne!(site("mp.weixin.qq.com"), site("evil.example.com"));
+        assert_eq!(site("127.0.0.1"), "0.1");
+        assert_eq!(site("localhost"), "localhost");
     }
 
     #[test]

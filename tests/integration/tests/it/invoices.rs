@@ -386,14 +386,17 @@ async fn closing_invoices_keeps_their_pdfs_and_an_audit_trail() {
 async fn a_failed_archive_never_fails_the_change_and_is_retried_by_the_schedule() {
     let (h, t, audit, bucket) = reimburser(&[("ARCHIVE_MAX_BYTES", "100000")]).await;
     let codes = seed_ten(&h).await;
-    let (a, b) = (codes[0].as_str(), codes[1].as_str());
-    h.update_status(&t, LOCK, &[a, b]).await;
-    // The download fails for one, the other is over the size limit.
+    let (a, b, c) = (codes[0].as_str(), codes[1].as_str(), codes[2].as_str());
+    h.update_status(&t, LOCK, &[a, b, c]).await;
+    // The download fails for one, another is not a PDF, the third is over the size limit.
     h.sim
         .fault(json!({"path": PDF_PATH, "http_status": 500, "times": 1}))
         .await;
+    h.sim
+        .fault(json!({"path": PDF_PATH, "body": "<html>not a file</html>", "times": 1}))
+        .await;
     h.sim.set_options(json!({"pdf_bytes": 200_000})).await;
-    let (status, v) = h.update_status(&t, CLOSURE, &[a, b]).await;
+    let (status, v) = h.update_status(&t, CLOSURE, &[a, b, c]).await;
     assert_eq!(
         (status, v["errcode"].as_i64()),
         (200, Some(0)),
@@ -407,8 +410,9 @@ async fn a_failed_archive_never_fails_the_change_and_is_retried_by_the_schedule(
         .map(|r| attr(r, "archive_error"))
         .filter(|e| !e.is_empty())
         .collect();
-    assert_eq!(errors.len(), 2, "{history:?}");
+    assert_eq!(errors.len(), 3, "{history:?}");
     assert!(errors.iter().any(|e| e.contains("HTTP 500")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("not a PDF")), "{errors:?}");
     assert!(
         errors
             .iter()
@@ -416,13 +420,13 @@ async fn a_failed_archive_never_fails_the_change_and_is_retried_by_the_schedule(
         "{errors:?}"
     );
     let deadline = deadline();
-    assert_eq!(audit.pending(50, &deadline).await.unwrap().len(), 2);
+    assert_eq!(audit.pending(50, &deadline).await.unwrap().len(), 3);
 
     // The next scheduled run keeps them, once the files are fine.
     h.sim.set_options(json!({"pdf_bytes": 30_000})).await;
     let v = h.schedule().await.unwrap();
-    assert_eq!(v["archives"], json!({"stored": 2, "pending": 0}), "{v}");
-    assert_eq!(objects(&h.sdk, &bucket).await.len(), 2);
+    assert_eq!(v["archives"], json!({"stored": 3, "pending": 0}), "{v}");
+    assert_eq!(objects(&h.sdk, &bucket).await.len(), 3);
     assert!(audit.pending(50, &deadline).await.unwrap().is_empty());
     let history = audit.history(SEED_CARD).await.unwrap();
     let completed = history
@@ -430,7 +434,7 @@ async fn a_failed_archive_never_fails_the_change_and_is_retried_by_the_schedule(
         .filter(|r| r.contains_key("pdf_files"))
         .count();
     assert_eq!(
-        completed, 2,
+        completed, 3,
         "the audit records got their files: {history:?}"
     );
     assert!(history.iter().all(|r| !r.contains_key("archive_error")));
