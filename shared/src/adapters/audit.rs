@@ -63,6 +63,8 @@ pub struct Pending {
     pub encrypt_code: String,
     pub audit_at: String,
     pub attempts: u64,
+    /// The item's sort key as stored (empty for work not stored yet).
+    pub stored_at: String,
 }
 
 /// Why the trail could not be read or written.
@@ -155,7 +157,12 @@ impl AuditLog {
             .table_name(&self.table)
             .set_item(Some(pending_item(p, error)))
             .send();
-        self.timed(deadline, put).await.map(|_| ())
+        self.timed(deadline, put).await?;
+        // Work stored under an earlier key form moves to the current one.
+        if !p.stored_at.is_empty() && p.stored_at != pending_key(p) {
+            self.drop_pending(p, deadline).await?;
+        }
+        Ok(())
     }
 
     /// Archive work left to do, at most `limit` items.
@@ -188,6 +195,7 @@ impl AuditLog {
                 card_id: text(m, "invoice_card_id"),
                 encrypt_code: text(m, "encrypt_code"),
                 audit_at: text(m, "audit_at"),
+                stored_at: text(m, "at"),
                 attempts: m
                     .get("attempts")
                     .and_then(|v| v.as_n().ok())
@@ -226,7 +234,7 @@ impl AuditLog {
             .delete_item()
             .table_name(&self.table)
             .key("card_id", AttributeValue::S(PENDING.into()))
-            .key("at", AttributeValue::S(pending_key(p)))
+            .key("at", AttributeValue::S(stored_key(p)))
             .send();
         self.timed(deadline, delete).await.map(|_| ())
     }
@@ -282,9 +290,21 @@ impl AuditLog {
 }
 
 /// The sort key of a pending item: one per app and invoice.
+/// The sort key of a pending item: one per app and invoice, oldest work first (the audit
+/// record's time leads its `audit_at`).
 fn pending_key(p: &Pending) -> String {
     let code_sha = sha256_hex(p.encrypt_code.as_bytes());
-    format!("{}#{}#{code_sha}", p.app, p.card_id)
+    let since = p.audit_at.split('#').next().unwrap_or_default();
+    format!("{since}#{}#{}#{code_sha}", p.app, p.card_id)
+}
+
+/// Where `p` is stored: its key as read, or the key it is written under.
+fn stored_key(p: &Pending) -> String {
+    if p.stored_at.is_empty() {
+        pending_key(p)
+    } else {
+        p.stored_at.clone()
+    }
 }
 
 /// The item of archive work left to do.

@@ -6,7 +6,7 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value};
 
 use crate::adapters::archive::{self, Archive, ArchiveNote, PdfFile};
-use crate::adapters::audit::{Pending, MAX_ARCHIVE_ATTEMPTS};
+use crate::adapters::audit::{AuditError, AuditLog, Pending, MAX_ARCHIVE_ATTEMPTS};
 use crate::adapters::wechat::Call;
 use crate::domain::deadline::Deadline;
 use crate::domain::invoice::{InvoiceRef, ReimburseStatus};
@@ -18,7 +18,11 @@ use crate::token::Mode;
 const LINK_CONCURRENCY: usize = 5;
 
 /// Archive retries per scheduled run, at most (the rest wait for the next hour).
-const ARCHIVE_RETRIES_PER_RUN: i32 = 50;
+const ARCHIVE_RETRIES_PER_RUN: usize = 50;
+
+/// Pending work read per run to choose from: the oldest, so that one app's backlog cannot hide
+/// another's.
+const PENDING_READ_PER_RUN: i32 = 400;
 
 /// Keeps the PDFs of invoices just closed: reads their cards (WeChat's links) and archives each,
 /// all within `deadline` (the archive's share of the request).
@@ -151,8 +155,8 @@ pub async fn retry_archives(
     let (Some(trail), Some(archive)) = (&deployment.audit, &deployment.archive) else {
         return (0, 0);
     };
-    let pending = match trail.pending(ARCHIVE_RETRIES_PER_RUN, deadline).await {
-        Ok(p) => p,
+    let pending = match trail.pending(PENDING_READ_PER_RUN, deadline).await {
+        Ok(p) => fair_share(p, ARCHIVE_RETRIES_PER_RUN),
         Err(e) => {
             tracing::error!(endpoint = "schedule", fault = %e, "archive retries not read");
             return (0, 0);
@@ -162,8 +166,15 @@ pub async fn retry_archives(
     for p in &pending {
         let (owner, token) = match owner(deployment, p, own_token, deadline).await {
             Owner::Serving(owner, token) => (owner, token),
-            // Not now (no token, the app disabled): left for a later run.
-            Owner::Unavailable => continue,
+            // Not now (no token, the app disabled): an attempt all the same, so that work which
+            // cannot be done gives way in time.
+            Owner::Unavailable => {
+                let why = "the app is disabled or has no token";
+                if let Err(e) = give_up_or_retry(trail, p, why, deadline).await {
+                    tracing::error!(endpoint = "schedule", fault = %e, "archive retry not recorded");
+                }
+                continue;
+            }
             Owner::Gone => {
                 let _ = trail.drop_pending(p, deadline).await;
                 continue;
@@ -175,23 +186,53 @@ pub async fn retry_archives(
                 stored += 1;
                 trail.pending_done(p, &files, deadline).await
             }
-            ArchiveNote::Failed(why) if p.attempts + 1 >= MAX_ARCHIVE_ATTEMPTS => {
-                tracing::error!(endpoint = "schedule", app = %p.app, fault = %why, "archive given up");
-                trail.drop_pending(p, deadline).await
-            }
-            ArchiveNote::Failed(why) => {
-                let again = Pending {
-                    attempts: p.attempts + 1,
-                    ..p.clone()
-                };
-                trail.add_pending(&again, &why, deadline).await
-            }
+            ArchiveNote::Failed(why) => give_up_or_retry(trail, p, &why, deadline).await,
         };
         if let Err(e) = recorded {
             tracing::error!(endpoint = "schedule", fault = %e, "archive retry not recorded");
         }
     }
     (stored, pending.len() as u64 - stored)
+}
+
+/// Counts a failed attempt: the work is given up after `MAX_ARCHIVE_ATTEMPTS` (its audit
+/// record keeps the error), otherwise left for a later run.
+async fn give_up_or_retry(
+    trail: &AuditLog,
+    p: &Pending,
+    why: &str,
+    deadline: &Deadline,
+) -> Result<(), AuditError> {
+    if p.attempts + 1 >= MAX_ARCHIVE_ATTEMPTS {
+        tracing::error!(endpoint = "schedule", app = %p.app, fault = %why, "archive given up");
+        return trail.drop_pending(p, deadline).await;
+    }
+    let again = Pending {
+        attempts: p.attempts + 1,
+        ..p.clone()
+    };
+    trail.add_pending(&again, why, deadline).await
+}
+
+/// At most `n` of the pending work (oldest first, as read), shared out across apps in turn: one
+/// app's backlog leaves room for the others'.
+fn fair_share(pending: Vec<Pending>, n: usize) -> Vec<Pending> {
+    let mut by_app: Vec<(String, std::collections::VecDeque<Pending>)> = Vec::new();
+    for p in pending {
+        match by_app.iter_mut().find(|(app, _)| *app == p.app) {
+            Some((_, queue)) => queue.push_back(p),
+            None => by_app.push((p.app.clone(), [p].into())),
+        }
+    }
+    let mut chosen = Vec::with_capacity(n);
+    while chosen.len() < n && by_app.iter().any(|(_, q)| !q.is_empty()) {
+        for (_, queue) in by_app.iter_mut() {
+            if let Some(p) = queue.pop_front().filter(|_| chosen.len() < n) {
+                chosen.push(p);
+            }
+        }
+    }
+    chosen
 }
 
 /// Reads a pending invoice again (WeChat's download links do not last) and archives its files.
@@ -221,5 +262,42 @@ async fn read_and_keep(
             Err(_) => ArchiveNote::Failed("WeChat's answer is not a JSON object".into()),
         },
         Err(e) => ArchiveNote::Failed(format!("reading the invoice: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn work(app: &str, at: u64) -> Pending {
+        Pending {
+            app: app.into(),
+            card_id: "c".into(),
+            encrypt_code: format!("{app}{at}"),
+            audit_at: format!("{at:013}#r#000"),
+            attempts: 0,
+            stored_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn every_app_gets_its_turn_oldest_first() {
+        let mut pending: Vec<Pending> = (0..60).map(|i| work("app#wxb", i)).collect();
+        pending.push(work("wxown", 100));
+        pending.push(work("wxown", 101));
+        pending.push(work("app#wxc", 102));
+        let chosen = fair_share(pending, 50);
+        assert_eq!(chosen.len(), 50);
+        let of = |app: &str| chosen.iter().filter(|p| p.app == app).count();
+        assert_eq!((of("wxown"), of("app#wxc"), of("app#wxb")), (2, 1, 47));
+        // Within an app, the oldest first.
+        let b: Vec<&str> = chosen
+            .iter()
+            .filter(|p| p.app == "app#wxb")
+            .map(|p| p.encrypt_code.as_str())
+            .take(3)
+            .collect();
+        assert_eq!(b, ["app#wxb0", "app#wxb1", "app#wxb2"]);
+        assert!(fair_share(Vec::new(), 50).is_empty());
     }
 }

@@ -164,6 +164,7 @@ fn pending_archives(entries: &[AuditEntry], refs: &[InvoiceRef]) -> Vec<(Pending
                 encrypt_code: r.encrypt_code.clone(),
                 audit_at: audit::at_key(entry, i),
                 attempts: 0,
+                stored_at: String::new(),
             };
             pending.push((p, why.clone()));
         }
