@@ -208,12 +208,13 @@ def test_each_function_may_touch_only_what_it_needs(egress):
             (bucket, {"s3:ListBucket"}),
         ],
         "GetInvoiceBatchFunctionRole": common + [
+            (claims, {"dynamodb:BatchGetItem"}),
             (files, {"s3:GetObject"}),
             (bucket, {"s3:ListBucket"}),
         ],
         "UpdateStatusFunctionRole": common + [
             (audit, {"dynamodb:BatchWriteItem", "dynamodb:PutItem"}),
-            (claims, {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}),
+            (claims, {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}),
             (files, {"s3:GetObject", "s3:PutObject"}),
             (bucket, {"s3:ListBucket"}),
         ],
@@ -478,7 +479,7 @@ def test_samconfig_environments_name_only_template_parameters():
     assert prod["ExposeAccessToken"] == "false" and prod["StaticEgress"] == "create"
 
 
-def test_claim_table_keeps_idempotency_keys_for_update_status_only():
+def test_claim_table_keeps_idempotency_keys_and_claims_away_from_get_token():
     _, resources = deployed()
     claims = resources["ClaimTable"]["Properties"]
     assert claims["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
@@ -486,11 +487,11 @@ def test_claim_table_keeps_idempotency_keys_for_update_status_only():
     assert claims["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     env = resources["UpdateStatusFunction"]["Properties"]["Environment"]["Variables"]
     assert env["CLAIM_TABLE"] == {"Ref": "ClaimTable"}
-    # Only update-status may touch it.
+    # The status changes write it; the queries read the claims; get-token never touches it.
     roles = of_type(resources, "AWS::IAM::Role")
     claim_arn = json.dumps({"Fn::GetAtt": ["ClaimTable", "Arn"]})
     touching = sorted(name for name, role in roles.items() if claim_arn in json.dumps(role))
-    assert touching == ["UpdateStatusFunctionRole"], touching
+    assert touching == ["GetInvoiceBatchFunctionRole", "UpdateStatusFunctionRole"], touching
 
 
 def test_the_token_table_and_the_archive_are_kept_and_guarded():

@@ -1,19 +1,25 @@
-//! The claim table: what the gateway records about status changes beyond the audit trail. For
-//! now the records of idempotency keys (`idem#<app>#<key>`): the request's digest and what
-//! became of it, written before WeChat is called and kept for `IDEMPOTENCY_TTL_SECS` (DynamoDB's
-//! TTL on `expires_at`).
+//! The claim table: what the gateway records about status changes beyond the audit trail. The
+//! records of idempotency keys (`idem#<app>#<key>`: the request's digest and what became of it,
+//! written before WeChat is called and kept for `IDEMPOTENCY_TTL_SECS` by DynamoDB's TTL on
+//! `expires_at`), and the claims holding invoices (`claim#<app>#<card_id>#<sha256 of the
+//! encrypt_code>`: the claim id, LOCK or CLOSURE, since when; kept).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, ReturnValuesOnConditionCheckFailure,
+};
 use aws_sdk_dynamodb::Client;
 
+use crate::adapters::archive::sha256_hex;
 use crate::adapters::metrics;
+use crate::domain::claims::Holder;
 use crate::domain::deadline::Deadline;
 use crate::domain::idempotency::{IdempotencyKey, Record, Recorded};
+use crate::domain::invoice::{InvoiceRef, ReimburseStatus};
 
 /// Why the claim table could not be read or written.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -191,6 +197,129 @@ impl ClaimTable {
         let out = out.map_err(|_| ClaimError::Expired)?.map_err(dynamo)?;
         Ok(out.item.as_ref().map(parse))
     }
+}
+
+impl ClaimTable {
+    fn claim_pk(app: &str, invoice: &InvoiceRef) -> String {
+        let code = sha256_hex(invoice.encrypt_code.as_bytes());
+        format!("claim#{app}#{}#{code}", invoice.card_id)
+    }
+
+    /// The claim holding each invoice, in the order given (one BatchGetItem per 100).
+    pub async fn holders(
+        &self,
+        app: &str,
+        invoices: &[InvoiceRef],
+        deadline: &Deadline,
+    ) -> Result<Vec<Option<Holder>>, ClaimError> {
+        let keys: Vec<String> = invoices.iter().map(|r| Self::claim_pk(app, r)).collect();
+        let mut found: HashMap<String, Holder> = HashMap::new();
+        let mut unique: Vec<&String> = keys.iter().collect();
+        unique.sort();
+        unique.dedup();
+        for chunk in unique.chunks(100) {
+            let mut wanted = KeysAndAttributes::builder().consistent_read(true);
+            for k in chunk {
+                wanted = wanted.keys(HashMap::from([(
+                    "pk".to_string(),
+                    AttributeValue::S((*k).clone()),
+                )]));
+            }
+            let wanted = wanted
+                .build()
+                .map_err(|e| ClaimError::DynamoDb(e.to_string()))?;
+            let mut request = HashMap::from([(self.table.clone(), wanted)]);
+            // What DynamoDB leaves unprocessed is asked for again, while time allows.
+            while !request.is_empty() {
+                let get = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(request))
+                    .send();
+                let started = std::time::Instant::now();
+                let out = deadline.run(get).await;
+                metrics::dynamodb_call(started.elapsed());
+                let out = out.map_err(|_| ClaimError::Expired)?.map_err(dynamo)?;
+                for item in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    if let (Some(pk), Some(holder)) = (
+                        item.get("pk").and_then(|v| v.as_s().ok()).cloned(),
+                        holder(&item),
+                    ) {
+                        found.insert(pk, holder);
+                    }
+                }
+                request = out.unprocessed_keys.unwrap_or_default();
+            }
+        }
+        Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
+    }
+
+    /// Records that `holder` holds (or completed) `invoice`.
+    pub async fn hold(
+        &self,
+        app: &str,
+        invoice: &InvoiceRef,
+        holder: &Holder,
+        deadline: &Deadline,
+    ) -> Result<(), ClaimError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(Self::claim_pk(app, invoice)))
+            .item("claim_id", AttributeValue::S(holder.claim_id.clone()))
+            .item("status", AttributeValue::S(holder.status.as_str().into()))
+            .item("since_ms", num(holder.since_ms))
+            .send();
+        let started = std::time::Instant::now();
+        let out = deadline.run(put).await;
+        metrics::dynamodb_call(started.elapsed());
+        out.map_err(|_| ClaimError::Expired)?.map_err(dynamo)?;
+        Ok(())
+    }
+
+    /// Records that no claim holds `invoice` any more.
+    pub async fn unhold(
+        &self,
+        app: &str,
+        invoice: &InvoiceRef,
+        deadline: &Deadline,
+    ) -> Result<(), ClaimError> {
+        let delete = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(Self::claim_pk(app, invoice)))
+            .send();
+        let started = std::time::Instant::now();
+        let out = deadline.run(delete).await;
+        metrics::dynamodb_call(started.elapsed());
+        out.map_err(|_| ClaimError::Expired)?.map_err(dynamo)?;
+        Ok(())
+    }
+}
+
+/// A claim item as stored.
+fn holder(item: &HashMap<String, AttributeValue>) -> Option<Holder> {
+    let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok());
+    let status = match text("status")?.as_str() {
+        "INVOICE_REIMBURSE_CLOSURE" => ReimburseStatus::Closure,
+        _ => ReimburseStatus::Lock,
+    };
+    Some(Holder {
+        claim_id: text("claim_id")?.clone(),
+        status,
+        since_ms: item
+            .get("since_ms")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+    })
 }
 
 fn num(n: u64) -> AttributeValue {

@@ -6,6 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::domain::claims::check_claim_id;
 use crate::domain::config::Limits;
 use crate::domain::input::InputError;
 
@@ -87,6 +88,9 @@ pub struct UpdateInvoiceStatusRequest {
     pub card_id: String,
     pub encrypt_code: String,
     pub reimburse_status: ReimburseStatus,
+    /// The expense claim this change is made for (the gateway's own; never sent to WeChat).
+    #[serde(default, skip_serializing)]
+    pub claim_id: Option<String>,
 }
 
 /// Body of `updateStatus`.
@@ -96,6 +100,9 @@ pub struct UpdateStatusRequest {
     pub openid: String,
     pub reimburse_status: ReimburseStatus,
     pub invoice_list: Vec<InvoiceRef>,
+    /// The expense claim this change is made for (the gateway's own; never sent to WeChat).
+    #[serde(default, skip_serializing)]
+    pub claim_id: Option<String>,
 }
 
 /// WeChat's answer to the batch query, for documentation and tests. Unknown fields are kept in
@@ -290,6 +297,9 @@ impl Validate for UpdateStatusRequest {
     fn validate(&self, limits: &Limits) -> Result<(), InputError> {
         check_str("openid", &self.openid, MAX_OPENID)?;
         check_reimburser_status(self.reimburse_status)?;
+        if let Some(claim) = &self.claim_id {
+            check_claim_id(claim)?;
+        }
         check_list("invoice_list", &self.invoice_list, limits)
     }
 }
@@ -306,7 +316,11 @@ impl Validate for UpdateInvoiceStatusRequest {
     fn validate(&self, _: &Limits) -> Result<(), InputError> {
         check_str("card_id", &self.card_id, MAX_CARD_ID)?;
         check_str("encrypt_code", &self.encrypt_code, MAX_ENCRYPT_CODE)?;
-        check_reimburser_status(self.reimburse_status)
+        check_reimburser_status(self.reimburse_status)?;
+        match &self.claim_id {
+            Some(claim) => check_claim_id(claim),
+            None => Ok(()),
+        }
     }
 }
 

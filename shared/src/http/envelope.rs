@@ -14,6 +14,9 @@ pub const INVALID_PARAMS: i64 = 72031;
 pub const MISSING_TOKEN: i64 = 41001;
 /// errcode for an app this deployment does not serve (WeChat's "invalid appid").
 pub const NO_SUCH_APP: i64 = 40013;
+/// errcode (the gateway's own) for a status change refused because another expense claim holds
+/// the invoice.
+pub const CLAIMED: i64 = -3;
 /// errcode WeChat uses for "system busy"; the gateway uses it for faults on its side.
 pub const SYSTEM_ERROR: i64 = -1;
 

@@ -9,7 +9,9 @@ use crate::adapters::wechat::WeChatError;
 use crate::domain::errcode::WeChatErrorBody;
 use crate::domain::input::InputError;
 use crate::domain::outcome::OUTCOME_UNKNOWN;
-use crate::http::envelope::{json_response, with_hint, INVALID_PARAMS, NO_SUCH_APP, SYSTEM_ERROR};
+use crate::http::envelope::{
+    json_response, with_hint, CLAIMED, INVALID_PARAMS, NO_SUCH_APP, SYSTEM_ERROR,
+};
 use crate::ops::OpError;
 use crate::tenant::TenantError;
 use crate::token::TokenError;
@@ -31,6 +33,12 @@ pub enum ApiError {
     Conflict(String),
     /// The Idempotency-Key was used with another request (422).
     Unprocessable(String),
+    /// Another expense claim holds an invoice of the change (409), refused before WeChat.
+    Claimed {
+        claim_id: String,
+        status: &'static str,
+        since_ms: u64,
+    },
     /// The `appid` (and `agentid`) names no app of this deployment (404), or a disabled one
     /// (403); errcode 40013 (WeChat's "invalid appid").
     NoSuchApp { disabled: bool, errmsg: String },
@@ -75,7 +83,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::Claimed { .. } => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NoSuchApp { disabled: true, .. } => StatusCode::FORBIDDEN,
             ApiError::NoSuchApp { .. } => StatusCode::NOT_FOUND,
@@ -100,6 +108,7 @@ impl ApiError {
             ApiError::NoSuchApp { .. } => NO_SUCH_APP,
             ApiError::Throttled(_) | ApiError::Conflict(_) => SYSTEM_ERROR,
             ApiError::Unprocessable(_) => INVALID_PARAMS,
+            ApiError::Claimed { .. } => CLAIMED,
             ApiError::OutcomeUnknown { .. } => OUTCOME_UNKNOWN,
             ApiError::WeChatUnreachable(_)
             | ApiError::WeChatTimeout(_)
@@ -116,6 +125,12 @@ impl ApiError {
             | ApiError::Conflict(m)
             | ApiError::Unprocessable(m) => m.clone(),
             ApiError::NoSuchApp { errmsg, .. } => errmsg.clone(),
+            ApiError::Claimed {
+                claim_id, status, ..
+            } => format!(
+                "the invoice is held by another expense claim ({claim_id}, {status}); \
+                 it must not be claimed twice"
+            ),
             ApiError::Throttled(m) => format!("too many requests: {m}"),
             ApiError::MethodNotAllowed { allowed } => {
                 format!("method not allowed: this path accepts {allowed} only")
@@ -154,6 +169,16 @@ impl ApiError {
         };
         let body = match self {
             ApiError::WeChat(w) => with_hint(w.errcode, w.body),
+            ApiError::Claimed {
+                ref claim_id,
+                status,
+                since_ms,
+            } => json!({
+                "errcode": CLAIMED,
+                "errmsg": self.errmsg(),
+                "gateway_claim": {"claim_id": claim_id, "status": status, "since_ms": since_ms},
+                "gateway_hint": "发票已被另一报销单占用，不能重复报销",
+            }),
             other => {
                 let mut errmsg = other.errmsg();
                 if let (true, Some(id)) = (status.is_server_error(), request_id) {
@@ -241,6 +266,15 @@ impl From<OpError> for ApiError {
                 message,
             } => ApiError::WeChatTimeout(message),
             OpError::NotApplied { message, .. } => ApiError::WeChatUnreachable(message),
+            OpError::Claimed(h) => ApiError::Claimed {
+                claim_id: h.claim_id,
+                status: h.status.as_str(),
+                since_ms: h.since_ms,
+            },
+            OpError::Claims(c) => ApiError::Internal {
+                public: "claim table unavailable",
+                detail: c.to_string(),
+            },
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::http::envelope::json_response;
 use crate::http::error::ApiError;
 use crate::http::paths::GET_INVOICE_BATCH;
 use crate::ops::archive_work::add_archive_links;
-use crate::ops::query::{query_cards, Cards};
+use crate::ops::query::{query_cards, with_claims, Cards};
 use crate::tenant::{AppRuntime, Deployment};
 
 pub async fn get_invoice_batch(
@@ -35,6 +35,7 @@ async fn batch(
     body: GetInvoiceBatchRequest,
 ) -> Result<(Response<Body>, Note), ApiError> {
     let (cards, how) = query_cards(app, token, &body.item_list, &ctx.deadline).await?;
+    let cards = with_claims(app, &body.item_list, cards, &ctx.deadline).await?;
     let note = Note {
         source: how.as_str(),
         ..Note::default()

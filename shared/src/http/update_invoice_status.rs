@@ -43,6 +43,7 @@ async fn one(
         refs: &refs,
         target: body.reimburse_status,
         settle_first: false,
+        claim: body.claim_id.as_deref(),
     };
     idempotent::once(app, ctx, UPDATE_INVOICE_STATUS, |settle_first| async move {
         let change = Change {

@@ -34,6 +34,7 @@ async fn batch(
         refs: &body.invoice_list,
         target: body.reimburse_status,
         settle_first: false,
+        claim: body.claim_id.as_deref(),
     };
     idempotent::once(app, ctx, UPDATE_STATUS, |settle_first| async move {
         let change = Change {

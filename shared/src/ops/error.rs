@@ -1,6 +1,8 @@
 //! Why an operation failed.
 
+use crate::adapters::claims::ClaimError;
 use crate::adapters::wechat::WeChatError;
+use crate::domain::claims::Holder;
 use crate::domain::errcode::WeChatErrorBody;
 use crate::token::TokenError;
 
@@ -19,6 +21,12 @@ pub enum OpError {
     /// A status change whose answer was lost, read back as not applied: trying again is safe.
     #[error("{message}")]
     NotApplied { timed_out: bool, message: String },
+    /// Another claim holds an invoice of the change (refused before WeChat).
+    #[error("invoice held by claim {}", .0.claim_id)]
+    Claimed(Holder),
+    /// The claim table could not be read or written.
+    #[error(transparent)]
+    Claims(#[from] ClaimError),
 }
 
 impl OpError {

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::adapters::wechat::{Call, WeChatError};
 use crate::domain::answers::{self, Paired};
+use crate::domain::claims::Holder;
 use crate::domain::config::Platform;
 use crate::domain::deadline::Deadline;
 use crate::domain::errcode::BATCH_NOT_GRANTED;
@@ -134,6 +135,38 @@ async fn by_single_queries(
         }
     }
     Ok(items)
+}
+
+/// The claim holding each invoice, where the app keeps claims and any is held: `gateway_claim`
+/// on the items of `cards` (in the order asked), so an expense system sees a duplicate before it
+/// submits.
+pub async fn with_claims(
+    app: &AppRuntime,
+    refs: &[InvoiceRef],
+    cards: Cards,
+    deadline: &Deadline,
+) -> Result<Cards, OpError> {
+    let Some(table) = &app.claims else {
+        return Ok(cards);
+    };
+    let holders = table.holders(&app.name(), refs, deadline).await?;
+    if holders.iter().all(Option::is_none) {
+        return Ok(cards);
+    }
+    let mut answer = cards.into_map()?;
+    if let Some(Value::Array(items)) = answer.get_mut("item_list") {
+        for (item, holder) in items.iter_mut().zip(&holders) {
+            if let (Value::Object(item), Some(h)) = (item, holder) {
+                item.insert("gateway_claim".into(), claim_json(h));
+            }
+        }
+    }
+    Ok(Cards::Built(answer))
+}
+
+/// A claim as the answers name it.
+pub fn claim_json(h: &Holder) -> Value {
+    serde_json::json!({"claim_id": h.claim_id, "status": h.status.as_str(), "since_ms": h.since_ms})
 }
 
 /// A WeChat answer's body as a JSON object.

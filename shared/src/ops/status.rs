@@ -11,8 +11,10 @@ use serde_json::{json, Value};
 
 use crate::adapters::archive::{sha256_hex, ArchiveNote};
 use crate::adapters::audit::{self, AuditEntry, Pending};
+use crate::adapters::claims::ClaimError;
 use crate::adapters::wechat::{Call, WeChatError};
 use crate::domain::answers;
+use crate::domain::claims::{self, Effect, Holder};
 use crate::domain::clock::now_ms;
 use crate::domain::deadline::Deadline;
 use crate::domain::invoice::{InvoiceRef, ReimburseStatus};
@@ -38,6 +40,8 @@ pub struct Change<'a, B: Serialize> {
     pub target: ReimburseStatus,
     /// The retry of a change whose outcome is unknown: read the invoices back before sending.
     pub settle_first: bool,
+    /// The expense claim the change is made for.
+    pub claim: Option<&'a str>,
 }
 
 /// Who asked, for the audit trail: `jwt:<sub>` or `ip:<address>`, and the request's id.
@@ -54,7 +58,26 @@ pub async fn change<B: Serialize>(
     who: &Requester<'_>,
     deadline: &Deadline,
 ) -> Result<Reply, OpError> {
+    let holders = match &app.claims {
+        Some(claims) => {
+            let holders = claims.holders(&app.name(), change.refs, deadline).await?;
+            for holder in &holders {
+                if let Err(h) = claims::check(change.target, change.claim, holder.as_ref()) {
+                    return Err(OpError::Claimed(h.clone()));
+                }
+            }
+            holders
+        }
+        None => Vec::new(),
+    };
     let (mut result, from) = settle(app, token.clone(), &change, deadline).await;
+    if result.is_ok() {
+        if let Err(e) = record_claims(app, &change, &holders, deadline).await {
+            if let Ok(reply) = &mut result {
+                reply.fault = Some(format!("claims: {e}"));
+            }
+        }
+    }
     // The archive gets a bounded share of the request, never the time the trail needs after it:
     // what it cannot finish is left to the schedule.
     let archiving = deadline.before(AUDIT_RESERVE).within(ARCHIVE_BUDGET);
@@ -91,6 +114,29 @@ pub async fn change<B: Serialize>(
         }
     }
     result
+}
+
+/// What the applied change does to the invoices' claims.
+async fn record_claims<B: Serialize>(
+    app: &AppRuntime,
+    change: &Change<'_, B>,
+    holders: &[Option<Holder>],
+    deadline: &Deadline,
+) -> Result<(), ClaimError> {
+    let Some(table) = &app.claims else {
+        return Ok(());
+    };
+    let name = app.name();
+    let now = now_ms();
+    for (i, invoice) in change.refs.iter().enumerate() {
+        let holder = holders.get(i).and_then(Option::as_ref);
+        match claims::effect(change.target, change.claim, holder, now) {
+            Effect::Hold(h) => table.hold(&name, invoice, &h, deadline).await?,
+            Effect::Release => table.unhold(&name, invoice, deadline).await?,
+            Effect::None => {}
+        }
+    }
+    Ok(())
 }
 
 /// Whether the change got as far as WeChat: only then is it recorded. A request refused before

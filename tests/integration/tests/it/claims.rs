@@ -246,3 +246,74 @@ async fn keys_are_checked_before_anything_is_recorded() {
     assert!(v["errmsg"].as_str().unwrap().contains("claim table"), "{v}");
     assert_eq!(h.calls(change_path(true)), 0);
 }
+
+/// A status change of `code` under `claim` (updateInvoiceStatus).
+async fn claimed(
+    h: &Harness,
+    t: &str,
+    code: &str,
+    status: &str,
+    claim: Option<&str>,
+) -> (u16, Value) {
+    let mut body = json!({"card_id": SEED_CARD, "encrypt_code": code, "reimburse_status": status});
+    if let Some(c) = claim {
+        body["claim_id"] = json!(c);
+    }
+    let call = Endpoint::UpdateInvoiceStatus.call().body(&body);
+    h.answer(call.query(&format!("token={t}"))).await
+}
+
+#[tokio::test]
+async fn an_invoice_is_held_by_one_claim_and_paid_once() {
+    let (h, t) = ready(true, &[]).await;
+    let sent = || h.calls(change_path(false));
+    let (status, v) = claimed(&h, &t, SEED_CODE, LOCK, Some("claim-A")).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+    // The queries name the holder, so an expense system sees a duplicate before submitting.
+    let (_, v) = h.get_invoice_batch(&t, batch_of(&[SEED_CODE, CODE2])).await;
+    assert_eq!(
+        v["item_list"][0]["gateway_claim"]["claim_id"], "claim-A",
+        "{v}"
+    );
+    assert_eq!(v["item_list"][0]["gateway_claim"]["status"], LOCK);
+    assert!(v["item_list"][1].get("gateway_claim").is_none(), "{v}");
+    let (_, v) = h
+        .get_invoice_info(&t, json!({"card_id": SEED_CARD, "encrypt_code": SEED_CODE}))
+        .await;
+    assert_eq!(v["gateway_claim"]["claim_id"], "claim-A", "{v}");
+    // Another claim, or none: refused before WeChat, naming the holder.
+    let before = sent();
+    for (status_to, claim) in [
+        (LOCK, Some("claim-B")),
+        (CLOSURE, Some("claim-B")),
+        (CLOSURE, None),
+        (INIT, Some("claim-B")),
+    ] {
+        let (status, v) = claimed(&h, &t, SEED_CODE, status_to, claim).await;
+        assert_eq!(
+            (status, v["errcode"].as_i64()),
+            (409, Some(-3)),
+            "{status_to} {claim:?}: {v}"
+        );
+        assert_eq!(v["gateway_claim"]["claim_id"], "claim-A", "{v}");
+        assert!(v["gateway_claim"]["since_ms"].as_u64().unwrap() > 0, "{v}");
+    }
+    assert_eq!(sent(), before, "nothing sent to WeChat");
+    // Its own claim completes it; then nothing reopens it.
+    let (_, v) = claimed(&h, &t, SEED_CODE, CLOSURE, Some("claim-A")).await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    let (_, v) = h.get_invoice_batch(&t, batch_of(&[SEED_CODE])).await;
+    assert_eq!(v["item_list"][0]["gateway_claim"]["status"], CLOSURE, "{v}");
+    let (status, _) = claimed(&h, &t, SEED_CODE, INIT, Some("claim-A")).await;
+    assert_eq!(status, 409);
+    // An unlock under its claim releases an invoice: another claim may then take it.
+    let (_, v) = claimed(&h, &t, CODE2, LOCK, Some("claim-A")).await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    let (_, v) = claimed(&h, &t, CODE2, INIT, Some("claim-A")).await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    let (_, v) = claimed(&h, &t, CODE2, LOCK, Some("claim-B")).await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    // A claim id is checked like any field, and never sent to WeChat.
+    let (status, v) = claimed(&h, &t, CODE2, LOCK, Some("报销单 7")).await;
+    assert_eq!((status, v["errcode"].as_i64()), (400, Some(72031)), "{v}");
+}
