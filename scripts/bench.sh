@@ -25,8 +25,9 @@ wait_http "http://127.0.0.1:$SIM_PORT/__sim/stats" 30
 # As deployed: the AppSecret in Secrets Manager (moto's), named by WECHAT_SECRET_ARN.
 export WECHAT_APPID=wxa185587d4fc35145 WECHAT_SECRET_ARN=wxinvoice-bench/appsecret
 export WECHAT_API_BASE="http://127.0.0.1:$SIM_PORT" WECHAT_ALLOW_HTTP=true TOKEN_TABLE=wxinvoice-bench
-export JSSDK_URL='https://expense.example.com/invoices?from=menu'
-"$VENV/bin/python" scripts/create_table.py "$TOKEN_TABLE"
+export JSSDK_URL='https://expense.example.com/invoices?from=menu' CLAIM_TABLE=wxinvoice-bench-claims
+# As deployed, with a claim table: the queries read the claims holding their invoices.
+"$VENV/bin/python" scripts/create_table.py "$TOKEN_TABLE" unused-audit unused-archive "$CLAIM_TABLE"
 "$VENV/bin/python" - <<'PY'
 import os, boto3
 boto3.client("secretsmanager", endpoint_url=os.environ["AWS_ENDPOINT_URL_DYNAMODB"]).create_secret(

@@ -10,7 +10,7 @@
 //! Configured by environment (`make bench` sets it): BENCH_MOTO, BENCH_TABLE, BENCH_BIN_DIR,
 //! BENCH_PYTHON, BENCH_PEER_DIR, BENCH_FIXTURES, BENCH_OUT, BENCH_ARM64_DIR, BENCH_COLD (20),
 //! BENCH_WARM (5000), plus the gateway's own WECHAT_APPID, WECHAT_SECRET_ARN (a secret in moto),
-//! WECHAT_API_BASE, WECHAT_ALLOW_HTTP, TOKEN_TABLE, JSSDK_URL.
+//! WECHAT_API_BASE, WECHAT_ALLOW_HTTP, TOKEN_TABLE, CLAIM_TABLE, JSSDK_URL.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -437,6 +437,7 @@ async fn main() {
         "WECHAT_API_BASE",
         "WECHAT_ALLOW_HTTP",
         "TOKEN_TABLE",
+        "CLAIM_TABLE",
         "JSSDK_URL",
     ]
     .iter()
