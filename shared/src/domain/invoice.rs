@@ -6,7 +6,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::domain::claims::check_claim_id;
 use crate::domain::config::Limits;
 use crate::domain::input::InputError;
 
@@ -282,6 +281,25 @@ fn check_str(name: &str, value: &str, max: usize) -> Result<(), InputError> {
     Ok(())
 }
 
+/// Longest claim id accepted.
+pub const MAX_CLAIM_ID: usize = 64;
+
+/// Checks a caller's claim id: 1 to 64 letters, digits, `_`, `-`, `.` or `:`.
+pub fn check_claim_id(id: &str) -> Result<(), InputError> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_CLAIM_ID
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(InputError::invalid(format!(
+            "body.claim_id: 1 to {MAX_CLAIM_ID} letters, digits, `_`, `-`, `.` or `:`"
+        )))
+    }
+}
+
 /// Checks of a parsed request body that serde cannot express (emptiness, sizes).
 pub trait Validate {
     fn validate(&self, limits: &Limits) -> Result<(), InputError>;
@@ -460,6 +478,13 @@ mod tests {
             m.contains("invalid type: integer `7`, expected a string"),
             "{m}"
         );
+    }
+
+    #[test]
+    fn claim_ids_are_plain() {
+        assert!(check_claim_id("报销单-2026-0007").is_err());
+        assert!(check_claim_id("claim:2026-0007").is_ok());
+        assert!(check_claim_id(&"c".repeat(65)).is_err());
     }
 
     #[test]
