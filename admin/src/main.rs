@@ -60,7 +60,8 @@ enum Command {
     /// Stop serving an app: its requests are refused and its token is no longer refreshed (its
     /// settings and secret are kept)
     Disable(AppKey),
-    /// Delete an app's settings and token (its secret stays in Secrets Manager)
+    /// Delete an app's settings and token, and its secret after Secrets Manager's 7-day recovery
+    /// window
     Remove(AppKey),
     /// Print an invoice's audit trail, one JSON line per record (needs AUDIT_TABLE)
     History {
@@ -161,10 +162,13 @@ async fn run(command: &Command) -> Result<(), String> {
         Command::Show(app)
         | Command::Enable(app)
         | Command::Disable(app)
-        | Command::Remove(app) => change(&store, command, app, &prefix).await,
+        | Command::Remove(app) => change(&store, &sdk, command, app, &prefix).await,
         Command::History { card_id } => history(&sdk, card_id).await,
     }
 }
+
+/// Days a removed app's AppSecret can still be restored (Secrets Manager's recovery window).
+const SECRET_RECOVERY_DAYS: i64 = 7;
 
 fn err(e: StoreError) -> String {
     e.to_string()
@@ -189,6 +193,24 @@ async fn add(store: &DynamoStore, add: &AddArgs, prefix: &str) -> Result<(), Str
         enabled: !add.disabled,
     };
     settings.check()?;
+    let key = settings.key();
+    // The deployment's own app is served from its own item (keyed by its appid), unregistered.
+    if settings.agentid.is_none()
+        && store.load(&settings.appid).await.map_err(err)? != TokenState::default()
+    {
+        return Err(format!(
+            "{} is the deployment's own app (WECHAT_APPID): it is served without registering",
+            settings.appid
+        ));
+    }
+    // One registration per app: WeChat's ids differ by more than case.
+    for (registered, _) in store.apps().await.map_err(err)? {
+        if registered != key && registered.eq_ignore_ascii_case(&key) {
+            return Err(format!(
+                "{registered} is registered already (this appid differs from it in case only)"
+            ));
+        }
+    }
     // Another token API is another token: the old one is not carried over.
     let before = store.load(&settings.key()).await.map_err(err)?;
     if before
@@ -267,6 +289,7 @@ async fn put_secret(
 /// Shows, enables, disables or removes an app.
 async fn change(
     store: &DynamoStore,
+    sdk: &SdkConfig,
     command: &Command,
     app: &AppKey,
     prefix: &str,
@@ -279,7 +302,30 @@ async fn change(
     match command {
         Command::Remove(_) => {
             store.remove_app(&key).await.map_err(err)?;
-            println!("{}", json!({"app": key, "removed": true}));
+            // Its AppSecret goes too, after Secrets Manager's recovery window.
+            let name = format!("{prefix}{}", settings.secret_name);
+            let deleted = aws_sdk_secretsmanager::Client::new(sdk)
+                .delete_secret()
+                .secret_id(&name)
+                .recovery_window_in_days(SECRET_RECOVERY_DAYS)
+                .send()
+                .await;
+            let secret = match deleted {
+                Ok(_) => json!({"secret_name": name, "deleted_after_days": SECRET_RECOVERY_DAYS}),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                {
+                    json!({"secret_name": name, "deleted_after_days": null})
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "removed {key}, but its secret {name} is left: Secrets Manager: {}",
+                        aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                    ))
+                }
+            };
+            println!("{}", json!({"app": key, "removed": true, "secret": secret}));
             return Ok(());
         }
         Command::Enable(_) | Command::Disable(_) => {

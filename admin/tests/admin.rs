@@ -88,14 +88,34 @@ async fn an_app_added_by_the_admin_command_is_served() {
         "{out:?}"
     );
     assert!(!format!("{out:?}").contains(v["access_token"].as_str().unwrap_or("never")));
+    // One registration per app: not a case variant, not the deployment's own app.
+    let upper = appid.to_uppercase();
+    let (ok, _, err) = admin(&h, &["add", "--kind", "mp", "--appid", &upper], "");
+    assert!(!ok && err.contains("differs from it in case only"), "{err}");
+    h.get_token("").await;
+    let own = integration_tests::appid();
+    let (ok, _, err) = admin(&h, &["add", "--kind", "mp", "--appid", &own], "");
+    assert!(!ok && err.contains("the deployment's own app"), "{err}");
     let (ok, out, _) = admin(&h, &["disable", "--appid", appid], "");
     assert!(ok && out[0]["enabled"] == false);
     let other = h.instance(&[]);
     let (status, _) = h.get_token_on(&other, &query).await;
     assert_eq!(status, 403);
-    let (ok, _, _) = admin(&h, &["remove", "--appid", appid], "");
+    let (ok, out, _) = admin(&h, &["remove", "--appid", appid], "");
     assert!(ok);
     assert!(admin(&h, &["list"], "").1.is_empty());
+    // Its secret goes with it, after the recovery window: it can no longer be read.
+    let name = out[0]["secret"]["secret_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(out[0]["secret"]["deleted_after_days"], 7, "{out:?}");
+    let read = aws_sdk_secretsmanager::Client::new(&h.sdk)
+        .get_secret_value()
+        .secret_id(&name)
+        .send()
+        .await;
+    assert!(read.is_err(), "{name} is still readable");
     // Bad input: a clear message, a failing status.
     let (ok, _, err) = admin(&h, &["add", "--kind", "tv", "--appid", appid], "");
     assert!(
