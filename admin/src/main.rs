@@ -310,7 +310,7 @@ async fn change(
                 .recovery_window_in_days(SECRET_RECOVERY_DAYS)
                 .send()
                 .await;
-            let secret = match deleted {
+            let deletion = match deleted {
                 Ok(_) => json!({"secret_name": name, "deleted_after_days": SECRET_RECOVERY_DAYS}),
                 Err(e)
                     if e.as_service_error()
@@ -325,7 +325,10 @@ async fn change(
                     ))
                 }
             };
-            println!("{}", json!({"app": key, "removed": true, "secret": secret}));
+            println!(
+                "{}",
+                json!({"app": key, "removed": true, "secret_deletion": deletion})
+            );
             return Ok(());
         }
         Command::Enable(_) | Command::Disable(_) => {

@@ -105,11 +105,14 @@ async fn an_app_added_by_the_admin_command_is_served() {
     assert!(ok);
     assert!(admin(&h, &["list"], "").1.is_empty());
     // Its secret goes with it, after the recovery window: it can no longer be read.
-    let name = out[0]["secret"]["secret_name"]
+    let name = out[0]["secret_deletion"]["secret_name"]
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(out[0]["secret"]["deleted_after_days"], 7, "{out:?}");
+    assert_eq!(
+        out[0]["secret_deletion"]["deleted_after_days"], 7,
+        "{out:?}"
+    );
     let read = aws_sdk_secretsmanager::Client::new(&h.sdk)
         .get_secret_value()
         .secret_id(&name)

@@ -84,8 +84,10 @@ where
                 ))
             }
             Retry::InFlight => return Err(in_flight()),
-            decision @ (Retry::Settle | Retry::TakeOver) => match begin(true).await {
-                Ok(Begin::Started) => decision == Retry::Settle,
+            // An unknown outcome, or a first request cut off while under way: either may have
+            // sent the change, so the retry reads the invoices back before sending it.
+            Retry::Settle | Retry::TakeOver => match begin(true).await {
+                Ok(Begin::Started) => true,
                 Ok(Begin::Recorded(_)) => return Err(in_flight()),
                 Err(e) => return Err(unavailable(e)),
             },

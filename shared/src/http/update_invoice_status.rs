@@ -1,18 +1,16 @@
 //! `POST /core/r/api/weChat/updateInvoiceStatus?token=…`: one invoice's status (WeChat's
 //! updateinvoicestatus), settled like the batch.
 
-use futures_util::future::BoxFuture;
 use lambda_http::{Body, Error, Request, Response};
 
 use crate::domain::invoice::{InvoiceRef, UpdateInvoiceStatusRequest};
-use crate::http::answer::{self, Note};
+use crate::http::answer::Note;
 use crate::http::context::Ctx;
 use crate::http::endpoint::{self, tenant_or_refuse};
 use crate::http::error::ApiError;
-use crate::http::idempotent;
 use crate::http::paths::UPDATE_INVOICE_STATUS;
-use crate::http::update_status::requester;
-use crate::ops::status::{self, Change};
+use crate::http::update_status;
+use crate::ops::status::Change;
 use crate::tenant::{AppRuntime, Deployment};
 
 pub async fn update_invoice_status(
@@ -45,18 +43,5 @@ async fn one(
         settle_first: false,
         claim: body.claim_id.as_deref(),
     };
-    idempotent::once(app, ctx, UPDATE_INVOICE_STATUS, |settle_first| async move {
-        let change = Change {
-            settle_first,
-            ..change
-        };
-        let who = requester(ctx);
-        // Boxed as `dyn Future`: inline, the change's future nests the function's past rustc's
-        // recursion limits (its layout, and the check that it is `Send`).
-        let changing: BoxFuture<'_, _> =
-            Box::pin(status::change(app, token, change, &who, &ctx.deadline));
-        let reply = changing.await?;
-        Ok(answer::reply(reply))
-    })
-    .await
+    update_status::send(app, ctx, UPDATE_INVOICE_STATUS, token, change).await
 }

@@ -3,6 +3,7 @@
 
 use futures_util::future::BoxFuture;
 use lambda_http::{Body, Error, Request, Response};
+use serde::Serialize;
 
 use crate::domain::invoice::UpdateStatusRequest;
 use crate::http::answer::{self, Note};
@@ -36,12 +37,26 @@ async fn batch(
         settle_first: false,
         claim: body.claim_id.as_deref(),
     };
-    idempotent::once(app, ctx, UPDATE_STATUS, |settle_first| async move {
+    send(app, ctx, UPDATE_STATUS, token, change).await
+}
+
+/// A status change of either endpoint (`path`), under its Idempotency-Key when it has one.
+pub async fn send<B: Serialize + Sync>(
+    app: &AppRuntime,
+    ctx: &Ctx<'_>,
+    path: &str,
+    token: Option<String>,
+    change: Change<'_, B>,
+) -> Result<(Response<Body>, Note), ApiError> {
+    idempotent::once(app, ctx, path, |settle_first| async move {
         let change = Change {
             settle_first,
             ..change
         };
-        let who = requester(ctx);
+        let who = Requester {
+            caller: ctx.caller(),
+            request_id: ctx.request_id,
+        };
         // Boxed as `dyn Future`: inline, the change's future nests the function's past rustc's
         // recursion limits (its layout, and the check that it is `Send`).
         let changing: BoxFuture<'_, _> =
@@ -50,12 +65,4 @@ async fn batch(
         Ok(answer::reply(reply))
     })
     .await
-}
-
-/// Who asked, for the audit trail.
-pub fn requester<'r>(ctx: &Ctx<'r>) -> Requester<'r> {
-    Requester {
-        caller: ctx.caller(),
-        request_id: ctx.request_id,
-    }
 }
