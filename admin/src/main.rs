@@ -35,7 +35,8 @@ use wxinvoice::domain::config::TokenApi;
     arg_required_else_help = true,
     after_help = "Environment:
   TOKEN_TABLE        the deployment's token table (the stack's TokenTableName output); required
-  APP_SECRET_PREFIX  prefix of the apps' secret names in Secrets Manager [default: wxinvoice/apps/]
+  APP_SECRET_PREFIX  prefix of the apps' secret names in Secrets Manager (the stack's
+                     AppSecretPrefix output); required but for history
   AUDIT_TABLE        the audit table (history only)
   AWS credentials, region and endpoints (AWS_ENDPOINT_URL_DYNAMODB, ...) as for the AWS CLI"
 )]
@@ -149,9 +150,14 @@ async fn run(command: &Command) -> Result<(), String> {
     let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
     let table = std::env::var("TOKEN_TABLE").map_err(|_| "TOKEN_TABLE is not set")?;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
-    let prefix = std::env::var("APP_SECRET_PREFIX").unwrap_or_else(|_| "wxinvoice/apps/".into());
+    if let Command::History { card_id } = command {
+        return history(&sdk, card_id).await;
+    }
+    // No default: a wrong prefix would store secrets the functions may not read.
+    let prefix = std::env::var("APP_SECRET_PREFIX")
+        .map_err(|_| "APP_SECRET_PREFIX is not set (the stack's AppSecretPrefix output)")?;
     match command {
-        Command::Add(args) => add(&store, args, &prefix).await,
+        Command::Add(args) => add(&store, &sdk, args, &prefix).await,
         Command::PutSecret(app) => put_secret(&store, &sdk, app, &prefix).await,
         Command::List => {
             for (key, state) in store.apps().await.map_err(err)? {
@@ -163,7 +169,7 @@ async fn run(command: &Command) -> Result<(), String> {
         | Command::Enable(app)
         | Command::Disable(app)
         | Command::Remove(app) => change(&store, &sdk, command, app, &prefix).await,
-        Command::History { card_id } => history(&sdk, card_id).await,
+        Command::History { .. } => unreachable!("answered above"),
     }
 }
 
@@ -174,8 +180,13 @@ fn err(e: StoreError) -> String {
     e.to_string()
 }
 
-/// Registers an app, or replaces its settings.
-async fn add(store: &DynamoStore, add: &AddArgs, prefix: &str) -> Result<(), String> {
+/// Registers an app, or replaces its settings; enabled only once its AppSecret is stored.
+async fn add(
+    store: &DynamoStore,
+    sdk: &SdkConfig,
+    add: &AddArgs,
+    prefix: &str,
+) -> Result<(), String> {
     let settings = AppSettings {
         kind: add.kind,
         appid: add.app.appid.clone(),
@@ -211,15 +222,18 @@ async fn add(store: &DynamoStore, add: &AddArgs, prefix: &str) -> Result<(), Str
             ));
         }
     }
-    // Another token API is another token: the old one is not carried over.
-    let before = store.load(&settings.key()).await.map_err(err)?;
-    if before
-        .settings
-        .is_some_and(|b| b.token_api != settings.token_api)
-    {
-        store.remove_app(&settings.key()).await.map_err(err)?;
-    }
+    // An app without its AppSecret would only fail: it waits, disabled, for put-secret.
+    let mut settings = settings;
+    let waiting = settings.enabled && !secret_stored(sdk, &settings, prefix).await?;
+    settings.enabled &= !waiting;
+    // One write; another token API's token is dropped with it.
     store.put_app(&settings).await.map_err(err)?;
+    if waiting {
+        eprintln!(
+            "wxinvoice-admin: {} is registered disabled: store its AppSecret (put-secret), then enable it",
+            settings.key()
+        );
+    }
     print_app(
         &settings.key(),
         &store.load(&settings.key()).await.map_err(err)?,
@@ -333,12 +347,45 @@ async fn change(
         }
         Command::Enable(_) | Command::Disable(_) => {
             settings.enabled = matches!(command, Command::Enable(_));
+            if settings.enabled && !secret_stored(sdk, &settings, prefix).await? {
+                return Err(format!(
+                    "{key} has no AppSecret stored ({prefix}{}): put-secret first",
+                    settings.secret_name
+                ));
+            }
             store.put_app(&settings).await.map_err(err)?;
         }
         _ => {}
     }
     print_app(&key, &store.load(&key).await.map_err(err)?, prefix);
     Ok(())
+}
+
+/// Whether the app's AppSecret is in Secrets Manager (and not scheduled for deletion).
+async fn secret_stored(
+    sdk: &SdkConfig,
+    settings: &AppSettings,
+    prefix: &str,
+) -> Result<bool, String> {
+    let name = format!("{prefix}{}", settings.secret_name);
+    let described = aws_sdk_secretsmanager::Client::new(sdk)
+        .describe_secret()
+        .secret_id(&name)
+        .send()
+        .await;
+    match described {
+        Ok(d) => Ok(d.deleted_date().is_none()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(format!(
+            "Secrets Manager: {}",
+            aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+        )),
+    }
 }
 
 /// Prints an invoice's audit trail.

@@ -13,6 +13,7 @@ fn admin(h: &Harness, args: &[&str], stdin: &str) -> (bool, Vec<Value>, String) 
     let mut child = Command::new(env!("CARGO_BIN_EXE_wxinvoice-admin"))
         .args(args)
         .env("TOKEN_TABLE", &h.table)
+        .env("APP_SECRET_PREFIX", "wxinvoice/apps/")
         .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto_endpoint())
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
@@ -65,6 +66,13 @@ async fn an_app_added_by_the_admin_command_is_served() {
     );
     assert!(ok, "{err}");
     assert_eq!(out[0]["app"], format!("app#{appid}"));
+    // Without its AppSecret the app waits, disabled, and cannot be enabled.
+    assert_eq!(out[0]["enabled"], false, "{out:?}");
+    assert!(err.contains("put-secret"), "{err}");
+    let query = format!("appid={appid}&url=https%3A%2F%2Fb.example.com%2Fp");
+    assert_eq!(h.get_token(&query).await.0, 403);
+    let (ok, _, err) = admin(&h, &["enable", "--appid", appid], "");
+    assert!(!ok && err.contains("no AppSecret stored"), "{err}");
     let (ok, out, err) = admin(
         &h,
         &["put-secret", "--appid", appid],
@@ -75,9 +83,11 @@ async fn an_app_added_by_the_admin_command_is_served() {
         !format!("{out:?}").contains(secret),
         "the secret is never printed"
     );
+    let (ok, out, err) = admin(&h, &["enable", "--appid", appid], "");
+    assert!(ok && out[0]["enabled"] == true, "{err}");
 
-    let query = format!("appid={appid}&url=https%3A%2F%2Fb.example.com%2Fp");
-    let (_, v) = h.get_token(&query).await;
+    let other = h.instance(&[]);
+    let (_, v) = h.get_token_on(&other, &query).await;
     assert_eq!(v["appid"], appid, "{v}");
     assert!(v["signature"].is_string(), "{v}");
 

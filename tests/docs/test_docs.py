@@ -146,7 +146,7 @@ def broken_tables(name, text):
 
 # How the code reads an environment variable: std::env::var / var_os, or the configuration
 # module's helpers called with the literal name.
-ENV_READ = re.compile(r"\b(?:var|var_os|get|required|ms|secs|count|flag|text)\(\s*\"([A-Z][A-Z0-9_]*)\"")
+ENV_READ = re.compile(r"\b(?:var|var_os|get|required|ms|secs|count|whole|flag|text)\(\s*\"([A-Z][A-Z0-9_]*)\"")
 # Read in another shape: `["SSL_CERT_FILE", "SSL_CERT_DIR"].map(|k| std::env::var_os(k) …)` in
 # shared/src/app.rs (each must still appear as a literal in the code, see below).
 READ_INDIRECTLY = {"SSL_CERT_FILE", "SSL_CERT_DIR"}

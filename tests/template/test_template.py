@@ -192,7 +192,10 @@ def test_each_function_may_touch_only_what_it_needs(egress):
     files = {"Fn::Sub": "${ArchiveBucket.Arn}/*"}
     bucket = {"Fn::GetAtt": ["ArchiveBucket", "Arn"]}
     app_secrets = {
-        "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${AppSecretPrefix}*"
+        "Fn::Sub": [
+            "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${Prefix}*",
+            {"Prefix": {"Fn::Sub": "wxinvoice/${AWS::StackName}/apps/"}},
+        ]
     }
     common = [
         (token, {"dynamodb:GetItem", "dynamodb:UpdateItem"}),
@@ -208,13 +211,14 @@ def test_each_function_may_touch_only_what_it_needs(egress):
             (bucket, {"s3:ListBucket"}),
         ],
         "GetInvoiceBatchFunctionRole": common + [
-            (claims, {"dynamodb:BatchGetItem"}),
+            (claims, {"dynamodb:BatchGetItem", "dynamodb:UpdateItem"}),
             (files, {"s3:GetObject"}),
             (bucket, {"s3:ListBucket"}),
         ],
         "UpdateStatusFunctionRole": common + [
             (audit, {"dynamodb:BatchWriteItem", "dynamodb:PutItem"}),
-            (claims, {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}),
+            (claims, {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:DeleteItem",
+                      "dynamodb:UpdateItem"}),
             (files, {"s3:GetObject", "s3:PutObject"}),
             (bucket, {"s3:ListBucket"}),
         ],
@@ -241,6 +245,12 @@ def test_each_function_may_touch_only_what_it_needs(egress):
                 if policy["PolicyName"].endswith("RolePolicy0"):
                     grants = set().union(*[a for r, a in allowed[name] if r == statement["Resource"]])
                     assert grants and actions <= grants, (name, statement)
+                    # The claim table's one updatable kind of item: the daily counts of WeChat calls.
+                    if statement["Resource"] == claims and "dynamodb:UpdateItem" in actions:
+                        assert actions == {"dynamodb:UpdateItem"}, (name, statement)
+                        assert statement["Condition"] == {
+                            "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["budget#*"]}
+                        }, (name, statement)
 
 
 def test_api_gateway_may_invoke_each_function_on_its_route_only():
@@ -548,3 +558,44 @@ def test_audit_table_and_archive_bucket():
     env = resources["UpdateStatusFunction"]["Properties"]["Environment"]["Variables"]
     assert "ARCHIVE_BUCKET" not in env and env["AUDIT_TABLE"] == {"Ref": "AuditTable"}
     assert '"s3:' not in json.dumps(of_type(resources, "AWS::IAM::Role"))
+
+
+def test_each_stack_reads_its_own_app_secrets_and_names_them():
+    # The functions read the secrets under the prefix their IAM allows, and the admin command
+    # writes under the prefix the stack's output names: one expression for all three.
+    for given, prefix in [
+        (None, {"Fn::Sub": "wxinvoice/${AWS::StackName}/apps/"}),
+        ("acme/wx/", {"Ref": "AppSecretPrefix"}),
+    ]:
+        translated, resources = deployed(**({"AppSecretPrefix": given} if given else {}))
+        condition, named, default = translated["Outputs"]["AppSecretPrefix"]["Value"]["Fn::If"]
+        assert condition == "HasSecretPrefix"
+        assert (named if given else default) == prefix
+        for f in functions(resources).values():
+            assert f["Properties"]["Environment"]["Variables"]["APP_SECRET_PREFIX"] == prefix
+        readable = [
+            statement["Resource"]["Fn::Sub"][1]["Prefix"]
+            for role in of_type(resources, "AWS::IAM::Role").values()
+            for policy in role["Properties"].get("Policies", [])
+            for statement in policy["PolicyDocument"]["Statement"]
+            if isinstance(statement.get("Resource"), dict) and "Fn::Sub" in statement["Resource"]
+            and "secretsmanager" in json.dumps(statement["Resource"])
+        ]
+        assert readable == [prefix] * 3, readable
+
+
+def test_the_daily_budget_of_wechat_calls_reaches_the_functions_and_is_alarmed_at_80_percent():
+    _, resources = deployed(WeChatDailyBudget="20000")
+    for f in functions(resources).values():
+        assert f["Properties"]["Environment"]["Variables"]["WECHAT_DAILY_BUDGET"] == {"Ref": "WeChatDailyBudget"}
+    filters = [
+        r["Properties"]
+        for r in of_type(resources, "AWS::Logs::MetricFilter").values()
+        if r["Properties"]["MetricTransformations"][0]["MetricName"] == "WeChatBudgetNearCeiling"
+    ]
+    # The functions that call WeChat's invoice APIs.
+    groups = sorted(f["LogGroupName"]["Ref"] for f in filters)
+    assert groups == ["GetInvoiceBatchLogGroup", "UpdateStatusLogGroup"]
+    assert {f["FilterPattern"] for f in filters} == {"{ $.wechat_budget_pct >= 80 }"}
+    alarm = resources["WeChatBudgetAlarm"]["Properties"]
+    assert (alarm["MetricName"], alarm["Threshold"]) == ("WeChatBudgetNearCeiling", 1)

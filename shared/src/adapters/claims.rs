@@ -110,9 +110,7 @@ impl ClaimTable {
             .set_expression_attribute_names(names)
             .set_expression_attribute_values(Some(values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        let started = std::time::Instant::now();
-        let sent = deadline.run(put.send()).await;
-        metrics::dynamodb_call(started.elapsed());
+        let sent = metrics::dynamodb(deadline, put.send()).await;
         match sent.map_err(|_| ClaimError::Expired)? {
             Ok(_) => Ok(Begin::Started),
             Err(SdkError::ServiceError(se)) => match se.err() {
@@ -155,9 +153,7 @@ impl ClaimTable {
                 .item("state", AttributeValue::S("in_progress".into()))
                 .item("lease_until_ms", num(*lease_until_ms)),
         };
-        let started = std::time::Instant::now();
-        let sent = deadline.run(put.send()).await;
-        metrics::dynamodb_call(started.elapsed());
+        let sent = metrics::dynamodb(deadline, put.send()).await;
         sent.map_err(|_| ClaimError::Expired)?.map_err(dynamo)?;
         Ok(())
     }
@@ -170,9 +166,7 @@ impl ClaimTable {
             .table_name(&self.table)
             .key("pk", Self::pk(k.app, k.key))
             .send();
-        let started = std::time::Instant::now();
-        let out = deadline.run(delete).await;
-        metrics::dynamodb_call(started.elapsed());
+        let out = metrics::dynamodb(deadline, delete).await;
         out.map_err(|_| ClaimError::Expired)?.map_err(dynamo)?;
         Ok(())
     }
@@ -191,9 +185,7 @@ impl ClaimTable {
             .key("pk", Self::pk(app, key))
             .consistent_read(true)
             .send();
-        let started = std::time::Instant::now();
-        let out = deadline.run(get).await;
-        metrics::dynamodb_call(started.elapsed());
+        let out = metrics::dynamodb(deadline, get).await;
         let out = out.map_err(|_| ClaimError::Expired)?.map_err(dynamo)?;
         Ok(out.item.as_ref().map(parse))
     }
@@ -236,9 +228,7 @@ impl ClaimTable {
                     .batch_get_item()
                     .set_request_items(Some(request))
                     .send();
-                let started = std::time::Instant::now();
-                let out = deadline.run(get).await;
-                metrics::dynamodb_call(started.elapsed());
+                let out = metrics::dynamodb(deadline, get).await;
                 let out = out.map_err(|_| ClaimError::Expired)?.map_err(dynamo)?;
                 for item in out
                     .responses
@@ -276,9 +266,7 @@ impl ClaimTable {
             .item("status", AttributeValue::S(holder.status.as_str().into()))
             .item("since_ms", num(holder.since_ms))
             .send();
-        let started = std::time::Instant::now();
-        let out = deadline.run(put).await;
-        metrics::dynamodb_call(started.elapsed());
+        let out = metrics::dynamodb(deadline, put).await;
         out.map_err(|_| ClaimError::Expired)?.map_err(dynamo)?;
         Ok(())
     }
@@ -296,9 +284,7 @@ impl ClaimTable {
             .table_name(&self.table)
             .key("pk", AttributeValue::S(Self::claim_pk(app, invoice)))
             .send();
-        let started = std::time::Instant::now();
-        let out = deadline.run(delete).await;
-        metrics::dynamodb_call(started.elapsed());
+        let out = metrics::dynamodb(deadline, delete).await;
         out.map_err(|_| ClaimError::Expired)?.map_err(dynamo)?;
         Ok(())
     }

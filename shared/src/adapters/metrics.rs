@@ -5,6 +5,8 @@ use std::cell::Cell;
 use std::future::Future;
 use std::time::Duration;
 
+use crate::domain::deadline::{Deadline, Expired};
+
 /// Time one request spent waiting on its dependencies.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Spent {
@@ -12,6 +14,8 @@ pub struct Spent {
     pub wechat_calls: u32,
     pub dynamodb_ms: u64,
     pub dynamodb_calls: u32,
+    /// How full the app's daily WeChat call budget was after this request's spends, in percent.
+    pub wechat_budget_pct: Option<u32>,
 }
 
 tokio::task_local! {
@@ -41,6 +45,23 @@ pub fn wechat_call(d: Duration) {
     });
 }
 
+/// Records how full the app's daily WeChat call budget is (the fullest seen in the request).
+pub fn budget_seen(pct: u32) {
+    let _ = SPENT.try_with(|s| {
+        let mut v = s.get();
+        v.wechat_budget_pct = Some(v.wechat_budget_pct.map_or(pct, |p| p.max(pct)));
+        s.set(v);
+    });
+}
+
+/// Runs one DynamoDB operation within `deadline`, adding its time to the request's account.
+pub async fn dynamodb<T>(deadline: &Deadline, op: impl Future<Output = T>) -> Result<T, Expired> {
+    let started = std::time::Instant::now();
+    let out = deadline.run(op).await;
+    dynamodb_call(started.elapsed());
+    out
+}
+
 /// Adds one DynamoDB operation of `d` to the current request's account (if any).
 pub fn dynamodb_call(d: Duration) {
     let _ = SPENT.try_with(|s| {
@@ -60,7 +81,9 @@ mod tests {
         let ((), spent) = measured(async {
             wechat_call(Duration::from_millis(7));
             dynamodb_call(Duration::from_millis(3));
+            budget_seen(81);
             wechat_call(Duration::from_millis(5));
+            budget_seen(40);
         })
         .await;
         assert_eq!(
@@ -69,7 +92,8 @@ mod tests {
                 wechat_ms: 12,
                 wechat_calls: 2,
                 dynamodb_ms: 3,
-                dynamodb_calls: 1
+                dynamodb_calls: 1,
+                wechat_budget_pct: Some(81),
             }
         );
         // Outside a request: nothing to count, nothing breaks.

@@ -5,6 +5,7 @@
 pub mod archive;
 pub mod audit;
 pub mod aws;
+pub mod budget;
 pub mod claims;
 pub mod metrics;
 pub mod secret;

@@ -86,6 +86,11 @@ pub fn key(appid: &str, agentid: Option<&str>) -> String {
     }
 }
 
+/// Whether `key` is a registered app's (the deployment's own is keyed by its bare appid).
+pub fn is_registered_key(key: &str) -> bool {
+    key.starts_with("app#")
+}
+
 /// Longest appid / corpid / agentid accepted in a query.
 const MAX_ID: usize = 64;
 

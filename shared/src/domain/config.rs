@@ -98,6 +98,9 @@ pub struct Config {
     pub claim_table: Option<String>,
     /// How long an idempotency key's record is kept (`IDEMPOTENCY_TTL_SECS`, default a day).
     pub idempotency_ttl: Duration,
+    /// WeChat calls each app may make per day, counted in the claim table by every instance
+    /// (`WECHAT_DAILY_BUDGET`, 0: no budget); see `domain::budget`.
+    pub wechat_daily_budget: u64,
     /// The claim of the JWT authorizer's tokens that names the apps a caller may use
     /// (`APPS_CLAIM`, default `wxinvoice_apps`); see `apps::Grants`.
     pub apps_claim: String,
@@ -125,6 +128,11 @@ pub struct ArchiveConfig {
 /// Audit records are kept ten years unless configured (China keeps accounting vouchers for at
 /// least that long).
 const DEFAULT_AUDIT_RETENTION_DAYS: u64 = 3650;
+
+/// WeChat does not publish the reimburser APIs' daily quota (an account's 接口权限 page shows
+/// its own): the default stays well below the six-figure quotas it shows for its other APIs, and
+/// is meant to be set from the account's figure.
+const DEFAULT_WECHAT_DAILY_BUDGET: u64 = 50_000;
 
 /// Largest PDF archived (e-invoice PDFs are tens of kilobytes).
 const DEFAULT_ARCHIVE_MAX_BYTES: usize = 10 * 1024 * 1024;
@@ -160,6 +168,7 @@ impl Config {
             archive: archive(&env, allow_http)?,
             claim_table: env.get("CLAIM_TABLE"),
             idempotency_ttl: idempotency_ttl(&env)?,
+            wechat_daily_budget: env.whole("WECHAT_DAILY_BUDGET", DEFAULT_WECHAT_DAILY_BUDGET)?,
             apps_claim: env
                 .get("APPS_CLAIM")
                 .unwrap_or_else(|| "wxinvoice_apps".into()),

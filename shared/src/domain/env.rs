@@ -41,6 +41,11 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         Ok(v.map_or(default, Duration::from_secs))
     }
 
+    /// A whole number where 0 means something (switched off).
+    pub fn whole(&self, k: &str, default: u64) -> Result<u64, ConfigError> {
+        Ok(self.number(k, "a whole number")?.unwrap_or(default))
+    }
+
     pub fn count(&self, k: &str, default: usize) -> Result<usize, ConfigError> {
         match self.number::<usize>(k, "a positive whole number") {
             Ok(None) => Ok(default),

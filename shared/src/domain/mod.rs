@@ -4,6 +4,7 @@
 
 pub mod answers;
 pub mod apps;
+pub mod budget;
 pub mod claims;
 pub mod clock;
 pub mod config;

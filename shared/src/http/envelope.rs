@@ -17,6 +17,9 @@ pub const NO_SUCH_APP: i64 = 40013;
 /// errcode (the gateway's own) for a status change refused because another expense claim holds
 /// the invoice.
 pub const CLAIMED: i64 = -3;
+/// errcode (the gateway's own) for a request refused because its app spent today's budget of
+/// WeChat calls (`WECHAT_DAILY_BUDGET`).
+pub const BUDGET_SPENT: i64 = -4;
 /// errcode WeChat uses for "system busy"; the gateway uses it for faults on its side.
 pub const SYSTEM_ERROR: i64 = -1;
 

@@ -6,11 +6,13 @@ use lambda_http::{Body, Response};
 use serde_json::json;
 
 use crate::adapters::wechat::WeChatError;
+use crate::domain::budget::secs_left_in_day;
+use crate::domain::clock::now_ms;
 use crate::domain::errcode::WeChatErrorBody;
 use crate::domain::input::InputError;
 use crate::domain::outcome::OUTCOME_UNKNOWN;
 use crate::http::envelope::{
-    json_response, with_hint, CLAIMED, INVALID_PARAMS, NO_SUCH_APP, SYSTEM_ERROR,
+    json_response, with_hint, BUDGET_SPENT, CLAIMED, INVALID_PARAMS, NO_SUCH_APP, SYSTEM_ERROR,
 };
 use crate::ops::OpError;
 use crate::tenant::TenantError;
@@ -29,6 +31,9 @@ pub enum ApiError {
     NotFound(String),
     /// Too many requests of a kind the gateway limits (429): try again shortly.
     Throttled(String),
+    /// The app spent today's budget of WeChat calls (429, errcode `BUDGET_SPENT`): it renews at
+    /// midnight Beijing time.
+    OverBudget { ceiling: u64 },
     /// Another request with the same Idempotency-Key is under way (409): try again shortly.
     Conflict(String),
     /// The Idempotency-Key was used with another request (422).
@@ -82,7 +87,7 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Throttled(_) | ApiError::OverBudget { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Conflict(_) | ApiError::Claimed { .. } => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NoSuchApp { disabled: true, .. } => StatusCode::FORBIDDEN,
@@ -109,6 +114,7 @@ impl ApiError {
             ApiError::Throttled(_) | ApiError::Conflict(_) => SYSTEM_ERROR,
             ApiError::Unprocessable(_) => INVALID_PARAMS,
             ApiError::Claimed { .. } => CLAIMED,
+            ApiError::OverBudget { .. } => BUDGET_SPENT,
             ApiError::OutcomeUnknown { .. } => OUTCOME_UNKNOWN,
             ApiError::WeChatUnreachable(_)
             | ApiError::WeChatTimeout(_)
@@ -132,6 +138,10 @@ impl ApiError {
                  it must not be claimed twice"
             ),
             ApiError::Throttled(m) => format!("too many requests: {m}"),
+            ApiError::OverBudget { ceiling } => format!(
+                "the app's daily budget of {ceiling} WeChat calls is spent; \
+                 it renews at midnight Beijing time"
+            ),
             ApiError::MethodNotAllowed { allowed } => {
                 format!("method not allowed: this path accepts {allowed} only")
             }
@@ -167,6 +177,10 @@ impl ApiError {
             ApiError::MethodNotAllowed { allowed } => Some(*allowed),
             _ => None,
         };
+        let retry_after = match &self {
+            ApiError::OverBudget { .. } => Some(secs_left_in_day(now_ms())),
+            _ => None,
+        };
         let body = match self {
             ApiError::WeChat(w) => with_hint(w.errcode, w.body),
             ApiError::Claimed {
@@ -179,6 +193,11 @@ impl ApiError {
                 "gateway_claim": {"claim_id": claim_id, "status": status, "since_ms": since_ms},
                 "gateway_hint": "发票已被另一报销单占用，不能重复报销",
             }),
+            ApiError::OverBudget { .. } => json!({
+                "errcode": BUDGET_SPENT,
+                "errmsg": self.errmsg(),
+                "gateway_hint": "该公众号/应用今日调用微信接口的次数已达网关设定的上限，北京时间零点后恢复",
+            }),
             other => {
                 let mut errmsg = other.errmsg();
                 if let (true, Some(id)) = (status.is_server_error(), request_id) {
@@ -188,6 +207,10 @@ impl ApiError {
             }
         };
         let mut resp = json_response(status, body.to_string());
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
         if let Some(allowed) = allow {
             resp.headers_mut()
                 .insert(header::ALLOW, header::HeaderValue::from_static(allowed));
@@ -229,6 +252,11 @@ impl From<TokenError> for ApiError {
                 detail: s.to_string(),
             },
             TokenError::InvalidCredential => ApiError::invalid_credential(),
+            // Answered as any unknown app is.
+            TokenError::AppRemoved(key) => ApiError::NoSuchApp {
+                disabled: false,
+                errmsg: TenantError::NoSuchApp(TenantError::name(&key)).to_string(),
+            },
             other @ (TokenError::Expired(_) | TokenError::Unavailable(_)) => {
                 ApiError::Unavailable(other.to_string())
             }
@@ -271,6 +299,7 @@ impl From<OpError> for ApiError {
                 status: h.status.as_str(),
                 since_ms: h.since_ms,
             },
+            OpError::OverBudget { ceiling } => ApiError::OverBudget { ceiling },
             OpError::Claims(c) => ApiError::Internal {
                 public: "claim table unavailable",
                 detail: c.to_string(),

@@ -15,6 +15,7 @@ use crate::http::envelope::json_response;
 use crate::http::error::ApiError;
 use crate::http::paths::GET_INVOICE_INFO;
 use crate::ops::archive_work::add_archive_links;
+use crate::ops::budget::spend;
 use crate::ops::forward::forward;
 use crate::ops::query::{claim_json, object};
 use crate::ops::How;
@@ -38,6 +39,7 @@ async fn info(
     token: Option<String>,
     body: InvoiceRef,
 ) -> Result<(Response<Body>, Note), ApiError> {
+    spend(app, 1, &ctx.deadline).await?;
     let path = app.wechat.paths().invoice_info;
     let sent = forward(app, path, Call::Read, token, &body, &ctx.deadline).await?;
     let mut card = answers::with_code(object(&sent.body)?, &body.encrypt_code);

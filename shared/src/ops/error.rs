@@ -24,6 +24,9 @@ pub enum OpError {
     /// Another claim holds an invoice of the change (refused before WeChat).
     #[error("invoice held by claim {}", .0.claim_id)]
     Claimed(Holder),
+    /// The app's daily budget of WeChat calls is spent (refused before WeChat).
+    #[error("the app's daily budget of {ceiling} WeChat calls is spent")]
+    OverBudget { ceiling: u64 },
     /// The claim table could not be read or written.
     #[error(transparent)]
     Claims(#[from] ClaimError),

@@ -13,6 +13,7 @@ use crate::domain::config::Platform;
 use crate::domain::deadline::Deadline;
 use crate::domain::errcode::BATCH_NOT_GRANTED;
 use crate::domain::invoice::InvoiceRef;
+use crate::ops::budget::spend;
 use crate::ops::error::OpError;
 use crate::ops::forward::{forward, Forwarded};
 use crate::ops::reply::{How, Resolution};
@@ -58,12 +59,14 @@ pub async fn query_cards(
         item_list: &'a [InvoiceRef],
     }
     if !app.config.batch_keeps_order && answers::shares_card_ids(refs) {
+        // by_single_queries spends its own calls.
         let items = Box::pin(by_single_queries(app, token, refs, true, deadline)).await?;
         return Ok((
             Cards::built(items),
             How::Resolved(Resolution::SharedCardIds),
         ));
     }
+    spend(app, 1, deadline).await?;
     let path = app.wechat.paths().invoice_batch;
     let batch = Batch { item_list: refs };
     let sent = forward(app, path, Call::Read, token.clone(), &batch, deadline).await;
@@ -109,6 +112,7 @@ async fn by_single_queries(
     mark_missing: bool,
     deadline: &Deadline,
 ) -> Result<Vec<Value>, OpError> {
+    spend(app, refs.len(), deadline).await?;
     let path = app.wechat.paths().invoice_info;
     let mut items = Vec::with_capacity(refs.len());
     for chunk in refs.chunks(SINGLE_QUERY_CONCURRENCY) {

@@ -101,6 +101,8 @@ async fn refresh_registered(deployment: &Deployment, deadline: &Deadline) -> Reg
                 None => run.refreshed += 1,
                 Some(fault) => run.failed.push((key, fault.cause())),
             },
+            // Removed since the listing: nothing to rotate, nothing failed.
+            Err(TokenError::AppRemoved(_)) => {}
             Err(e) => run.failed.push((key, e.cause())),
         }
     }

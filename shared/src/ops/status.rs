@@ -20,6 +20,7 @@ use crate::domain::deadline::Deadline;
 use crate::domain::invoice::{InvoiceRef, ReimburseStatus};
 use crate::domain::outcome::{self, Settled, Settlement};
 use crate::ops::archive_work::keep_pdfs;
+use crate::ops::budget::spend;
 use crate::ops::error::OpError;
 use crate::ops::forward::forward;
 use crate::ops::query::{item_list, query_cards};
@@ -145,6 +146,7 @@ fn reached_wechat(result: &Result<Reply, OpError>) -> bool {
     !matches!(
         result,
         Err(OpError::Token(_))
+            | Err(OpError::OverBudget { .. })
             | Err(OpError::WeChat(
                 WeChatError::NoTime | WeChatError::NotSent(_)
             ))
@@ -236,6 +238,9 @@ async fn settle<B: Serialize>(
                 return (Ok(confirmed()), Vec::new());
             }
         }
+    }
+    if let Err(e) = spend(app, 1, deadline).await {
+        return (Err(e), Vec::new());
     }
     let sent = forward(
         app,

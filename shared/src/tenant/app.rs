@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::adapters::archive::Archive;
 use crate::adapters::audit::AuditLog;
+use crate::adapters::budget::CallBudget;
 use crate::adapters::claims::ClaimTable;
 use crate::adapters::wechat::WeChatClient;
 use crate::domain::apps::AppSettings;
@@ -25,6 +26,9 @@ pub struct AppRuntime {
     pub archive: Option<Arc<Archive>>,
     /// The records of idempotency keys, when `CLAIM_TABLE` is set.
     pub claims: Option<ClaimTable>,
+    /// The daily budget of WeChat calls, when `CLAIM_TABLE` is set and `WECHAT_DAILY_BUDGET`
+    /// is not 0.
+    pub budget: Option<CallBudget>,
 }
 
 impl AppRuntime {

@@ -11,6 +11,7 @@ use aws_config::SdkConfig;
 use crate::adapters::archive::Archive;
 use crate::adapters::audit::AuditLog;
 use crate::adapters::aws::{dynamodb_client, load_aws};
+use crate::adapters::budget::CallBudget;
 use crate::adapters::claims::ClaimTable;
 use crate::adapters::secret::AppSecret;
 use crate::adapters::store::{DynamoStore, StoreError, TokenStore};
@@ -106,7 +107,12 @@ impl Deployment {
         let claims = config
             .claim_table
             .as_ref()
-            .map(|t| ClaimTable::new(client, t.clone(), config.idempotency_ttl));
+            .map(|t| ClaimTable::new(client.clone(), t.clone(), config.idempotency_ttl));
+        let budget = config
+            .claim_table
+            .as_ref()
+            .filter(|_| config.wechat_daily_budget > 0)
+            .map(|t| CallBudget::new(client, t.clone(), config.wechat_daily_budget));
         let archive = config
             .archive
             .clone()
@@ -115,6 +121,7 @@ impl Deployment {
         deployment.own.audit = audit;
         deployment.own.archive = archive;
         deployment.own.claims = claims;
+        deployment.own.budget = budget;
         deployment.sdk = Some(sdk.clone());
         deployment
     }
@@ -136,6 +143,7 @@ impl Deployment {
             audit: None,
             archive: None,
             claims: None,
+            budget: None,
         };
         Deployment {
             own,
@@ -175,6 +183,7 @@ impl Deployment {
             audit: self.own.audit.clone(),
             archive: self.own.archive.clone(),
             claims: self.own.claims.clone(),
+            budget: self.own.budget.clone(),
         }
     }
 

@@ -15,6 +15,9 @@ pub enum TokenError {
     WeChat(#[from] WeChatError),
     #[error(transparent)]
     Unavailable(#[from] Unavailable),
+    /// The registered app was removed while this instance still knew it (by its key).
+    #[error("the app {0} is no longer registered")]
+    AppRemoved(String),
     /// The caller's token is neither the stored one nor the previous one in its grace period.
     #[error("the access_token is not the one this gateway keeps")]
     InvalidCredential,

@@ -72,6 +72,8 @@ impl TokenService {
             let lock = self.store.try_lock(&self.app, &owner, now, lease);
             match bounded(deadline, "taking the refresh lock", lock).await {
                 Err(e) => return self.fallback(&want, seen, e),
+                // A removed app is served nothing, not even what this instance still holds.
+                Ok(Lock::Gone) => return Err(TokenError::AppRemoved(self.app.clone())),
                 Ok(Lock::Acquired(locked)) => {
                     return self.refresh_locked(want, &owner, locked, deadline).await;
                 }

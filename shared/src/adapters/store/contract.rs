@@ -81,9 +81,37 @@ async fn registry(store: &dyn TokenStore, now: u64) {
         Some([key.clone()].into()),
         "a listing completes the index"
     );
+    // Another token API is another token: the settings change and the token goes, in one write.
+    let mut mp = AppSettings {
+        kind: Kind::Mp,
+        appid: "wxcontract".into(),
+        agentid: None,
+        token_api: crate::domain::config::TokenApi::Stable,
+        ..app.clone()
+    };
+    store.put_app(&mp).await.unwrap();
+    store.try_lock(&mp.key(), "B", now, 10_000).await.unwrap();
+    store
+        .commit(&mp.key(), "B", &update)
+        .await
+        .unwrap()
+        .unwrap();
+    mp.token_api = crate::domain::config::TokenApi::Classic;
+    store.put_app(&mp).await.unwrap();
+    let s = store.load(&mp.key()).await.unwrap();
+    assert_eq!(s.settings.as_deref(), Some(&mp));
+    assert_eq!(s.access_token, None, "the other API's token is dropped");
+    store.remove_app(&mp.key()).await.unwrap();
     store.remove_app(&key).await.unwrap();
     assert_eq!(store.load(&key).await.unwrap(), Default::default());
     assert!(store.apps().await.unwrap().is_empty());
+    // A warm instance that still knows the removed app cannot bring its item back.
+    assert!(matches!(
+        store.try_lock(&key, "C", now, 10_000).await.unwrap(),
+        Lock::Gone
+    ));
+    assert!(store.apps().await.unwrap().is_empty());
+    assert_eq!(store.load(&key).await.unwrap(), Default::default());
     assert_eq!(store.app_keys().await.unwrap(), Some(Default::default()));
     // Registered once the index is complete: in it at once.
     store.put_app(&app).await.unwrap();

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use aws_sdk_dynamodb::Client;
 
 use super::{Credential, Lock, StoreError, TokenState, TokenStore, Update, APP_INDEX};
-use crate::domain::apps::{AppSettings, Kind};
+use crate::domain::apps::{self, AppSettings, Kind};
 use crate::domain::config::TokenApi;
 use crate::domain::state::holds;
 
@@ -151,16 +151,23 @@ impl TokenStore for DynamoStore {
             (":until".into(), num(now_ms.saturating_add(lease_ms))),
             (":now".into(), num(now_ms)),
         ]);
+        let free = "(attribute_not_exists(lock_owner) OR lock_until_ms < :now)";
+        let condition = if apps::is_registered_key(app) {
+            format!("attribute_exists(app_kind) AND {free}")
+        } else {
+            free.to_string()
+        };
         let res = self
             .conditional_update(
                 app,
                 "SET lock_owner = :me, lock_until_ms = :until".into(),
-                "attribute_not_exists(lock_owner) OR lock_until_ms < :now",
+                &condition,
                 values,
             )
             .await?;
         Ok(match res {
             Ok(state) => Lock::Acquired(state),
+            Err(state) if apps::is_registered_key(app) && state.settings.is_none() => Lock::Gone,
             // Our own lock: the first write landed, its answer was lost and the SDK retried.
             Err(state) if state.lock_owner.as_deref() == Some(owner) => Lock::Acquired(state),
             Err(state) => Lock::Held(state),
@@ -242,64 +249,56 @@ impl TokenStore for DynamoStore {
     }
 
     async fn put_app(&self, a: &AppSettings) -> Result<(), StoreError> {
-        let mut values = HashMap::from([
-            (
-                ":kind".to_string(),
-                AttributeValue::S(a.kind.as_str().into()),
-            ),
-            (":appid".to_string(), AttributeValue::S(a.appid.clone())),
-            (
-                ":api".to_string(),
-                AttributeValue::S(token_api_name(a.token_api).into()),
-            ),
-            (
-                ":secret".to_string(),
-                AttributeValue::S(a.secret_name.clone()),
-            ),
-            (
-                ":origins".to_string(),
-                AttributeValue::L(a.origins.iter().cloned().map(AttributeValue::S).collect()),
-            ),
-            (":enabled".to_string(), AttributeValue::Bool(a.enabled)),
-        ]);
-        let mut set = vec![
-            "app_kind = :kind",
-            "app_appid = :appid",
-            "app_token_api = :api",
-            "app_secret = :secret",
-            "app_origins = :origins",
-            "app_enabled = :enabled",
-        ];
-        let mut remove = Vec::new();
-        for (attr, name, value) in [
-            ("app_agentid", ":agentid", &a.agentid),
-            ("app_jssdk_url", ":jssdk", &a.jssdk_url),
-        ] {
-            match value {
-                Some(v) => {
-                    values.insert(name.to_string(), AttributeValue::S(v.clone()));
-                    set.push(if attr == "app_agentid" {
-                        "app_agentid = :agentid"
-                    } else {
-                        "app_jssdk_url = :jssdk"
-                    });
-                }
-                None => remove.push(attr),
-            }
-        }
+        let settings = settings_item(a);
+        let names: Vec<&str> = settings.keys().map(String::as_str).collect();
+        let set: Vec<String> = names.iter().map(|n| format!("{n} = :{n}")).collect();
+        let absent: Vec<&str> = ["app_agentid", "app_jssdk_url"]
+            .into_iter()
+            .filter(|n| !settings.contains_key(*n))
+            .collect();
         let mut expr = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expr.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        if !absent.is_empty() {
+            expr.push_str(&format!(" REMOVE {}", absent.join(", ")));
         }
-        self.client
+        let values = settings
+            .iter()
+            .map(|(n, v)| (format!(":{n}"), v.clone()))
+            .collect();
+        // The same token API: the settings change and the token state stays.
+        let kept = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key("pk", Self::key(&a.key()))
             .update_expression(expr)
+            .condition_expression(
+                "attribute_not_exists(app_token_api) OR app_token_api = :app_token_api",
+            )
             .set_expression_attribute_values(Some(values))
             .send()
-            .await
-            .map_err(store_err)?;
+            .await;
+        match kept {
+            Ok(_) => {}
+            Err(SdkError::ServiceError(se))
+                if matches!(
+                    se.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                // Another token API: the item is replaced by the settings alone, in one write,
+                // so no request ever finds the app missing in between.
+                let mut item = settings;
+                item.insert("pk".into(), Self::key(&a.key()));
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .send()
+                    .await
+                    .map_err(store_err)?;
+            }
+            Err(e) => return Err(store_err(e)),
+        }
         self.index("ADD", &[a.key()]).await
     }
 
@@ -365,6 +364,29 @@ impl TokenStore for DynamoStore {
             }
         }
     }
+}
+
+/// An app's settings as its item's attributes (the optional ones only when set).
+fn settings_item(a: &AppSettings) -> HashMap<String, AttributeValue> {
+    let s = |v: &str| AttributeValue::S(v.to_string());
+    let mut item = HashMap::from([
+        ("app_kind".to_string(), s(a.kind.as_str())),
+        ("app_appid".to_string(), s(&a.appid)),
+        ("app_token_api".to_string(), s(token_api_name(a.token_api))),
+        ("app_secret".to_string(), s(&a.secret_name)),
+        (
+            "app_origins".to_string(),
+            AttributeValue::L(a.origins.iter().map(|o| s(o)).collect()),
+        ),
+        ("app_enabled".to_string(), AttributeValue::Bool(a.enabled)),
+    ]);
+    if let Some(agentid) = &a.agentid {
+        item.insert("app_agentid".into(), s(agentid));
+    }
+    if let Some(url) = &a.jssdk_url {
+        item.insert("app_jssdk_url".into(), s(url));
+    }
+    item
 }
 
 fn num(n: u64) -> AttributeValue {

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{Lock, StoreError, TokenState, TokenStore, Update};
-use crate::domain::apps::AppSettings;
+use crate::domain::apps::{self, AppSettings};
 use crate::domain::state::{applied, holds};
 
 #[derive(Default)]
@@ -50,6 +50,12 @@ impl TokenStore for MemoryStore {
         now_ms: u64,
         lease_ms: u64,
     ) -> Result<Lock, StoreError> {
+        if apps::is_registered_key(app) {
+            let items = self.items.lock().unwrap_or_else(|p| p.into_inner());
+            if items.get(app).is_none_or(|s| s.settings.is_none()) {
+                return Ok(Lock::Gone);
+            }
+        }
         Ok(self.with(app, |s| {
             if s.lock_owner.is_none() || s.lock_until_ms < now_ms {
                 s.lock_owner = Some(owner.to_string());
@@ -106,6 +112,12 @@ impl TokenStore for MemoryStore {
 
     async fn put_app(&self, settings: &AppSettings) -> Result<(), StoreError> {
         self.with(&settings.key(), |s| {
+            if s.settings
+                .as_ref()
+                .is_some_and(|b| b.token_api != settings.token_api)
+            {
+                *s = TokenState::default();
+            }
             s.settings = Some(Box::new(settings.clone()))
         });
         self.index().0.insert(settings.key());

@@ -30,6 +30,9 @@ pub enum Lock {
     Acquired(TokenState),
     /// Someone else holds a live lease; the state as it is now.
     Held(TokenState),
+    /// A registered app's item is gone (the app was removed): nothing was written, so a warm
+    /// instance never brings a removed app's item back.
+    Gone,
 }
 
 /// The key of the registry's index item (no app key starts with `#`).
@@ -48,7 +51,8 @@ pub trait TokenStore: Send + Sync {
     async fn load(&self, app: &str) -> Result<TokenState, StoreError>;
 
     /// Takes the refresh lock if it is free or its lease has ended. A lock that already names
-    /// `owner` is ours: the write landed and its answer was lost before a retry.
+    /// `owner` is ours: the write landed and its answer was lost before a retry. A registered
+    /// app's lock is taken only while the app is registered (`Lock::Gone` otherwise).
     async fn try_lock(
         &self,
         app: &str,
@@ -78,7 +82,8 @@ pub trait TokenStore: Send + Sync {
     /// left alone.
     async fn release(&self, app: &str, owner: &str, clear_mark: bool) -> Result<(), StoreError>;
 
-    /// Registers an app, or changes its settings; its token state is left as it is.
+    /// Registers an app, or changes its settings, in one write: its token state is kept, unless
+    /// the token API changes (another API's token is another token: it is dropped).
     async fn put_app(&self, settings: &AppSettings) -> Result<(), StoreError>;
 
     /// Removes an app: its settings and its token state.

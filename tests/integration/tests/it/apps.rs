@@ -457,3 +457,24 @@ async fn an_operator_rotates_a_registered_apps_token() {
     let err = h.invoke(event).await.unwrap_err();
     assert!(err.contains("no app wxnone"), "{err}");
 }
+
+#[tokio::test]
+async fn a_removed_app_stays_removed_on_the_instances_that_knew_it() {
+    let h = Harness::new().await;
+    let b = h.register_app("mp", OA_B, None, &[ORIGIN_B]).await;
+    let (_, v) = h.get_token(&format!("appid={OA_B}")).await;
+    assert!(v["access_token"].is_string(), "{}", shown(&v));
+    h.store().remove_app(&b.key()).await.unwrap();
+    // This instance still knows B (its registry cache) and is asked for a new token: the lock
+    // write finds B gone, writes nothing, and B is answered as any unknown app.
+    let (status, v) = h.get_token(&format!("appid={OA_B}&type=manual")).await;
+    assert_eq!(
+        (status, v["errcode"].as_i64()),
+        (404, Some(40013)),
+        "{}",
+        shown(&v)
+    );
+    let stored = h.store().load(&b.key()).await.unwrap();
+    assert_eq!(stored, Default::default(), "B's item came back: {stored:?}");
+    assert!(h.store().apps().await.unwrap().is_empty());
+}

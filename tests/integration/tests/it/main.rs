@@ -6,6 +6,7 @@
 //! (`e2e`, ignored unless asked for) need a running gateway: `-- --ignored e2e::`.
 
 mod apps;
+mod budget;
 mod claims;
 mod concurrency;
 mod day;
