@@ -4,6 +4,7 @@ Conditions evaluated for each parameter set: what a deployment actually gets."""
 import json
 import os
 import pathlib
+import re
 
 import pytest
 from cfnlint.decode import decode
@@ -599,3 +600,29 @@ def test_the_daily_budget_of_wechat_calls_reaches_the_functions_and_is_alarmed_a
     assert {f["FilterPattern"] for f in filters} == {"{ $.wechat_budget_pct >= 80 }"}
     alarm = resources["WeChatBudgetAlarm"]["Properties"]
     assert (alarm["MetricName"], alarm["Threshold"]) == ("WeChatBudgetNearCeiling", 1)
+
+
+def test_get_token_touches_only_the_archive_work_and_the_archived_files_of_the_trail():
+    pending = re.search(r'pub const PENDING: &str = "([^"]+)"', (TEMPLATE.parent / "shared/src/adapters/audit.rs").read_text())[1]
+    done = (TEMPLATE.parent / "shared/src/adapters/audit.rs").read_text()
+    assert 'update_expression("SET pdf_files = :f REMOVE archive_error")' in done
+    _, resources = deployed()
+    audit = {"Fn::GetAtt": ["AuditTable", "Arn"]}
+    on_trail = [
+        s
+        for policy in resources["GetTokenFunctionRole"]["Properties"]["Policies"]
+        for s in policy["PolicyDocument"]["Statement"]
+        if s.get("Resource") == audit
+    ]
+    assert len(on_trail) == 2, on_trail
+    for s in on_trail:
+        actions = set(s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+        if "dynamodb:UpdateItem" in actions:
+            assert actions == {"dynamodb:UpdateItem"}
+            assert s["Condition"] == {
+                "ForAllValues:StringEquals": {"dynamodb:Attributes": ["card_id", "at", "pdf_files", "archive_error"]},
+                "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE"]},
+            }
+        else:
+            assert actions == {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem"}
+            assert s["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [pending]}}

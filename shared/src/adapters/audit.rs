@@ -14,7 +14,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 
-use crate::adapters::archive::{sha256_hex, ArchiveNote, Kept};
+use crate::adapters::archive::{ArchiveNote, Kept};
 use crate::adapters::metrics;
 use crate::domain::clock::now_ms;
 use crate::domain::deadline::Deadline;
@@ -46,12 +46,13 @@ pub struct AuditEntry {
 /// The partition of archive work still to do (no card_id starts with `#`).
 pub const PENDING: &str = "#archive-pending";
 
-/// How long archive work waits before it is dropped (its audit record keeps the error).
-const PENDING_TTL_SECS: u64 = 30 * 86_400;
-
 /// Scheduled retries of one invoice's archive before it is given up (two days of hourly runs):
 /// hopeless work must not hold the head of the queue.
 pub const MAX_ARCHIVE_ATTEMPTS: u64 = 48;
+
+/// How long archive work waits before it is dropped (its audit record keeps the error): its
+/// retries' two days, and a day to spare for runs that did not happen.
+const PENDING_TTL_SECS: u64 = (MAX_ARCHIVE_ATTEMPTS + 24) * 3600;
 
 /// An invoice whose files are still to be archived: what the schedule needs to query it again
 /// (WeChat's download links do not last) and the audit record to complete.
@@ -59,12 +60,22 @@ pub const MAX_ARCHIVE_ATTEMPTS: u64 = 48;
 pub struct Pending {
     pub app: String,
     pub card_id: String,
-    /// Kept only while the work is pending, to ask WeChat for the invoice again.
-    pub encrypt_code: String,
+    /// The encrypt_code, to ask WeChat for the invoice again, sealed for the app and card_id
+    /// (`adapters::seal`, `Pending::context`): never stored in clear.
+    pub sealed_code: String,
+    /// The encrypt_code's SHA-256, which names the work.
+    pub code_sha256: String,
     pub audit_at: String,
     pub attempts: u64,
     /// The item's sort key as stored (empty for work not stored yet).
     pub stored_at: String,
+}
+
+impl Pending {
+    /// What the encrypt_code is sealed for: its app and card_id.
+    pub fn context(app: &str, card_id: &str) -> String {
+        format!("{app}\n{card_id}")
+    }
 }
 
 /// Why the trail could not be read or written.
@@ -193,7 +204,8 @@ impl AuditLog {
             .map(|m| Pending {
                 app: text(m, "app"),
                 card_id: text(m, "invoice_card_id"),
-                encrypt_code: text(m, "encrypt_code"),
+                sealed_code: text(m, "sealed_code"),
+                code_sha256: text(m, "code_sha256"),
                 audit_at: text(m, "audit_at"),
                 stored_at: text(m, "at"),
                 attempts: m
@@ -289,13 +301,11 @@ impl AuditLog {
     }
 }
 
-/// The sort key of a pending item: one per app and invoice.
 /// The sort key of a pending item: one per app and invoice, oldest work first (the audit
 /// record's time leads its `audit_at`).
 fn pending_key(p: &Pending) -> String {
-    let code_sha = sha256_hex(p.encrypt_code.as_bytes());
     let since = p.audit_at.split('#').next().unwrap_or_default();
-    format!("{since}#{}#{}#{code_sha}", p.app, p.card_id)
+    format!("{since}#{}#{}#{}", p.app, p.card_id, p.code_sha256)
 }
 
 /// Where `p` is stored: its key as read, or the key it is written under.
@@ -316,7 +326,8 @@ fn pending_item(p: &Pending, error: &str) -> HashMap<String, AttributeValue> {
         ("at".to_string(), s(&pending_key(p))),
         ("app".to_string(), s(&p.app)),
         ("invoice_card_id".to_string(), s(&p.card_id)),
-        ("encrypt_code".to_string(), s(&p.encrypt_code)),
+        ("sealed_code".to_string(), s(&p.sealed_code)),
+        ("code_sha256".to_string(), s(&p.code_sha256)),
         ("audit_at".to_string(), s(&p.audit_at)),
         (
             "attempts".to_string(),
@@ -395,6 +406,7 @@ fn item(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::archive::sha256_hex;
 
     fn entry() -> AuditEntry {
         AuditEntry {

@@ -8,6 +8,7 @@ pub mod aws;
 pub mod budget;
 pub mod claims;
 pub mod metrics;
+pub mod seal;
 pub mod secret;
 pub mod sign;
 pub mod store;

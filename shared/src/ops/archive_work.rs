@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::adapters::archive::{self, Archive, ArchiveNote, PdfFile};
 use crate::adapters::audit::{AuditError, AuditLog, Pending, MAX_ARCHIVE_ATTEMPTS};
+use crate::adapters::seal::Seal;
 use crate::adapters::wechat::Call;
 use crate::domain::deadline::Deadline;
 use crate::domain::invoice::{InvoiceRef, ReimburseStatus};
@@ -180,7 +181,26 @@ pub async fn retry_archives(
                 continue;
             }
         };
-        let note = read_and_keep(&owner, archive, p, &token, deadline).await;
+        let code = match owner.wechat.app_secret(deadline).await {
+            Ok(secret) => {
+                let context = Pending::context(&p.app, &p.card_id);
+                Seal::from_secret(&secret).open(&p.sealed_code, &context)
+            }
+            Err(e) => {
+                if let Err(e) = give_up_or_retry(trail, p, &e.to_string(), deadline).await {
+                    tracing::error!(endpoint = "schedule", fault = %e, "archive retry not recorded");
+                }
+                continue;
+            }
+        };
+        let Some(code) = code else {
+            // Sealed under an AppSecret since reset: no later run can open it either.
+            let why = "its encrypt_code was sealed under an earlier AppSecret";
+            tracing::error!(endpoint = "schedule", app = %p.app, fault = why, "archive given up");
+            let _ = trail.drop_pending(p, deadline).await;
+            continue;
+        };
+        let note = read_and_keep(&owner, archive, p, &code, &token, deadline).await;
         let recorded = match note {
             ArchiveNote::Stored(files) => {
                 stored += 1;
@@ -240,12 +260,13 @@ async fn read_and_keep(
     owner: &AppRuntime,
     archive: &Archive,
     p: &Pending,
+    encrypt_code: &str,
     token: &str,
     deadline: &Deadline,
 ) -> ArchiveNote {
     let invoice = InvoiceRef {
         card_id: p.card_id.clone(),
-        encrypt_code: p.encrypt_code.clone(),
+        encrypt_code: encrypt_code.to_string(),
     };
     let body = Bytes::from(serde_json::to_vec(&invoice).expect("request models serialize"));
     let path = owner.wechat.paths().invoice_info;
@@ -273,7 +294,8 @@ mod tests {
         Pending {
             app: app.into(),
             card_id: "c".into(),
-            encrypt_code: format!("{app}{at}"),
+            sealed_code: String::new(),
+            code_sha256: format!("{app}{at}"),
             audit_at: format!("{at:013}#r#000"),
             attempts: 0,
             stored_at: String::new(),
@@ -294,7 +316,7 @@ mod tests {
         let b: Vec<&str> = chosen
             .iter()
             .filter(|p| p.app == "app#wxb")
-            .map(|p| p.encrypt_code.as_str())
+            .map(|p| p.code_sha256.as_str())
             .take(3)
             .collect();
         assert_eq!(b, ["app#wxb0", "app#wxb1", "app#wxb2"]);

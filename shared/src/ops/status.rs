@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use crate::adapters::archive::{sha256_hex, ArchiveNote};
 use crate::adapters::audit::{self, AuditEntry, Pending};
 use crate::adapters::claims::ClaimError;
+use crate::adapters::seal::Seal;
 use crate::adapters::wechat::{Call, WeChatError};
 use crate::domain::answers;
 use crate::domain::claims::{self, Effect, Holder};
@@ -93,8 +94,17 @@ pub async fn change<B: Serialize>(
         return result;
     };
     let entries = entries(app, &change, &result, &from, archived, who);
-    let pending = pending_archives(&entries, change.refs);
     let mut faults = Vec::new();
+    let pending = match archive_failures(&entries) {
+        0 => Vec::new(),
+        failed => match app.wechat.app_secret(deadline).await {
+            Ok(secret) => pending_archives(&entries, change.refs, &Seal::from_secret(&secret)),
+            Err(e) => {
+                faults.push(format!("archive: {failed} not left to the schedule ({e})"));
+                Vec::new()
+            }
+        },
+    };
     if let Some((_, why)) = pending.first() {
         faults.push(format!(
             "archive: {} left to the schedule ({why})",
@@ -201,15 +211,29 @@ fn errcode_of(e: &OpError) -> i64 {
     }
 }
 
-/// Archive work the change left to the schedule, with why.
-fn pending_archives(entries: &[AuditEntry], refs: &[InvoiceRef]) -> Vec<(Pending, String)> {
+/// How many invoices' files could not be archived.
+fn archive_failures(entries: &[AuditEntry]) -> usize {
+    entries
+        .iter()
+        .filter(|e| matches!(e.archive, Some(ArchiveNote::Failed(_))))
+        .count()
+}
+
+/// Archive work the change left to the schedule, with why; each encrypt_code sealed.
+fn pending_archives(
+    entries: &[AuditEntry],
+    refs: &[InvoiceRef],
+    seal: &Seal,
+) -> Vec<(Pending, String)> {
     let mut pending = Vec::new();
     for (i, (entry, r)) in entries.iter().zip(refs).enumerate() {
         if let Some(ArchiveNote::Failed(why)) = &entry.archive {
+            let context = Pending::context(&entry.app, &r.card_id);
             let p = Pending {
                 app: entry.app.clone(),
                 card_id: r.card_id.clone(),
-                encrypt_code: r.encrypt_code.clone(),
+                sealed_code: seal.seal(&r.encrypt_code, &context),
+                code_sha256: entry.code_sha256.clone(),
                 audit_at: audit::at_key(entry, i),
                 attempts: 0,
                 stored_at: String::new(),

@@ -3,6 +3,7 @@
 
 use integration_tests::*;
 use serde_json::json;
+use wxinvoice::adapters::audit::PENDING;
 
 const LOCK: &str = "INVOICE_REIMBURSE_LOCK";
 const INIT: &str = "INVOICE_REIMBURSE_INIT";
@@ -421,6 +422,11 @@ async fn a_failed_archive_never_fails_the_change_and_is_retried_by_the_schedule(
     );
     let deadline = deadline();
     assert_eq!(audit.pending(50, &deadline).await.unwrap().len(), 3);
+    // The work left holds each encrypt_code sealed, never in clear.
+    let raw = format!("{:?}", audit.history(PENDING).await.unwrap());
+    for code in [a, b, c] {
+        assert!(!raw.contains(code), "{code} is stored in clear");
+    }
 
     // The next scheduled run keeps them, once the files are fine.
     h.sim.set_options(json!({"pdf_bytes": 30_000})).await;
@@ -458,4 +464,33 @@ async fn without_trusting_the_batch_order_shared_card_ids_are_queried_one_by_one
     let (_, v) = h.get_invoice_batch(&t, &asked).await;
     assert_eq!(v["errcode"], 0, "{v}");
     assert_eq!(h.calls(paths().invoice_batch), 1);
+}
+
+#[tokio::test]
+async fn archive_work_sealed_under_an_appsecret_since_reset_is_given_up() {
+    let (h, t, audit, bucket) = reimburser(&[]).await;
+    let codes = seed_ten(&h).await;
+    h.update_status(&t, LOCK, &[&codes[0]]).await;
+    h.sim
+        .fault(json!({"path": PDF_PATH, "http_status": 500, "times": 1}))
+        .await;
+    let (_, v) = h.update_status(&t, CLOSURE, &[&codes[0]]).await;
+    assert_eq!(v["errcode"], 0, "{v}");
+    let deadline = deadline();
+    assert_eq!(audit.pending(50, &deadline).await.unwrap().len(), 1);
+    // The AppSecret was reset since: the work cannot be opened, now or ever, and is dropped.
+    let table = h.app.config.audit_table.clone().unwrap();
+    let reset = h.instance(&[
+        ("AUDIT_TABLE", &table),
+        ("ARCHIVE_BUCKET", &bucket),
+        ("WECHAT_SECRET", "the-appsecret-after-a-reset"),
+    ]);
+    let v = h.schedule_on(&reset).await.unwrap();
+    assert_eq!(v["archives"], json!({"stored": 0, "pending": 1}), "{v}");
+    assert!(audit.pending(50, &deadline).await.unwrap().is_empty());
+    assert_eq!(
+        h.calls(paths().invoice_info),
+        0,
+        "nothing was asked with it"
+    );
 }
