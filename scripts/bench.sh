@@ -40,8 +40,9 @@ apps_json="["
 for i in $(seq -w 0 199); do
   appid="wxbench00000000$i"
   target/release/wxinvoice-admin add --kind mp --appid "$appid" --origin https://expense.example.com \
-    --jssdk-url 'https://expense.example.com/invoices?from=menu' >/dev/null
+    --jssdk-url 'https://expense.example.com/invoices?from=menu' >/dev/null 2>&1
   echo "bench-secret-$appid" | target/release/wxinvoice-admin put-secret --appid "$appid" >/dev/null
+  target/release/wxinvoice-admin enable --appid "$appid" >/dev/null
   apps_json="$apps_json{\"kind\":\"mp\",\"appid\":\"$appid\",\"secret\":\"bench-secret-$appid\"},"
 done
 curl -fsS -X POST "$WECHAT_API_BASE/__sim/options" -d "{\"apps\":${apps_json%,}]}" >/dev/null

@@ -52,10 +52,12 @@ work wwd00000000000000c 1000003 http://localhost:8080"
     args=(--kind "$kind" --appid "$appid")
     [ "$agent" != none ] && args+=(--agentid "$agent")
     [ "$origin" != - ] && args+=(--origin "$origin" --jssdk-url "$origin/invoices")
-    target/debug/wxinvoice-admin add "${args[@]}" >/dev/null
+    # Registered disabled until its secret is stored (add says so on stderr), then enabled.
+    target/debug/wxinvoice-admin add "${args[@]}" >/dev/null 2>&1
     args=(--appid "$appid")
     [ "$agent" != none ] && args+=(--agentid "$agent")
     echo "demo-secret-$appid-$agent" | target/debug/wxinvoice-admin put-secret "${args[@]}" >/dev/null
+    target/debug/wxinvoice-admin enable "${args[@]}" >/dev/null
   done <<<"$DEMO_APPS"
   log "registered apps (wxinvoice-admin list):"
   target/debug/wxinvoice-admin list

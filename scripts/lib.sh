@@ -68,6 +68,8 @@ use_local_aws() {
   export AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$1"
   export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1
   export AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+  # Registered apps' secrets locally: the functions' default prefix, named for the admin command.
+  export APP_SECRET_PREFIX=wxinvoice/apps/
 }
 
 start_moto() {

@@ -17,9 +17,8 @@ use crate::http::paths::GET_INVOICE_INFO;
 use crate::ops::archive_work::add_archive_links;
 use crate::ops::budget::spend;
 use crate::ops::forward::forward;
-use crate::ops::query::{claim_json, object};
+use crate::ops::query::{claim_json, holders, object};
 use crate::ops::How;
-use crate::ops::OpError;
 use crate::tenant::{AppRuntime, Deployment};
 
 pub async fn get_invoice_info(
@@ -39,18 +38,19 @@ async fn info(
     token: Option<String>,
     body: InvoiceRef,
 ) -> Result<(Response<Body>, Note), ApiError> {
-    spend(app, 1, &ctx.deadline).await?;
     let path = app.wechat.paths().invoice_info;
-    let sent = forward(app, path, Call::Read, token, &body, &ctx.deadline).await?;
+    let asked = async {
+        spend(app, 1, &ctx.deadline).await?;
+        forward(app, path, Call::Read, token, &body, &ctx.deadline).await
+    };
+    // The claim is read while WeChat is asked.
+    let invoice = std::slice::from_ref(&body);
+    let (sent, holders) =
+        futures_util::future::join(asked, holders(app, invoice, &ctx.deadline)).await;
+    let sent = sent?;
     let mut card = answers::with_code(object(&sent.body)?, &body.encrypt_code);
-    if let Some(table) = &app.claims {
-        let holders = table
-            .holders(&app.name(), std::slice::from_ref(&body), &ctx.deadline)
-            .await
-            .map_err(OpError::from)?;
-        if let Some(h) = holders.first().and_then(Option::as_ref) {
-            card.insert("gateway_claim".into(), claim_json(h));
-        }
+    if let Some(h) = holders?.first().and_then(Option::as_ref) {
+        card.insert("gateway_claim".into(), claim_json(h));
     }
     add_archive_links(app, std::slice::from_mut(&mut card), &ctx.deadline).await;
     let how = if sent.retried {

@@ -141,25 +141,27 @@ async fn by_single_queries(
     Ok(items)
 }
 
-/// The claim holding each invoice, where the app keeps claims and any is held: `gateway_claim`
-/// on the items of `cards` (in the order asked), so an expense system sees a duplicate before it
-/// submits.
-pub async fn with_claims(
+/// The claim holding each invoice (in the order asked), where the app keeps claims.
+pub async fn holders(
     app: &AppRuntime,
     refs: &[InvoiceRef],
-    cards: Cards,
     deadline: &Deadline,
-) -> Result<Cards, OpError> {
-    let Some(table) = &app.claims else {
-        return Ok(cards);
-    };
-    let holders = table.holders(&app.name(), refs, deadline).await?;
+) -> Result<Vec<Option<Holder>>, OpError> {
+    match &app.claims {
+        Some(table) => Ok(table.holders(&app.name(), refs, deadline).await?),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// `gateway_claim` on the items of `cards` held by a claim (`holders`, in the order asked), so
+/// an expense system sees a duplicate before it submits.
+pub fn with_claims(cards: Cards, holders: &[Option<Holder>]) -> Result<Cards, OpError> {
     if holders.iter().all(Option::is_none) {
         return Ok(cards);
     }
     let mut answer = cards.into_map()?;
     if let Some(Value::Array(items)) = answer.get_mut("item_list") {
-        for (item, holder) in items.iter_mut().zip(&holders) {
+        for (item, holder) in items.iter_mut().zip(holders) {
             if let (Value::Object(item), Some(h)) = (item, holder) {
                 item.insert("gateway_claim".into(), claim_json(h));
             }
