@@ -8,26 +8,27 @@ import sys
 
 import boto3
 
-token_table = sys.argv[1]
 ddb = boto3.client("dynamodb", endpoint_url=os.environ["AWS_ENDPOINT_URL_DYNAMODB"])
 tables = ddb.list_tables()["TableNames"]
-if token_table not in tables:
-    ddb.create_table(
-        TableName=token_table,
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-print(f"table {token_table} ready")
-if len(sys.argv) > 4:
-    claim_table = sys.argv[4]
-    if claim_table not in tables:
+
+
+def pk_table(name):
+    """A table keyed by the string `pk` alone (the token and claim tables)."""
+    if name not in tables:
         ddb.create_table(
-            TableName=claim_table,
+            TableName=name,
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
             BillingMode="PAY_PER_REQUEST",
         )
+
+
+token_table = sys.argv[1]
+pk_table(token_table)
+print(f"table {token_table} ready")
+if len(sys.argv) > 4:
+    claim_table = sys.argv[4]
+    pk_table(claim_table)
     print(f"claim table {claim_table} ready")
 if len(sys.argv) > 3:
     audit_table, bucket = sys.argv[2], sys.argv[3]

@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 
 use integration_tests::*;
 use serde_json::{json, Value};
+use wxinvoice::adapters::store::TokenStore;
 
 /// Runs the command on the harness's table; (success, stdout lines as JSON, stderr).
 fn admin(h: &Harness, args: &[&str], stdin: &str) -> (bool, Vec<Value>, String) {
@@ -137,6 +138,35 @@ async fn an_app_added_by_the_admin_command_is_served() {
     );
     let (ok, _, err) = admin(&h, &["show", "--appid", "a/b"], "");
     assert!(!ok && err.contains("appid"), "{err}");
+}
+
+/// Without the stack's secret prefix the command stores and reads nothing: a wrong default
+/// would put secrets where the functions may not read them.
+#[tokio::test]
+async fn the_secret_prefix_must_be_named() {
+    let h = Harness::new().await;
+    for args in [
+        &["list"][..],
+        &["add", "--kind", "mp", "--appid", "wxnoprefix000001"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_wxinvoice-admin"))
+            .args(args)
+            .env("TOKEN_TABLE", &h.table)
+            .env_remove("APP_SECRET_PREFIX")
+            .stdin(Stdio::null())
+            .output()
+            .expect("the admin binary runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("APP_SECRET_PREFIX is not set"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(
+        h.store().apps().await.unwrap().is_empty(),
+        "nothing registered"
+    );
 }
 
 /// Help and version succeed on standard output; a bad command line fails with status 1 (as every

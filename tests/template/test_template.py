@@ -276,7 +276,7 @@ def test_api_gateway_may_invoke_each_function_on_its_route_only():
         {"DomainName": "invoices.example.cn",
          "CertificateArn": "arn:aws-cn:acm:cn-north-1:123456789012:certificate/abc"},
         {"ArchivePdfs": "false", "AuditRetentionDays": "0", "AppSecretPrefix": "acme/wx/",
-         "ScheduleConcurrency": "50"},
+         "ScheduleConcurrency": "50", "WeChatDailyBudget": "0"},
     ],
 )
 def test_no_hard_coded_partition(options):

@@ -1,5 +1,5 @@
 //! The claim table: what the gateway records about status changes beyond the audit trail. The
-//! records of idempotency keys (`idem#<app>#<key>`: the request's digest and what became of it,
+//! records of idempotency keys (`idem#<app>#<SHA-256 of the key>`: the request's digest and what became of it,
 //! written before WeChat is called and kept for `IDEMPOTENCY_TTL_SECS` by DynamoDB's TTL on
 //! `expires_at`), and the claims holding invoices (`claim#<app>#<card_id>#<sha256 of the
 //! encrypt_code>`: the claim id, LOCK or CLOSURE, since when; kept).
@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, KeysAndAttributes, ReturnValuesOnConditionCheckFailure,
@@ -28,6 +29,9 @@ pub enum ClaimError {
     Expired,
     #[error("claim table: {0}")]
     DynamoDb(String),
+    /// Another claim took the invoice between the check and the record.
+    #[error("invoice held by claim {}", .0.claim_id)]
+    HeldBy(Holder),
 }
 
 /// How taking a key went.
@@ -62,8 +66,13 @@ impl ClaimTable {
         }
     }
 
+    /// The key's item. The key is hashed: keys may hold `#`, and app names do (`app#corp#agent`),
+    /// so `<app>#<key>` could name another app's key.
     fn pk(app: &str, key: &IdempotencyKey) -> AttributeValue {
-        AttributeValue::S(format!("idem#{app}#{}", key.as_str()))
+        AttributeValue::S(format!(
+            "idem#{app}#{}",
+            sha256_hex(key.as_str().as_bytes())
+        ))
     }
 
     /// Records `key` as in progress for this request until `lease_until_ms`, unless it has a
@@ -80,12 +89,18 @@ impl ClaimTable {
         let (app, key) = (k.app, k.key);
         let sha = AttributeValue::S(k.body_sha256.into());
         // A new key, or one whose holder's lease ran out; or, taking over a key whose outcome is
-        // unknown, the same request's.
+        // unknown (or whose holder's lease ran out), the same request's: of two retries that
+        // both saw it so, one takes it and the other finds it in progress.
         let (condition, names, values) = if take_over {
             (
-                "body_sha256 = :sha",
-                None,
-                HashMap::from([(":sha".into(), sha.clone())]),
+                "body_sha256 = :sha AND (#state = :unknown OR (#state = :in AND lease_until_ms < :now))",
+                Some(HashMap::from([("#state".into(), "state".into())])),
+                HashMap::from([
+                    (":sha".into(), sha.clone()),
+                    (":unknown".into(), AttributeValue::S("unknown".into())),
+                    (":in".into(), AttributeValue::S("in_progress".into())),
+                    (":now".into(), num(now_ms)),
+                ]),
             )
         } else {
             (
@@ -158,19 +173,6 @@ impl ClaimTable {
         Ok(())
     }
 
-    /// Forgets `key`: its request failed in a way a retry may simply run again.
-    pub async fn release(&self, k: &Keyed<'_>, deadline: &Deadline) -> Result<(), ClaimError> {
-        let delete = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", Self::pk(k.app, k.key))
-            .send();
-        let out = metrics::dynamodb(deadline, delete).await;
-        out.map_err(|_| ClaimError::Expired)?.map_err(dynamo)?;
-        Ok(())
-    }
-
     /// The record of `key`, if any (strongly consistent).
     pub async fn load(
         &self,
@@ -238,7 +240,7 @@ impl ClaimTable {
                 {
                     if let (Some(pk), Some(holder)) = (
                         item.get("pk").and_then(|v| v.as_s().ok()).cloned(),
-                        holder(&item),
+                        stored_holder(&item),
                     ) {
                         found.insert(pk, holder);
                     }
@@ -249,7 +251,9 @@ impl ClaimTable {
         Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
     }
 
-    /// Records that `holder` holds (or completed) `invoice`.
+    /// Records that `holder` holds (or completed) `invoice`, unless another claim holds it by
+    /// now (`ClaimError::HeldBy`): two claims that passed the check at once never overwrite each
+    /// other.
     pub async fn hold(
         &self,
         app: &str,
@@ -265,17 +269,33 @@ impl ClaimTable {
             .item("claim_id", AttributeValue::S(holder.claim_id.clone()))
             .item("status", AttributeValue::S(holder.status.as_str().into()))
             .item("since_ms", num(holder.since_ms))
+            .condition_expression("attribute_not_exists(pk) OR claim_id = :claim")
+            .expression_attribute_values(":claim", AttributeValue::S(holder.claim_id.clone()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send();
         let out = metrics::dynamodb(deadline, put).await;
-        out.map_err(|_| ClaimError::Expired)?.map_err(dynamo)?;
-        Ok(())
+        match out.map_err(|_| ClaimError::Expired)? {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(se)) => match se.err() {
+                PutItemError::ConditionalCheckFailedException(ccf) => {
+                    match ccf.item().and_then(stored_holder) {
+                        Some(other) => Err(ClaimError::HeldBy(other)),
+                        None => Err(ClaimError::DynamoDb("a claim's holder vanished".into())),
+                    }
+                }
+                _ => Err(dynamo(SdkError::ServiceError(se))),
+            },
+            Err(e) => Err(dynamo(e)),
+        }
     }
 
-    /// Records that no claim holds `invoice` any more.
+    /// Records that `claim_id` no longer holds `invoice` (a hold another claim took since is
+    /// left alone).
     pub async fn unhold(
         &self,
         app: &str,
         invoice: &InvoiceRef,
+        claim_id: &str,
         deadline: &Deadline,
     ) -> Result<(), ClaimError> {
         let delete = self
@@ -283,15 +303,27 @@ impl ClaimTable {
             .delete_item()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(Self::claim_pk(app, invoice)))
+            .condition_expression("claim_id = :claim")
+            .expression_attribute_values(":claim", AttributeValue::S(claim_id.into()))
             .send();
         let out = metrics::dynamodb(deadline, delete).await;
-        out.map_err(|_| ClaimError::Expired)?.map_err(dynamo)?;
-        Ok(())
+        match out.map_err(|_| ClaimError::Expired)? {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(se))
+                if matches!(
+                    se.err(),
+                    DeleteItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(dynamo(e)),
+        }
     }
 }
 
 /// A claim item as stored.
-fn holder(item: &HashMap<String, AttributeValue>) -> Option<Holder> {
+fn stored_holder(item: &HashMap<String, AttributeValue>) -> Option<Holder> {
     let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok());
     let status = match text("status")?.as_str() {
         "INVOICE_REIMBURSE_CLOSURE" => ReimburseStatus::Closure,

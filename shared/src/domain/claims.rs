@@ -38,10 +38,7 @@ pub fn check<'h>(
         Some(h) if h.status == ReimburseStatus::Closure && target != ReimburseStatus::Closure => {
             Err(h)
         }
-        _ => {
-            let _ = target;
-            Ok(())
-        }
+        _ => Ok(()),
     }
 }
 

@@ -66,7 +66,7 @@ pub fn answer(
     let app_name = app.name();
     tracing::info!(
         endpoint,
-        app = app_name.as_ref(),
+        app = app_name,
         correlation_id = ctx.request_id,
         function_request_id = ctx.function_request_id,
         function_name = deployment.function_name.as_deref(),

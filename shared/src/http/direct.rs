@@ -131,7 +131,7 @@ async fn rotate(
     }
     tracing::info!(
         endpoint = "rotate",
-        app = app.name().as_ref(),
+        app = app.name(),
         function_request_id,
         function_name,
         cold_start,

@@ -18,7 +18,6 @@ use crate::ops::archive_work::add_archive_links;
 use crate::ops::budget::spend;
 use crate::ops::forward::forward;
 use crate::ops::query::{claim_json, holders, object};
-use crate::ops::How;
 use crate::tenant::{AppRuntime, Deployment};
 
 pub async fn get_invoice_info(
@@ -53,11 +52,7 @@ async fn info(
         card.insert("gateway_claim".into(), claim_json(h));
     }
     add_archive_links(app, std::slice::from_mut(&mut card), &ctx.deadline).await;
-    let how = if sent.retried {
-        How::RetriedAfterDeadToken
-    } else {
-        How::Direct
-    };
+    let how = sent.how();
     let note = Note {
         source: how.as_str(),
         ..Note::default()

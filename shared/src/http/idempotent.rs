@@ -3,9 +3,10 @@
 //! before WeChat is called; a retry with the same key and request gets the recorded answer
 //! without a WeChat call (or, when the first outcome is unknown, is settled by reading the
 //! invoices back); the same key with another request is refused (422), and while the first is
-//! under way, a retry is too (409). A request that failed in a way that changed nothing (bad
-//! input is refused before a key is taken; WeChat unreachable before the change left) frees its
-//! key, so its retry runs again.
+//! under way, a retry is too (409). Bad input is refused before a key is taken. Any other failure
+//! is recorded as an unknown outcome, never forgotten: its retry reads the invoices back before
+//! sending (the first attempt, or an earlier one it took over from, may have sent the change).
+//! The change runs with one DynamoDB call's time kept back, so its outcome is recorded.
 
 use std::future::Future;
 
@@ -15,6 +16,7 @@ use lambda_http::{Body, Response};
 use crate::adapters::archive::sha256_hex;
 use crate::adapters::claims::{Begin, ClaimError, Keyed};
 use crate::domain::clock::ms;
+use crate::domain::deadline::Deadline;
 use crate::domain::idempotency::{retry, IdempotencyKey, Recorded, Retry};
 use crate::http::answer::Note;
 use crate::http::context::Ctx;
@@ -42,7 +44,7 @@ pub fn key(ctx: &Ctx<'_>) -> Result<Option<IdempotencyKey>, ApiError> {
     Ok(Some(IdempotencyKey::parse(text)?))
 }
 
-/// Runs `change` (told whether to read the invoices back first) once per key.
+/// Runs `change` (told whether to read the invoices back first, and its deadline) once per key.
 pub async fn once<F, Fut>(
     app: &AppRuntime,
     ctx: &Ctx<'_>,
@@ -50,11 +52,11 @@ pub async fn once<F, Fut>(
     change: F,
 ) -> Result<(Response<Body>, Note), ApiError>
 where
-    F: FnOnce(bool) -> Fut,
+    F: FnOnce(bool, Deadline) -> Fut,
     Fut: Future<Output = Result<(Response<Body>, Note), ApiError>>,
 {
     let Some(key) = key(ctx)? else {
-        return change(false).await;
+        return change(false, ctx.deadline).await;
     };
     let Some(claims) = &app.claims else {
         return Err(ApiError::bad_request(
@@ -67,7 +69,7 @@ where
     let now = app.tokens.clock().now_ms();
     let lease_until = now.saturating_add(ms(ctx.deadline.remaining()));
     let keyed = Keyed {
-        app: &name,
+        app: name,
         key: &key,
         body_sha256: &digest,
     };
@@ -93,30 +95,25 @@ where
             },
         },
     };
-    let mut result = change(settle_first).await;
+    let changing = ctx.deadline.before(app.config.timing.dynamodb_timeout);
+    let mut result = change(settle_first, changing).await;
     let recorded = match &result {
-        Ok((resp, _)) => Some(Recorded::Answered {
+        Ok((resp, _)) => Recorded::Answered {
             status: resp.status().as_u16(),
             body: text(resp),
-        }),
-        Err(ApiError::OutcomeUnknown { .. }) => Some(Recorded::Unknown),
+        },
         // WeChat's refusal is the answer to this request: its retry gets it again.
         Err(e @ ApiError::WeChat(_)) => {
             let resp = e.clone().into_response_for(ctx.request_id);
-            Some(Recorded::Answered {
+            Recorded::Answered {
                 status: resp.status().as_u16(),
                 body: text(&resp),
-            })
+            }
         }
-        Err(_) => None,
+        Err(_) => Recorded::Unknown,
     };
-    let written = match &recorded {
-        Some(r) => {
-            let now = app.tokens.clock().now_ms();
-            claims.finish(&keyed, r, now, &ctx.deadline).await
-        }
-        None => claims.release(&keyed, &ctx.deadline).await,
-    };
+    let now = app.tokens.clock().now_ms();
+    let written = claims.finish(&keyed, &recorded, now, &ctx.deadline).await;
     if let Err(e) = written {
         let fault = format!("idempotency record: {e}");
         match &mut result {

@@ -48,7 +48,7 @@ pub async fn send<B: Serialize + Sync>(
     token: Option<String>,
     change: Change<'_, B>,
 ) -> Result<(Response<Body>, Note), ApiError> {
-    idempotent::once(app, ctx, path, |settle_first| async move {
+    idempotent::once(app, ctx, path, |settle_first, deadline| async move {
         let change = Change {
             settle_first,
             ..change
@@ -60,7 +60,7 @@ pub async fn send<B: Serialize + Sync>(
         // Boxed as `dyn Future`: inline, the change's future nests the function's past rustc's
         // recursion limits (its layout, and the check that it is `Send`).
         let changing: BoxFuture<'_, _> =
-            Box::pin(status::change(app, token, change, &who, &ctx.deadline));
+            Box::pin(status::change(app, token, change, &who, &deadline));
         let reply = changing.await?;
         Ok(answer::reply(reply))
     })

@@ -20,7 +20,7 @@ pub async fn spend(app: &AppRuntime, calls: usize, deadline: &Deadline) -> Resul
     };
     let ceiling = budget.ceiling;
     match budget
-        .spend(&app.name(), calls as u64, now_ms(), deadline)
+        .spend(app.name(), calls as u64, now_ms(), deadline)
         .await
     {
         Ok(Spend::Within { used }) => {

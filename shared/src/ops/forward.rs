@@ -9,6 +9,7 @@ use crate::adapters::wechat::{Call, WeChatError};
 use crate::domain::deadline::Deadline;
 use crate::domain::errcode::DEAD_TOKEN;
 use crate::ops::error::OpError;
+use crate::ops::reply::How;
 use crate::tenant::AppRuntime;
 use crate::token::Mode;
 
@@ -18,6 +19,17 @@ pub struct Forwarded {
     pub body: Vec<u8>,
     /// Sent a second time, with a fresh token, after WeChat reported the first one dead.
     pub retried: bool,
+}
+
+impl Forwarded {
+    /// How the answer was had.
+    pub fn how(&self) -> How {
+        if self.retried {
+            How::RetriedAfterDeadToken
+        } else {
+            How::Direct
+        }
+    }
 }
 
 /// Sends `body` to `wechat_path`. No open proxy: a caller's token is used only when it is the
@@ -48,10 +60,11 @@ pub async fn forward(
         Err(WeChatError::Api(b)) if DEAD_TOKEN.contains(&b.errcode) => b,
         Err(e) => return Err(sent_error(call, e)),
         Ok(reply) => {
+            said_made(call, &reply.body)?;
             return Ok(Forwarded {
                 body: reply.body,
                 retried: false,
-            })
+            });
         }
     };
     let replacement = match app.tokens.replace_dead(&token, deadline).await {
@@ -65,12 +78,32 @@ pub async fn forward(
                 .post(wechat_path, &fresh, json, call, deadline)
                 .await
                 .map_err(|e| sent_error(call, e))?;
+            said_made(call, &reply.body)?;
             Ok(Forwarded {
                 body: reply.body,
                 retried: true,
             })
         }
         _ => Err(WeChatError::Api(dead).into()),
+    }
+}
+
+/// A change is made when WeChat answers errcode 0. An answer without an errcode (a proxy's
+/// `{}`) does not say so: it is settled like a lost answer, by reading back.
+fn said_made(call: Call, body: &[u8]) -> Result<(), OpError> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        errcode: Option<i64>,
+    }
+    let said = serde_json::from_slice::<Head>(body)
+        .ok()
+        .and_then(|h| h.errcode);
+    match (call, said) {
+        (Call::Change, None) => Err(OpError::OutcomeUnknown {
+            timed_out: false,
+            cause: "WeChat's answer has no errcode".into(),
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -15,7 +15,7 @@ use crate::domain::errcode::BATCH_NOT_GRANTED;
 use crate::domain::invoice::InvoiceRef;
 use crate::ops::budget::spend;
 use crate::ops::error::OpError;
-use crate::ops::forward::{forward, Forwarded};
+use crate::ops::forward::forward;
 use crate::ops::reply::{How, Resolution};
 use crate::tenant::AppRuntime;
 
@@ -81,19 +81,12 @@ pub async fn query_cards(
             return Ok((Cards::built(items), How::Resolved(Resolution::After48001)));
         }
         Err(e) => return Err(e),
-        Ok(Forwarded { body, retried }) => {
-            let paired = std::str::from_utf8(&body)
+        Ok(sent) => {
+            let paired = std::str::from_utf8(&sent.body)
                 .ok()
                 .and_then(|text| answers::pair_batch(text, refs));
             match paired {
-                Some(paired) => {
-                    let how = if retried {
-                        How::RetriedAfterDeadToken
-                    } else {
-                        How::Direct
-                    };
-                    return Ok((Cards::Paired(paired), how));
-                }
+                Some(paired) => return Ok((Cards::Paired(paired), sent.how())),
                 None => Resolution::AfterShortBatch,
             }
         }
@@ -148,7 +141,7 @@ pub async fn holders(
     deadline: &Deadline,
 ) -> Result<Vec<Option<Holder>>, OpError> {
     match &app.claims {
-        Some(table) => Ok(table.holders(&app.name(), refs, deadline).await?),
+        Some(table) => Ok(table.holders(app.name(), refs, deadline).await?),
         None => Ok(Vec::new()),
     }
 }

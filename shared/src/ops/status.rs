@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
+use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -33,6 +35,9 @@ const ARCHIVE_BUDGET: Duration = Duration::from_secs(8);
 
 /// Time kept after the archive for the audit trail's writes.
 const AUDIT_RESERVE: Duration = Duration::from_secs(3);
+
+/// Claim records written at once (a change holds up to `MAX_ITEMS` invoices).
+const CLAIM_WRITES_AT_ONCE: usize = 10;
 
 /// A status change as asked: WeChat's path and body, the invoices it names and their target.
 pub struct Change<'a, B: Serialize> {
@@ -62,7 +67,7 @@ pub async fn change<B: Serialize>(
 ) -> Result<Reply, OpError> {
     let holders = match &app.claims {
         Some(claims) => {
-            let holders = claims.holders(&app.name(), change.refs, deadline).await?;
+            let holders = claims.holders(app.name(), change.refs, deadline).await?;
             for holder in &holders {
                 if let Err(h) = claims::check(change.target, change.claim, holder.as_ref()) {
                     return Err(OpError::Claimed(h.clone()));
@@ -73,11 +78,15 @@ pub async fn change<B: Serialize>(
         None => Vec::new(),
     };
     let (mut result, from) = settle(app, token.clone(), &change, deadline).await;
+    // No success without its claims recorded: a claim that took an invoice meanwhile is the
+    // answer (the status is that claim's doing); a claim table that failed is a fault, which
+    // a retry under the same key settles by reading back and recording again.
     if result.is_ok() {
         if let Err(e) = record_claims(app, &change, &holders, deadline).await {
-            if let Ok(reply) = &mut result {
-                reply.fault = Some(format!("claims: {e}"));
-            }
+            result = Err(match e {
+                ClaimError::HeldBy(other) => OpError::Claimed(other),
+                e => OpError::Claims(e),
+            });
         }
     }
     // The archive gets a bounded share of the request, never the time the trail needs after it:
@@ -139,15 +148,35 @@ async fn record_claims<B: Serialize>(
     };
     let name = app.name();
     let now = now_ms();
+    // Collected first (boxed): a lazy map's closure in the stream trips rustc's `Send` check of
+    // the boxed change future.
+    let mut writes: Vec<BoxFuture<'_, Result<(), ClaimError>>> = Vec::new();
     for (i, invoice) in change.refs.iter().enumerate() {
         let holder = holders.get(i).and_then(Option::as_ref);
-        match claims::effect(change.target, change.claim, holder, now) {
-            Effect::Hold(h) => table.hold(&name, invoice, &h, deadline).await?,
-            Effect::Release => table.unhold(&name, invoice, deadline).await?,
-            Effect::None => {}
+        match (
+            claims::effect(change.target, change.claim, holder, now),
+            holder,
+        ) {
+            (Effect::Hold(h), _) => writes.push(Box::pin(async move {
+                table.hold(name, invoice, &h, deadline).await
+            })),
+            (Effect::Release, Some(h)) => {
+                writes.push(Box::pin(table.unhold(name, invoice, &h.claim_id, deadline)))
+            }
+            _ => {}
         }
     }
-    Ok(())
+    let results: Vec<Result<(), ClaimError>> = futures_util::stream::iter(writes)
+        .buffer_unordered(CLAIM_WRITES_AT_ONCE)
+        .collect()
+        .await;
+    // Another claim's hold says more than a failed write.
+    let mut failed = results
+        .into_iter()
+        .filter_map(Result::err)
+        .collect::<Vec<_>>();
+    failed.sort_by_key(|e| !matches!(e, ClaimError::HeldBy(_)));
+    failed.into_iter().next().map_or(Ok(()), Err)
 }
 
 /// Whether the change got as far as WeChat: only then is it recorded. A request refused before
@@ -183,7 +212,7 @@ fn entries<B: Serialize>(
         .enumerate()
         .map(|(i, r)| AuditEntry {
             at_ms,
-            app: app.name().into_owned(),
+            app: app.name().to_owned(),
             caller: who.caller.clone(),
             card_id: r.card_id.clone(),
             code_sha256: sha256_hex(r.encrypt_code.as_bytes()),
@@ -277,11 +306,7 @@ async fn settle<B: Serialize>(
     .await;
     match sent {
         Ok(f) => {
-            let how = if f.retried {
-                How::RetriedAfterDeadToken
-            } else {
-                How::Direct
-            };
+            let how = f.how();
             (Ok(Reply::new(Payload::Bytes(f.body), how)), Vec::new())
         }
         // WeChat's refusal of a status the invoices may have already is how a reimburser learns

@@ -2,7 +2,6 @@
 //! app), WeChat client and token service, and the audit trail and archive it shares with the
 //! deployment.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::adapters::archive::Archive;
@@ -33,13 +32,9 @@ pub struct AppRuntime {
 
 impl AppRuntime {
     /// The app as the audit trail, the archive and the log lines name it: the appid of the
-    /// deployment's own app (borrowed: it is on every request's log line), the key of a
-    /// registered one.
-    pub fn name(&self) -> Cow<'_, str> {
-        match &self.settings {
-            Some(s) => s.key().into(),
-            None => self.config.appid.as_str().into(),
-        }
+    /// deployment's own app, the key of a registered one (its token item's key).
+    pub fn name(&self) -> &str {
+        self.tokens.app()
     }
 
     /// Whether this is a registered app that is switched on (the deployment's own always is).

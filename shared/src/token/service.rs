@@ -305,10 +305,7 @@ pub(super) async fn timed<T>(
     until: &Deadline,
     op: impl std::future::Future<Output = Result<T, StoreError>>,
 ) -> Result<Result<T, StoreError>, Expired> {
-    let started = std::time::Instant::now();
-    let result = until.run(op).await;
-    metrics::dynamodb_call(started.elapsed());
-    result
+    metrics::dynamodb(until, op).await
 }
 
 #[cfg(test)]

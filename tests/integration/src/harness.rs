@@ -11,7 +11,8 @@ use wxinvoice::adapters::store::TokenStore;
 use wxinvoice::Deployment;
 
 use crate::{appid, aws, create_secret, create_table, is_work, jsapi_ticket_url, paths};
-use crate::{token_path, Platform, TestConfig};
+use crate::{deadline, token_path, Platform, TestConfig};
+use wxinvoice::token::Mode;
 
 pub struct Harness {
     /// The simulator serving this harness (its in-process state: [`Harness::calls`]).
@@ -108,6 +109,12 @@ impl Harness {
     /// The token state as DynamoDB holds it now.
     pub async fn stored(&self) -> wxinvoice::adapters::store::TokenState {
         self.app.tokens.store().load(&appid()).await.unwrap()
+    }
+
+    /// The access_token `app` serves now (refreshed if due).
+    pub async fn served_token(&self, app: &Deployment) -> String {
+        let served = app.tokens.get(Mode::Auto, &deadline()).await.unwrap();
+        served.state.access_token.expect("an access_token").value
     }
 
     /// The access_token DynamoDB holds now.

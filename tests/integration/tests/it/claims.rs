@@ -203,14 +203,17 @@ async fn a_lost_outcome_retried_under_its_key_is_settled_by_reading_back() {
             1,
             "the change is never sent twice"
         );
-        // A change that surely did not leave frees its key: the retry sends it.
+        // A change that failed is never forgotten under its key: the retry reads the invoices
+        // back (not applied), then sends it.
         h.sim
             .fault(json!({"path": change_path(batch), "http_status": 503, "times": 1}))
             .await;
         let key = format!("unlock-{batch}");
         let (status, v) = change(&h, &t, batch, INIT, Some(&key)).await;
         assert_eq!((status, v["errcode"].as_i64()), (502, Some(-1)), "{v}");
+        let reads = h.calls(paths().invoice_batch);
         let (status, v) = change(&h, &t, batch, INIT, Some(&key)).await;
+        assert_eq!(h.calls(paths().invoice_batch) - reads, 1, "read back first");
         assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
         assert_eq!(h.invoice_status(SEED_CODE).await, INIT);
         assert_eq!(h.calls(change_path(batch)) - sent, 3);
@@ -316,4 +319,133 @@ async fn an_invoice_is_held_by_one_claim_and_paid_once() {
     // A claim id is checked like any field, and never sent to WeChat.
     let (status, v) = claimed(&h, &t, CODE2, LOCK, Some("报销单 7")).await;
     assert_eq!((status, v["errcode"].as_i64()), (400, Some(72031)), "{v}");
+}
+
+#[tokio::test]
+async fn an_answer_without_errcode_is_not_taken_for_a_change_made() {
+    let (h, t) = ready(true, &[]).await;
+    for batch in [true, false] {
+        h.sim.set_invoices(&seed_invoices()).await;
+        // A proxy's empty object instead of WeChat's answer; the change did not happen.
+        h.sim
+            .fault(json!({"path": change_path(batch), "body": "{}", "times": 1}))
+            .await;
+        let (status, v) = change(&h, &t, batch, LOCK, None).await;
+        assert_eq!((status, v["errcode"].as_i64()), (502, Some(-1)), "{v}");
+        assert!(v["errmsg"].as_str().unwrap().contains("no errcode"), "{v}");
+        assert_eq!(h.invoice_status(SEED_CODE).await, INIT);
+    }
+}
+
+/// The claim table itself: a key taken over once however many retries race for it; keys that
+/// hold `#` never name another app's; a claim never overwrites another claim's hold.
+#[tokio::test]
+async fn the_claim_table_takes_a_key_over_once_and_keeps_each_claims_hold() {
+    use wxinvoice::adapters::claims::{Begin, ClaimError, ClaimTable, Keyed};
+    use wxinvoice::domain::claims::Holder;
+    use wxinvoice::domain::idempotency::{IdempotencyKey, Recorded};
+    use wxinvoice::domain::invoice::{InvoiceRef, ReimburseStatus};
+    let sdk = aws().await;
+    let table = ClaimTable::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        create_table(&sdk).await,
+        std::time::Duration::from_secs(3600),
+    );
+    let d = deadline();
+    let now = wxinvoice::domain::clock::now_ms();
+    let key = IdempotencyKey::parse("1000002#k").unwrap();
+    let keyed = Keyed {
+        app: "app#ww1",
+        key: &key,
+        body_sha256: "sha",
+    };
+    assert_eq!(
+        table
+            .begin(&keyed, now, now + 60_000, false, &d)
+            .await
+            .unwrap(),
+        Begin::Started
+    );
+    table
+        .finish(&keyed, &Recorded::Unknown, now, &d)
+        .await
+        .unwrap();
+    let (a, b) = futures::future::join(
+        table.begin(&keyed, now, now + 60_000, true, &d),
+        table.begin(&keyed, now, now + 60_000, true, &d),
+    )
+    .await;
+    let started = [a.unwrap(), b.unwrap()]
+        .iter()
+        .filter(|b| **b == Begin::Started)
+        .count();
+    assert_eq!(
+        started, 1,
+        "one retry takes the key over, the other finds it under way"
+    );
+    // An answered key is never taken over.
+    table
+        .finish(
+            &keyed,
+            &Recorded::Answered {
+                status: 200,
+                body: "{}".into(),
+            },
+            now,
+            &d,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        table
+            .begin(&keyed, now, now + 60_000, true, &d)
+            .await
+            .unwrap(),
+        Begin::Recorded(_)
+    ));
+    // `app#ww1` + `1000002#k` is not `app#ww1#1000002` + `k`.
+    let k = IdempotencyKey::parse("k").unwrap();
+    let other = Keyed {
+        app: "app#ww1#1000002",
+        key: &k,
+        body_sha256: "sha",
+    };
+    assert_eq!(
+        table
+            .begin(&other, now, now + 60_000, false, &d)
+            .await
+            .unwrap(),
+        Begin::Started
+    );
+
+    let invoice = InvoiceRef {
+        card_id: SEED_CARD.into(),
+        encrypt_code: SEED_CODE.into(),
+    };
+    let hold = |claim: &str| Holder {
+        claim_id: claim.into(),
+        status: ReimburseStatus::Lock,
+        since_ms: now,
+    };
+    table.hold("wxa", &invoice, &hold("A"), &d).await.unwrap();
+    match table.hold("wxa", &invoice, &hold("B"), &d).await {
+        Err(ClaimError::HeldBy(h)) => assert_eq!(h.claim_id, "A"),
+        other => panic!("B overwrote A's hold: {other:?}"),
+    }
+    table.hold("wxa", &invoice, &hold("A"), &d).await.unwrap();
+    table.unhold("wxa", &invoice, "B", &d).await.unwrap();
+    let held = table
+        .holders("wxa", std::slice::from_ref(&invoice), &d)
+        .await
+        .unwrap();
+    assert_eq!(
+        held[0].as_ref().map(|h| h.claim_id.as_str()),
+        Some("A"),
+        "B released A's hold"
+    );
+    table.unhold("wxa", &invoice, "A", &d).await.unwrap();
+    assert_eq!(
+        table.holders("wxa", &[invoice], &d).await.unwrap(),
+        vec![None]
+    );
 }

@@ -158,16 +158,7 @@ async fn a_holder_whose_lease_ran_out_cannot_overwrite_newer_state() {
 async fn while_one_instance_refreshes_others_serve_the_valid_stored_token() {
     // Everything is due for the scheduled run, but readers still see a valid token.
     let h = Harness::new().await;
-    let first = h
-        .app
-        .tokens
-        .get(Mode::Auto, &deadline())
-        .await
-        .unwrap()
-        .state
-        .access_token
-        .unwrap()
-        .value;
+    let first = h.served_token(&h.app).await;
     h.sim
         .fault(json!({"path": token_path(), "latency_ms": 600}))
         .await;
@@ -203,16 +194,7 @@ async fn stampede_across_processes_fetches_once() {
     const PROCESSES: usize = 4;
     const PER_PROCESS: usize = 15;
     let h = Harness::new().await;
-    let old = h
-        .app
-        .tokens
-        .get(Mode::Auto, &deadline())
-        .await
-        .unwrap()
-        .state
-        .access_token
-        .unwrap()
-        .value;
+    let old = h.served_token(&h.app).await;
     // Expire the stored token and ticket.
     aws_sdk_dynamodb::Client::new(&h.sdk)
         .update_item()
