@@ -2,11 +2,12 @@
 //! quota day in the claim table (`budget#<app>#<day>`, dropped by TTL two days after its day),
 //! raised by one conditional `ADD` per spend, which refuses a spend that would pass the ceiling.
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 
+use crate::adapters::dynamodb::{error_text, num};
 use crate::adapters::metrics;
 use crate::domain::budget;
 use crate::domain::deadline::Deadline;
@@ -95,10 +96,6 @@ fn calls_in(item: &std::collections::HashMap<String, AttributeValue>) -> u64 {
         .unwrap_or(0)
 }
 
-fn num(n: u64) -> AttributeValue {
-    AttributeValue::N(n.to_string())
-}
-
 fn dynamo<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> BudgetError {
-    BudgetError::DynamoDb(DisplayErrorContext(&e).to_string())
+    BudgetError::DynamoDb(error_text(e))
 }

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
@@ -16,6 +16,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 
 use crate::adapters::archive::sha256_hex;
+use crate::adapters::dynamodb::{error_text, num};
 use crate::adapters::metrics;
 use crate::domain::claims::Holder;
 use crate::domain::deadline::Deadline;
@@ -340,12 +341,8 @@ fn stored_holder(item: &HashMap<String, AttributeValue>) -> Option<Holder> {
     })
 }
 
-fn num(n: u64) -> AttributeValue {
-    AttributeValue::N(n.to_string())
-}
-
 fn dynamo<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> ClaimError {
-    ClaimError::DynamoDb(DisplayErrorContext(&e).to_string())
+    ClaimError::DynamoDb(error_text(e))
 }
 
 /// A record as stored; anything unreadable reads as in progress with a lapsed lease, which the

@@ -6,18 +6,19 @@
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 
 use super::{Credential, Lock, StoreError, TokenState, TokenStore, Update, APP_INDEX};
+use crate::adapters::dynamodb::{error_text, num};
 use crate::domain::apps::{self, AppSettings, Kind};
 use crate::domain::config::TokenApi;
 use crate::domain::state::holds;
 
 fn store_err<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> StoreError {
-    StoreError(DisplayErrorContext(&e).to_string())
+    StoreError(error_text(e))
 }
 
 #[derive(Clone)]
@@ -387,10 +388,6 @@ fn settings_item(a: &AppSettings) -> HashMap<String, AttributeValue> {
         item.insert("app_jssdk_url".into(), s(url));
     }
     item
-}
-
-fn num(n: u64) -> AttributeValue {
-    AttributeValue::N(n.to_string())
 }
 
 fn parse(item: &HashMap<String, AttributeValue>) -> TokenState {
