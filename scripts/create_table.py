@@ -12,19 +12,37 @@ ddb = boto3.client("dynamodb", endpoint_url=os.environ["AWS_ENDPOINT_URL_DYNAMOD
 tables = ddb.list_tables()["TableNames"]
 
 
-def pk_table(name):
-    """A table keyed by the string `pk` alone (the token and claim tables)."""
-    if name not in tables:
-        ddb.create_table(
-            TableName=name,
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+def pk_table(name, sweep=False):
+    """A table keyed by the string `pk` (the token and claim tables); the token table also has
+    the sweep's index (`due`: `sweep`, `due_ms`, keys only), as in the template."""
+    if name in tables:
+        return
+    extra = {}
+    attrs = [{"AttributeName": "pk", "AttributeType": "S"}]
+    if sweep:
+        attrs += [
+            {"AttributeName": "sweep", "AttributeType": "S"},
+            {"AttributeName": "due_ms", "AttributeType": "N"},
+        ]
+        extra["GlobalSecondaryIndexes"] = [{
+            "IndexName": "due",
+            "KeySchema": [
+                {"AttributeName": "sweep", "KeyType": "HASH"},
+                {"AttributeName": "due_ms", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
+        }]
+    ddb.create_table(
+        TableName=name,
+        AttributeDefinitions=attrs,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+        **extra,
+    )
 
 
 token_table = sys.argv[1]
-pk_table(token_table)
+pk_table(token_table, sweep=True)
 print(f"table {token_table} ready")
 if len(sys.argv) > 4:
     claim_table = sys.argv[4]

@@ -65,7 +65,7 @@ stop_all() {
 # moto serves DynamoDB, S3 and Secrets Manager on one port. Dummy credentials for it; the SDK never looks for real ones.
 use_local_aws() {
   export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$1" AWS_ENDPOINT_URL_S3="http://127.0.0.1:$1"
-  export AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$1"
+  export AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$1" AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$1"
   export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1
   export AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
   # Registered apps' secrets locally: the functions' default prefix, named for the admin command.

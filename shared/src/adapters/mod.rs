@@ -1,6 +1,6 @@
 //! Adapters: the gateway's I/O with the world — WeChat's API and its signatures, the token store
 //! (DynamoDB, or memory in tests), Secrets Manager, the PDF archive (S3), the audit trail
-//! (DynamoDB), the AWS SDK's configuration — and the per-request account of time spent in them.
+//! (DynamoDB), the rotation queue (SQS), the AWS SDK's configuration — and the per-request account of time spent in them.
 
 pub mod archive;
 pub mod audit;
@@ -9,6 +9,7 @@ pub mod budget;
 pub mod claims;
 pub mod dynamodb;
 pub mod metrics;
+pub mod queue;
 pub mod seal;
 pub mod secret;
 pub mod sign;

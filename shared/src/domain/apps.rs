@@ -91,6 +91,22 @@ pub fn is_registered_key(key: &str) -> bool {
     key.starts_with("app#")
 }
 
+/// Shards of the registry's index of app keys: with 100,000 apps each shard stays under 200 KB
+/// (DynamoDB items hold 400 KB), and a request for an unknown name reads one shard, not all.
+pub const INDEX_SHARDS: u8 = 16;
+
+/// The key of the index item that lists `key` (`#apps#0` … `#apps#f`; no app key starts with `#`).
+pub fn index_shard(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let first = Sha256::digest(key.as_bytes())[0];
+    format!("#apps#{:x}", first % INDEX_SHARDS)
+}
+
+/// Every shard's key.
+pub fn index_shards() -> impl Iterator<Item = String> {
+    (0..INDEX_SHARDS).map(|i| format!("#apps#{i:x}"))
+}
+
 /// Longest appid / corpid / agentid accepted in a query.
 const MAX_ID: usize = 64;
 
@@ -196,6 +212,14 @@ mod tests {
             jssdk_url: None,
             enabled: true,
         }
+    }
+
+    #[test]
+    fn keys_spread_over_every_shard_of_the_index() {
+        let shards: std::collections::HashSet<String> =
+            (0..200).map(|i| index_shard(&key(&format!("wx{i}"), None))).collect();
+        assert_eq!(shards, index_shards().collect());
+        assert_eq!(index_shard("app#wx1"), index_shard("app#wx1"));
     }
 
     #[test]

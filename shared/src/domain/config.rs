@@ -107,8 +107,16 @@ pub struct Config {
     /// Registered apps' secrets are the Secrets Manager secrets `<prefix><secret name>`
     /// (`APP_SECRET_PREFIX`), so the functions' IAM can be scoped to the prefix.
     pub app_secret_prefix: String,
-    /// Registered apps the schedule refreshes at once (`SCHEDULE_CONCURRENCY`).
+    /// Registered apps the schedule refreshes at once when it rotates them itself (no rotation
+    /// queue), and the apps one worker invocation rotates at once (`SCHEDULE_CONCURRENCY`).
     pub schedule_concurrency: usize,
+    /// The SQS queue the hourly sweep sends the registered apps that fall due to
+    /// (`ROTATION_QUEUE_URL`); none: the sweep rotates them itself.
+    pub rotation_queue: Option<String>,
+    /// Each app's rotation is delayed by an offset of its own within this spread
+    /// (`ROTATION_SPREAD_SECS`, at most SQS's 900 s), so the hour's rotations are a stream, not a
+    /// burst; `REFRESH_AHEAD_SECS` covers it (see `domain::sweep`).
+    pub rotation_spread: Duration,
     /// WeChat's batch query answers in the order asked (`BATCH_KEEPS_ORDER`; inferred from one
     /// SDK's documentation). `false`: a request whose invoices share a card_id is answered by
     /// single queries, which name their invoice, instead of pairing the batch by position.
@@ -137,6 +145,18 @@ const DEFAULT_WECHAT_DAILY_BUDGET: u64 = 50_000;
 /// Largest PDF archived (e-invoice PDFs are tens of kilobytes).
 const DEFAULT_ARCHIVE_MAX_BYTES: usize = 10 * 1024 * 1024;
 
+/// `ROTATION_SPREAD_SECS`: 0 to SQS's longest delay.
+fn rotation_spread<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Duration, ConfigError> {
+    let secs = env.whole("ROTATION_SPREAD_SECS", crate::domain::sweep::DEFAULT_SPREAD_SECS)?;
+    if secs > crate::domain::sweep::MAX_SPREAD_SECS {
+        return Err(ConfigError(format!(
+            "ROTATION_SPREAD_SECS must be at most {} (SQS's longest delay)",
+            crate::domain::sweep::MAX_SPREAD_SECS
+        )));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -162,6 +182,8 @@ impl Config {
                 .get("APP_SECRET_PREFIX")
                 .unwrap_or_else(|| "wxinvoice/apps/".into()),
             schedule_concurrency: env.count("SCHEDULE_CONCURRENCY", 10)?,
+            rotation_queue: env.get("ROTATION_QUEUE_URL"),
+            rotation_spread: rotation_spread(&env)?,
             batch_keeps_order: env.flag("BATCH_KEEPS_ORDER", true)?,
             audit_table: env.get("AUDIT_TABLE"),
             audit_retention: audit_retention(&env)?,

@@ -17,4 +17,5 @@ pub mod invoice;
 pub mod origin;
 pub mod outcome;
 pub mod state;
+pub mod sweep;
 pub mod timing;

@@ -45,6 +45,9 @@ pub struct TokenState {
     pub lock_until_ms: u64,
     /// A registered app's settings, kept in its item (none for the deployment's own app).
     pub settings: Option<Box<AppSettings>>,
+    /// When a registered app falls due for the sweep (Unix ms; the sweep's index): none for the
+    /// deployment's own app and for disabled apps, 0 for an app due now.
+    pub due_ms: Option<u64>,
 }
 
 /// What a refresh publishes; `None` fields keep their stored value.
@@ -55,6 +58,8 @@ pub struct Update {
     pub jsapi_ticket: Option<Credential>,
     pub wx_card_ticket: Option<Credential>,
     pub refreshed_at_ms: u64,
+    /// A registered app's next due time, as the published state makes it (`lifecycle::falls_due`).
+    pub due_ms: Option<u64>,
 }
 
 /// The state as it is once `update` is applied (a commit's result, computed locally when the
@@ -75,6 +80,9 @@ pub fn applied(mut state: TokenState, update: &Update) -> TokenState {
     }
     if update.wx_card_ticket.is_some() {
         state.wx_card_ticket.clone_from(&update.wx_card_ticket);
+    }
+    if update.due_ms.is_some() {
+        state.due_ms = update.due_ms;
     }
     state.refreshed_at_ms = update.refreshed_at_ms;
     state.version += 1;

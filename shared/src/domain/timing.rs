@@ -14,7 +14,9 @@ pub struct Timing {
     pub lease: Duration,
     /// How long a request waits for another instance's refresh before answering 503.
     pub wait: Duration,
-    /// The scheduled refresh rotates credentials that have less than this left.
+    /// The scheduled refresh rotates credentials that have less than this left: the hour to the
+    /// next sweep and the lazy margin (registered apps rotated through the queue add the
+    /// rotation spread: `domain::sweep`).
     pub rotate_ahead: Duration,
     /// A request refreshes itself only when the stored access_token or jsapi_ticket has less than
     /// this left (normally the schedule got there first).

@@ -1,6 +1,8 @@
-//! Direct invocations of get-token (not through API Gateway: the hourly schedule, or an operator
-//! with `lambda:InvokeFunction`): what they ask for, and their answers and log lines. A failure
-//! fails the invocation, so it shows in Lambda's error metric and alarms.
+//! Direct invocations of get-token (not through API Gateway: the hourly sweep, the rotation
+//! queue's messages, or an operator with `lambda:InvokeFunction`): what they ask for, and their
+//! answers and log lines. A failed sweep or rotation fails the invocation, so it shows in
+//! Lambda's error metric and alarms; a failed message of the queue is reported alone
+//! (`batchItemFailures`), for SQS to deliver again.
 
 use std::time::Instant;
 
@@ -17,7 +19,8 @@ use crate::domain::state::Credential;
 use crate::http::answer::cold_start;
 use crate::http::envelope::json_response;
 use crate::http::error::ApiError;
-use crate::ops::schedule::{self, Report};
+use crate::ops::rotate::{rotate_batch, Message, Rotation};
+use crate::ops::sweep::{self, Report};
 use crate::ops::sign_page::seconds_left;
 use crate::tenant::Deployment;
 use crate::token::{Mode, Source};
@@ -25,6 +28,8 @@ use crate::token::{Mode, Source};
 /// What a direct invocation asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Action {
+    /// An SQS event of the rotation queue: the apps to rotate, by message id.
+    Rotations(Vec<(String, String)>),
     /// `{"source":"scheduler","action":"refresh"}` (or no action): the hourly refresh.
     Refresh,
     /// `{"action":"rotate"}`: replace the access_token now, whatever its state and the cooldown
@@ -39,6 +44,9 @@ pub enum Action {
 pub fn direct_action(body: &[u8]) -> Result<Action, String> {
     let event: Value = serde_json::from_slice(body)
         .map_err(|_| "direct invocation: the event is not JSON".to_string())?;
+    if let Some(records) = event.get("Records") {
+        return sqs_records(records).map(Action::Rotations);
+    }
     match event.get("action").and_then(Value::as_str) {
         None | Some("refresh") => Ok(Action::Refresh),
         Some("rotate") => {
@@ -64,11 +72,30 @@ pub fn direct_action(body: &[u8]) -> Result<Action, String> {
     }
 }
 
+/// An SQS event's records, as (message id, body): every record from SQS, with both.
+/// (Three fields of a documented event: aws_lambda_events' SQS types would add a dependency for
+/// them.)
+fn sqs_records(records: &Value) -> Result<Vec<(String, String)>, String> {
+    let bad = || "direct invocation: `Records` is not an SQS event".to_string();
+    let records = records.as_array().ok_or_else(bad)?;
+    records
+        .iter()
+        .map(|r| {
+            let field = |k: &str| r.get(k).and_then(Value::as_str);
+            match (field("eventSource"), field("messageId"), field("body")) {
+                (Some("aws:sqs"), Some(id), Some(body)) => Ok((id.to_string(), body.to_string())),
+                _ => Err(bad()),
+            }
+        })
+        .collect()
+}
+
 /// A direct invocation, answered.
 pub async fn invoked(deployment: &Deployment, req: &Request) -> Result<Response<Body>, Error> {
     let deadline = deadline(&deployment.config, req);
     match direct_action(req.body().as_ref())? {
         Action::Refresh => scheduled(deployment, req, &deadline).await,
+        Action::Rotations(records) => Ok(rotations(deployment, req, records, &deadline).await),
         Action::Rotate { appid, agentid } => {
             rotate(
                 deployment,
@@ -148,6 +175,60 @@ async fn rotate(
     Ok(json_response(StatusCode::OK, body.to_string()))
 }
 
+/// The rotation queue's worker: rotates each message's app and answers the messages that failed
+/// (`batchItemFailures`: SQS deletes the others), so one app's failure is retried alone. One log
+/// line per invocation, with what each app's message came to.
+async fn rotations(
+    deployment: &Deployment,
+    req: &Request,
+    records: Vec<(String, String)>,
+    deadline: &Deadline,
+) -> Response<Body> {
+    let started = Instant::now();
+    let function_request_id = req.lambda_context_ref().map(|c| c.request_id.as_str());
+    let function_name = deployment.function_name.as_deref();
+    let cold_start = cold_start();
+    let messages = records
+        .into_iter()
+        .map(|(id, body)| Message { id, body })
+        .collect();
+    let done = rotate_batch(deployment, messages, deadline).await;
+    let ms = started.elapsed().as_millis() as u64;
+    let count = |kind: &str| done.iter().filter(|(_, _, r)| r.as_str() == kind).count() as u64;
+    let failed: Vec<String> = done
+        .iter()
+        .filter_map(|(m, app, r)| match r {
+            Rotation::Failed(cause) => Some(format!(
+                "{}: {cause}",
+                app.as_deref().unwrap_or(m.id.as_str())
+            )),
+            _ => None,
+        })
+        .collect();
+    let failures: Vec<Value> = done
+        .iter()
+        .filter(|(_, _, r)| matches!(r, Rotation::Failed(_)))
+        .map(|(m, _, _)| json!({"itemIdentifier": m.id}))
+        .collect();
+    let (rotated, not_due, gone) = (count("rotated"), count("not_due"), count("gone"));
+    if failed.is_empty() {
+        tracing::info!(endpoint = "rotation", function_request_id, function_name, cold_start,
+            messages = done.len() as u64, ms, metric.apps_rotated = rotated,
+            metric.apps_not_due = not_due, metric.apps_gone = gone, metric.apps_failed = 0u64,
+            "rotation");
+    } else {
+        tracing::error!(endpoint = "rotation", function_request_id, function_name, cold_start,
+            messages = done.len() as u64, ms, metric.apps_rotated = rotated,
+            metric.apps_not_due = not_due, metric.apps_gone = gone,
+            metric.apps_failed = failed.len() as u64, failed = %failed.join("; "),
+            "rotation failed for some apps");
+    }
+    json_response(
+        StatusCode::OK,
+        json!({"batchItemFailures": failures}).to_string(),
+    )
+}
+
 /// The scheduled refresh: rotates what would expire before the next run and answers a small
 /// JSON result. Whenever something that was due could not be rotated (even while the stored
 /// credentials stay alive and keep being served), the invocation fails with the cause, so it
@@ -161,7 +242,7 @@ async fn scheduled(
     let function_request_id = req.lambda_context_ref().map(|c| c.request_id.as_str());
     let function_name = deployment.function_name.as_deref();
     let cold_start = cold_start();
-    let report = schedule::run(deployment, deadline).await;
+    let report = sweep::run(deployment, deadline).await;
     let ms = started.elapsed().as_millis() as u64;
     let served = report.own.as_ref().ok();
     let source = served.map(|s| s.source.as_str());
@@ -188,12 +269,12 @@ async fn scheduled(
             .map(|(k, c)| format!("{k}: {c}"))
             .collect();
         tracing::error!(endpoint = "schedule", function_request_id, function_name,
-            apps_registered = run.registered, apps_due = run.due, apps_refreshed = run.refreshed,
+            apps_due = run.due, apps_queued = run.queued, apps_refreshed = run.refreshed,
             failed = %failed.join("; "), metric.apps_failed = run.failed.len() as u64,
             metric.refresh_failed = 1, "scheduled refresh failed for registered apps");
         let keys: Vec<&str> = run.failed.iter().map(|(k, _)| k.as_str()).collect();
         failures.push(format!(
-            "scheduled refresh failed for {} of {} due apps ({}); the others were rotated: {}",
+            "scheduled refresh failed for {} of {} due apps ({}); the others were sent or rotated: {}",
             run.failed.len(),
             run.due,
             keys.join(", "),
@@ -216,8 +297,10 @@ async fn scheduled(
         metric.refresh_failed = 0,
         metric.refreshed = u64::from(refreshed),
         metric.token_left_secs = token_left_secs,
-        metric.apps_registered = run.registered,
+        metric.apps_due = run.due,
+        metric.apps_queued = run.queued,
         metric.apps_refreshed = run.refreshed,
+        apps_listed = run.listed,
         metric.archives_stored = report.archives_stored,
         metric.archives_pending = report.archives_pending,
         "scheduled refresh"
@@ -255,7 +338,7 @@ fn summary(deployment: &Deployment, report: &Report, token_left_secs: Option<u64
         "jsapi_ticket_expires_in": jsapi,
         "wx_card_ticket_expires_in": wx_card,
         "archives": {"stored": report.archives_stored, "pending": report.archives_pending},
-        "apps": {"registered": run.registered, "due": run.due, "refreshed": run.refreshed},
+        "apps": {"due": run.due, "queued": run.queued, "refreshed": run.refreshed, "listed": run.listed},
     })
 }
 
@@ -269,7 +352,22 @@ mod tests {
             appid: appid.map(str::to_string),
             agentid: agentid.map(str::to_string),
         };
-        let table: [(&str, Result<Action, &str>); 8] = [
+        let sqs = |id: &str, body: &str| {
+            json!({"Records": [{"messageId": id, "eventSource": "aws:sqs", "body": body,
+                "receiptHandle": "r", "attributes": {}}]})
+            .to_string()
+        };
+        let rotations = sqs("m1", r#"{"app":"app#wx1"}"#);
+        let not_sqs = rotations.replace("aws:sqs", "aws:sns");
+        let no_body = json!({"Records": [{"messageId": "m1", "eventSource": "aws:sqs"}]}).to_string();
+        let table: [(&str, Result<Action, &str>); 12] = [
+            (
+                &rotations,
+                Ok(Action::Rotations(vec![("m1".into(), r#"{"app":"app#wx1"}"#.into())])),
+            ),
+            (r#"{"Records":[]}"#, Ok(Action::Rotations(vec![]))),
+            (&not_sqs, Err("not an SQS event")),
+            (&no_body, Err("not an SQS event")),
             (
                 r#"{"source":"scheduler","action":"refresh"}"#,
                 Ok(Action::Refresh),

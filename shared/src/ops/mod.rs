@@ -2,8 +2,8 @@
 //! the dead-token retry (`forward`), invoice queries with the single-query fallback (`query`),
 //! status changes settled when WeChat's answer does not say (`status`), the daily budget of
 //! WeChat calls (`budget`), archive work
-//! (`archive_work`), page signatures (`sign_page`) and the hourly schedule's report
-//! (`schedule`).
+//! (`archive_work`), page signatures (`sign_page`), the hourly sweep (`sweep`) and the rotation
+//! worker it feeds (`rotate`).
 
 pub mod archive_work;
 pub mod budget;
@@ -11,9 +11,10 @@ pub mod error;
 pub mod forward;
 pub mod query;
 pub mod reply;
-pub mod schedule;
+pub mod rotate;
 pub mod sign_page;
 pub mod status;
+pub mod sweep;
 
 pub use error::OpError;
 pub use reply::{How, Payload, Reply, Resolution};

@@ -13,10 +13,13 @@ use crate::adapters::audit::AuditLog;
 use crate::adapters::aws::{dynamodb_client, load_aws};
 use crate::adapters::budget::CallBudget;
 use crate::adapters::claims::ClaimTable;
+use crate::adapters::queue::RotationQueue;
 use crate::adapters::secret::AppSecret;
-use crate::adapters::store::{DynamoStore, StoreError, TokenStore};
+use crate::adapters::store::{DynamoStore, TokenStore};
 use crate::adapters::wechat::WeChatClient;
-use crate::domain::apps::AppSettings;
+use crate::domain::apps::{AppSettings, Kind};
+use crate::domain::sweep;
+use crate::domain::timing::Timing;
 use crate::domain::config::{self, Config, ConfigError, Platform, SecretSource};
 use crate::domain::state::TokenState;
 use crate::tenant::app::AppRuntime;
@@ -32,7 +35,8 @@ pub(super) enum Registered {
     Missing(u64),
 }
 
-/// The registry's index as last read: the app keys (`None`: not complete), and when (clock ms).
+/// A shard of the registry's index as last read: its app keys (`None`: not complete), and when
+/// (clock ms).
 pub(super) type IndexRead = (Option<Arc<HashSet<String>>>, u64);
 
 /// The registered apps this process has met, by key.
@@ -41,10 +45,9 @@ pub struct Registry {
     entries: Mutex<HashMap<String, Registered>>,
     /// When (clock ms) this process last read the table for an app that turned out unknown.
     pub(super) unknown_read_ms: AtomicU64,
-    /// The registry's index of app keys (`None`: not complete yet) and when (clock ms) it was
-    /// read.
-    /// (An async lock: it is held across the read, so a burst of requests reads it once.)
-    pub(super) index: tokio::sync::Mutex<Option<IndexRead>>,
+    /// The shards of the registry's index this process has read, by shard key.
+    /// (An async lock: it is held across the read, so a burst of requests reads a shard once.)
+    pub(super) index: tokio::sync::Mutex<HashMap<String, IndexRead>>,
 }
 
 impl Registry {
@@ -72,6 +75,8 @@ pub struct Deployment {
     sdk: Option<SdkConfig>,
     /// Registered apps this process has met.
     pub(super) registry: Registry,
+    /// The rotation queue the sweep sends due apps to (`ROTATION_QUEUE_URL`).
+    pub queue: Option<RotationQueue>,
     /// `AWS_LAMBDA_FUNCTION_NAME`, for the log lines.
     pub function_name: Option<String>,
 }
@@ -122,6 +127,7 @@ impl Deployment {
         deployment.own.archive = archive;
         deployment.own.claims = claims;
         deployment.own.budget = budget;
+        deployment.queue = RotationQueue::from_config(&deployment.own.config, sdk);
         deployment.sdk = Some(sdk.clone());
         deployment
     }
@@ -150,6 +156,7 @@ impl Deployment {
             store,
             sdk: None,
             registry: Registry::default(),
+            queue: None,
             function_name: std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok(),
         }
     }
@@ -187,10 +194,17 @@ impl Deployment {
         }
     }
 
-    /// Every registered app's item (settings and token state).
-    pub async fn registered_apps(&self) -> Result<Vec<(String, TokenState)>, StoreError> {
-        self.store.apps().await
+}
+
+/// A registered app's timing: the deployment's, with tickets as its kind keeps them, and the
+/// rotation spread when the sweep sends it to the queue (`domain::sweep`).
+pub fn registered_timing(own: &Config, kind: Kind) -> Timing {
+    let mut timing = own.timing;
+    timing.tickets = kind.tickets();
+    if own.rotation_queue.is_some() {
+        timing = sweep::with_spread(timing, own.rotation_spread);
     }
+    timing
 }
 
 /// A registered app's configuration: the deployment's, with the app's platform, ids, origins,
@@ -215,7 +229,7 @@ fn registered_config(own: &Config, settings: &AppSettings) -> Config {
     config.allowed_origins = settings.origins.clone();
     // No page URL of its own: getToken then needs the caller's `url`.
     config.jssdk_url = settings.jssdk_url.clone().unwrap_or_default();
-    config.timing.tickets = settings.kind.tickets();
+    config.timing = registered_timing(own, settings.kind);
     config.secret = Some(SecretSource::SecretsManager {
         arn: format!("{}{}", config.app_secret_prefix, settings.secret_name),
     });

@@ -1,9 +1,10 @@
 //! Which app a request is for. Registered apps are read from the token table the first time a
-//! process meets them (one GetItem: settings and token state together) and again after
-//! `CACHE_TTL_SECS`; an unknown or disabled app is refused before any WeChat call, and names
-//! never seen cost at most one table read per second per process.
+//! process meets them (one read: settings and token state together, with the app's shard of the
+//! registry's index) and again after `CACHE_TTL_SECS`; an unknown or disabled app is refused
+//! before any WeChat call. A name in a shard read within `CACHE_TTL_SECS` is told unknown without
+//! a read, so made-up names cost at most one read per shard per period (16 shards); while the
+//! index is not complete, names never seen cost at most one table read per second per process.
 
-use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -38,15 +39,7 @@ impl Deployment {
         let known = match cached {
             Some(Registered::Found(app, at)) if fresh(at) => Some(app),
             Some(Registered::Missing(at)) if fresh(at) => None,
-            previous => match self.app_index(now, deadline).await {
-                // Not registered: answered from the index, nothing read, nothing remembered.
-                Some(keys) if !keys.contains(&key) => None,
-                index => {
-                    let throttled = index.is_none();
-                    self.look_up(&key, previous, throttled, now, deadline)
-                        .await?
-                }
-            },
+            previous => self.look_up(&key, previous, now, deadline).await?,
         };
         match known {
             None => Err(TenantError::NoSuchApp(TenantError::name(&key))),
@@ -55,46 +48,45 @@ impl Deployment {
         }
     }
 
-    /// The keys of the registered apps, read at most once per `CACHE_TTL_SECS`; `None` while the
-    /// registry has no complete index (or it cannot be read), when lookups fall back to reading
-    /// each name, at most one unknown a second.
-    async fn app_index(&self, now: u64, deadline: &Deadline) -> Option<Arc<HashSet<String>>> {
-        let ttl = self.config.timing.cache_ttl.as_millis() as u64;
-        let mut index = self.registry.index.lock().await;
-        if let Some((keys, at)) = index.as_ref() {
-            if now < at.saturating_add(ttl) {
-                return keys.clone();
-            }
-        }
-        let read = bounded(
-            deadline,
-            "reading the app registry",
-            self.store().app_keys(),
-        )
-        .await;
-        let keys = read.ok().flatten().map(Arc::new);
-        *index = Some((keys.clone(), now));
-        keys
-    }
-
-    /// Reads an app's item and remembers what it found.
+    /// Reads an app's item (with its shard of the index, unless that was read within
+    /// `CACHE_TTL_SECS`) and remembers what it found. A name its complete shard does not list is
+    /// unknown without a read.
     async fn look_up(
         &self,
         key: &str,
         previous: Option<Registered>,
-        throttled: bool,
         now: u64,
         deadline: &Deadline,
     ) -> Result<Option<Arc<AppRuntime>>, TenantError> {
-        // Without an index: within a second of reading the table for a name that turned out
-        // unknown, names this process has not seen are refused unread (a flood of made-up
-        // appids costs one read a second).
-        let last_miss = self.registry.unknown_read_ms.load(Ordering::Relaxed);
-        if throttled && previous.is_none() && now < last_miss.saturating_add(1000) {
-            return Err(TenantError::Throttled);
-        }
-        let read = self.store().load(key);
-        let state = bounded(deadline, "reading the app registry", read).await?;
+        let ttl = self.config.timing.cache_ttl.as_millis() as u64;
+        let shard = apps::index_shard(key);
+        let mut index = self.registry.index.lock().await;
+        let known_shard = index
+            .get(&shard)
+            .filter(|(_, at)| now < at.saturating_add(ttl))
+            .map(|(keys, _)| keys.clone());
+        let state = match known_shard {
+            // Not registered: answered from the shard, nothing read, nothing remembered.
+            Some(Some(keys)) if !keys.contains(key) => return Ok(None),
+            Some(keys) => {
+                drop(index);
+                // Without a complete shard: within a second of reading the table for a name
+                // that turned out unknown, names this process has not seen are refused unread
+                // (a flood of made-up appids costs one read a second).
+                let last_miss = self.registry.unknown_read_ms.load(Ordering::Relaxed);
+                if keys.is_none() && previous.is_none() && now < last_miss.saturating_add(1000) {
+                    return Err(TenantError::Throttled);
+                }
+                let read = self.store().load(key);
+                bounded(deadline, "reading the app registry", read).await?
+            }
+            None => {
+                let read = self.store().index_and_load(key);
+                let (keys, state) = bounded(deadline, "reading the app registry", read).await?;
+                index.insert(shard, (keys.map(Arc::new), now));
+                state
+            }
+        };
         let found = match (state.settings.clone().map(|s| *s), previous) {
             (None, _) => None,
             // Same settings: keep the instance (its token cache, its secret).

@@ -63,6 +63,19 @@ pub fn alive(state: &TokenState, now_ms: u64, margin_ms: u64, timing: &Timing) -
     token && ticket
 }
 
+/// When `state` falls due for the scheduled rotation (Unix ms): its first credential to end,
+/// less `rotate_ahead`; 0 when one is missing. `satisfied(Scheduled)` turns false then.
+pub fn falls_due(state: &TokenState, timing: &Timing) -> u64 {
+    let end = |c: &Option<Credential>| c.as_ref().map_or(0, |c| c.expires_at_ms);
+    let mut first = token_dies_at(state, timing).unwrap_or(0);
+    if timing.tickets {
+        first = first
+            .min(end(&state.jsapi_ticket))
+            .min(end(&state.wx_card_ticket));
+    }
+    first.saturating_sub(ms(timing.rotate_ahead))
+}
+
 /// Alive, and published within the cooldown. Where WeChat answers the same token until late in
 /// its life (stable_token, WeCom), being "due" must not turn every request into a fetch.
 pub fn just_refreshed(state: &TokenState, now_ms: u64, timing: &Timing) -> bool {
@@ -267,6 +280,40 @@ mod tests {
         Want::Forced {
             baseline: Some(baseline.into()),
             since_ms: NOW,
+        }
+    }
+
+    #[test]
+    fn an_app_falls_due_when_the_scheduled_rotation_would_start() {
+        let t = Timing::default();
+        let ahead = 65 * MIN;
+        let mut marked = state(120, 30);
+        marked.fetch_started_ms = Some(NOW - 2 * MIN);
+        let old_card = TokenState {
+            wx_card_ticket: cred("ct", 80 * MIN),
+            ..state(120, 30)
+        };
+        let mini = Timing {
+            tickets: false,
+            ..t
+        };
+        #[rustfmt::skip]
+        let table: [(&str, TokenState, &Timing, u64); 6] = [
+            ("2 h left", state(120, 30), &t, NOW + 120 * MIN - ahead),
+            ("the card ticket ends first", old_card, &t, NOW + 80 * MIN - ahead),
+            ("fetch mark: dies at the mark + grace", marked, &t, NOW + 3 * MIN - ahead),
+            ("nothing stored: due now", TokenState::default(), &t, 0),
+            ("no tickets for a mini program", TokenState { jsapi_ticket: None, wx_card_ticket: None, ..state(120, 0) }, &mini, NOW + 120 * MIN - ahead),
+            ("tickets missing where they are kept", TokenState { wx_card_ticket: None, ..state(120, 0) }, &t, 0),
+        ];
+        for (name, s, timing, want) in table {
+            let due = falls_due(&s, timing);
+            assert_eq!(due, want, "{name}");
+            // The scheduled rotation agrees: not wanted a minute before, wanted from then on.
+            if due > NOW {
+                assert!(satisfied(&Want::Scheduled, &s, due - MIN, timing), "{name}");
+                assert!(!satisfied(&Want::Scheduled, &s, due + MIN, timing), "{name}");
+            }
         }
     }
 

@@ -15,6 +15,7 @@
 
 use crate::adapters::store::{Lock, StoreError};
 use crate::adapters::wechat::{Issued, TicketKind};
+use crate::domain::apps;
 use crate::domain::clock::ms;
 use crate::domain::deadline::Deadline;
 use crate::domain::state::{applied, Credential, TokenState, Update};
@@ -257,6 +258,12 @@ impl TokenService {
             let end = LockEnd::Release { clear_mark: false };
             let err = fault.unwrap_or(Unavailable::NothingFetched.into());
             return Fetched::Nothing(end, locked.clone(), err);
+        }
+        // A registered app's next due time goes into the sweep's index with the publish (the
+        // lock guarantees `locked` is what the publish applies to).
+        if apps::is_registered_key(&self.app) {
+            let published = applied(locked.clone(), &update);
+            update.due_ms = Some(lifecycle::falls_due(&published, &self.timing));
         }
         Fetched::Some(update, fault)
     }

@@ -151,6 +151,13 @@ impl TokenService {
         self.run(want, state, deadline).await
     }
 
+    /// The scheduled rotation from a state just read (the worker's read, which told it the app
+    /// is due): no second read.
+    pub async fn rotate_due(&self, state: TokenState, deadline: &Deadline) -> Result<Served, TokenError> {
+        self.remember(&state);
+        self.run(Want::Scheduled, state, deadline).await
+    }
+
     /// `type=manual`, the spec's forced refresh, for a front end that saw 40001: WeChat is asked
     /// whether the stored token is alive (a call that spends no token quota), and only a token
     /// it reports dead is replaced, as for the invoice endpoints. A public caller cannot rotate

@@ -3,7 +3,8 @@
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
 };
 
 /// moto's endpoint; the test command starts moto and sets this.
@@ -51,12 +52,33 @@ pub async fn create_table(sdk: &SdkConfig) -> String {
     name
 }
 
+/// The token table's schema: `pk`, and the sweep's index (`due`: `sweep`, `due_ms`, keys only).
+/// Claim tables are made alike (an index nothing writes to costs nothing).
 pub async fn create_table_named(sdk: &SdkConfig, name: &str) {
+    let due = GlobalSecondaryIndex::builder()
+        .index_name("due")
+        .key_schema(key("sweep", KeyType::Hash))
+        .key_schema(key("due_ms", KeyType::Range))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .build(),
+        )
+        .build()
+        .unwrap();
+    let due_ms = AttributeDefinition::builder()
+        .attribute_name("due_ms")
+        .attribute_type(ScalarAttributeType::N)
+        .build()
+        .unwrap();
     aws_sdk_dynamodb::Client::new(sdk)
         .create_table()
         .table_name(name)
         .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sweep"))
+        .attribute_definitions(due_ms)
         .key_schema(key("pk", KeyType::Hash))
+        .global_secondary_indexes(due)
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await

@@ -41,19 +41,21 @@ async fn registry(store: &dyn TokenStore, now: u64) {
         enabled: true,
     };
     let key = app.key();
-    assert_eq!(
-        store.app_keys().await.unwrap(),
-        None,
-        "no index before a listing"
-    );
+    assert_eq!(shard_of(store, &key).await, None, "no index before a listing");
+    assert_eq!(store.due_apps(u64::MAX).await.unwrap(), None, "no sweep index before a listing");
     store.put_app(&app).await.unwrap();
+    assert_eq!(
+        store.load(&key).await.unwrap().due_ms,
+        Some(0),
+        "a new app is due at once"
+    );
     assert_eq!(
         store.load(&key).await.unwrap().settings.as_deref(),
         Some(&app)
     );
     // Registering alone does not make the index complete: apps registered before it may be
     // missing from it until a listing adds them.
-    assert_eq!(store.app_keys().await.unwrap(), None);
+    assert_eq!(shard_of(store, &key).await, None);
     // A refresh of the app keeps its settings; changing settings keeps its token.
     assert!(matches!(
         store.try_lock(&key, "A", now, 10_000).await.unwrap(),
@@ -62,25 +64,44 @@ async fn registry(store: &dyn TokenStore, now: u64) {
     let update = Update {
         access_token: cred("app-tok", now + 7_200_000),
         refreshed_at_ms: now,
+        due_ms: Some(now + 2_700_000),
         ..Update::default()
     };
     let s = store.commit(&key, "A", &update).await.unwrap().unwrap();
     assert_eq!(s.settings.as_deref(), Some(&app));
+    assert_eq!(s.due_ms, Some(now + 2_700_000), "a publish sets the due time");
+    // Settings changed, still enabled: the due time stays.
+    app.origins.pop();
+    store.put_app(&app).await.unwrap();
+    assert_eq!(store.load(&key).await.unwrap().due_ms, Some(now + 2_700_000));
     app.enabled = false;
     app.jssdk_url = None;
     store.put_app(&app).await.unwrap();
     let s = store.load(&key).await.unwrap();
     assert_eq!(s.settings.as_deref(), Some(&app));
     assert_eq!(s.access_token, update.access_token);
+    assert_eq!(s.due_ms, None, "a disabled app leaves the sweep's index");
     let listed = store.apps().await.unwrap();
     assert_eq!(listed.len(), 1, "only registered apps are listed");
     assert_eq!(listed[0].0, key);
-    let keys = store.app_keys().await.unwrap();
+    let (keys, read) = store.index_and_load(&key).await.unwrap();
     assert_eq!(
         keys,
         Some([key.clone()].into()),
         "a listing completes the index"
     );
+    assert_eq!(read.settings.as_deref(), Some(&app), "the item comes with its shard");
+    assert_eq!(
+        store.due_apps(u64::MAX).await.unwrap(),
+        Some(vec![]),
+        "the sweep's index is complete, a disabled app is not in it"
+    );
+    // Enabled again: due at once.
+    app.enabled = true;
+    store.put_app(&app).await.unwrap();
+    assert_eq!(store.due_apps(now).await.unwrap(), Some(vec![key.clone()]));
+    app.enabled = false;
+    store.put_app(&app).await.unwrap();
     // Another token API is another token: the settings change and the token goes, in one write.
     let mut mp = AppSettings {
         kind: Kind::Mp,
@@ -112,11 +133,27 @@ async fn registry(store: &dyn TokenStore, now: u64) {
     ));
     assert!(store.apps().await.unwrap().is_empty());
     assert_eq!(store.load(&key).await.unwrap(), Default::default());
-    assert_eq!(store.app_keys().await.unwrap(), Some(Default::default()));
-    // Registered once the index is complete: in it at once.
+    assert_eq!(shard_of(store, &key).await, Some(Default::default()));
+    // Registered once the index is complete: in it at once, and in the sweep's, due now; a
+    // publish moves it to its due time, which the sweep's query respects.
+    app.enabled = true;
     store.put_app(&app).await.unwrap();
-    assert_eq!(store.app_keys().await.unwrap(), Some([key.clone()].into()));
+    assert_eq!(shard_of(store, &key).await, Some([key.clone()].into()));
+    assert_eq!(store.due_apps(now).await.unwrap(), Some(vec![key.clone()]));
+    store.try_lock(&key, "D", now, 10_000).await.unwrap();
+    store.commit(&key, "D", &update).await.unwrap().unwrap();
+    assert_eq!(store.due_apps(now).await.unwrap(), Some(vec![]));
+    assert_eq!(
+        store.due_apps(now + 2_700_000).await.unwrap(),
+        Some(vec![key.clone()])
+    );
     store.remove_app(&key).await.unwrap();
+    assert_eq!(store.due_apps(u64::MAX).await.unwrap(), Some(vec![]));
+}
+
+/// The keys of `key`'s shard of the registry's index, as read with its item.
+async fn shard_of(store: &dyn TokenStore, key: &str) -> Option<std::collections::HashSet<String>> {
+    store.index_and_load(key).await.unwrap().0
 }
 
 /// The lock, the fetch mark and publishing; the publish that landed.

@@ -8,10 +8,12 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, ReturnValue, ReturnValuesOnConditionCheckFailure,
+};
 use aws_sdk_dynamodb::Client;
 
-use super::{Credential, Lock, StoreError, TokenState, TokenStore, Update, APP_INDEX};
+use super::{Credential, Lock, StoreError, TokenState, TokenStore, Update, SWEEP_MARKER};
 use crate::adapters::dynamodb::{error_text, num};
 use crate::domain::apps::{self, AppSettings, Kind};
 use crate::domain::config::TokenApi;
@@ -77,47 +79,96 @@ impl DynamoStore {
     }
 }
 
+/// The sweep's index (a global secondary index on `sweep` and `due_ms`, keys only): only
+/// enabled registered apps' items, and the marker, carry `sweep`.
+pub const DUE_INDEX: &str = "due";
+const SWEEP: &str = "due";
+
 impl DynamoStore {
-    /// `ADD` or `DELETE` keys of the index's set (a set left empty disappears).
+    /// `ADD` or `DELETE` keys of their shards' sets (a set left empty disappears).
     async fn index(&self, op: &str, keys: &[String]) -> Result<(), StoreError> {
-        if keys.is_empty() {
-            return Ok(());
+        for key in keys {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", Self::key(&apps::index_shard(key)))
+                .update_expression(format!("{op} app_keys :k"))
+                .expression_attribute_values(":k", AttributeValue::Ss(vec![key.clone()]))
+                .send()
+                .await
+                .map_err(store_err)?;
         }
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", Self::key(APP_INDEX))
-            .update_expression(format!("{op} app_keys :k"))
-            .expression_attribute_values(":k", AttributeValue::Ss(keys.to_vec()))
-            .send()
-            .await
-            .map_err(store_err)?;
         Ok(())
     }
 
-    /// Adds every app a listing found and marks the index complete. Keys are only added here:
-    /// an app registered meanwhile stays, and a removed one is taken out by its removal.
+    /// Adds every app a listing found to its shard and marks every shard complete. Keys are only
+    /// added here: an app registered meanwhile stays, and a removed one is taken out by its
+    /// removal.
     async fn complete_index(&self, keys: &[String]) -> Result<(), StoreError> {
-        let (expr, values) = if keys.is_empty() {
-            (
-                "SET complete = :t",
-                HashMap::from([(":t".to_string(), AttributeValue::Bool(true))]),
-            )
-        } else {
-            (
-                "SET complete = :t ADD app_keys :k",
-                HashMap::from([
-                    (":t".to_string(), AttributeValue::Bool(true)),
-                    (":k".to_string(), AttributeValue::Ss(keys.to_vec())),
-                ]),
-            )
-        };
+        for shard in apps::index_shards() {
+            let mine: Vec<String> = keys
+                .iter()
+                .filter(|k| apps::index_shard(k) == shard)
+                .cloned()
+                .collect();
+            let mut values = HashMap::from([(":t".to_string(), AttributeValue::Bool(true))]);
+            let expr = if mine.is_empty() {
+                "SET complete = :t"
+            } else {
+                values.insert(":k".into(), AttributeValue::Ss(mine));
+                "SET complete = :t ADD app_keys :k"
+            };
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", Self::key(&shard))
+                .update_expression(expr)
+                .set_expression_attribute_values(Some(values))
+                .send()
+                .await
+                .map_err(store_err)?;
+        }
+        Ok(())
+    }
+
+    /// Enters the enabled apps a listing found without a due time in the sweep's index, due now
+    /// (they were registered before it existed), then marks the index complete.
+    async fn complete_sweep(&self, apps: &[(String, TokenState)]) -> Result<(), StoreError> {
+        let unentered = apps.iter().filter(|(_, s)| {
+            s.due_ms.is_none() && s.settings.as_ref().is_some_and(|a| a.enabled)
+        });
+        for (key, _) in unentered {
+            let res = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", Self::key(key))
+                .update_expression("SET sweep = :sweep, due_ms = :zero")
+                .condition_expression(
+                    "attribute_exists(app_kind) AND attribute_not_exists(due_ms) AND app_enabled = :t",
+                )
+                .expression_attribute_values(":sweep", AttributeValue::S(SWEEP.into()))
+                .expression_attribute_values(":zero", num(0))
+                .expression_attribute_values(":t", AttributeValue::Bool(true))
+                .send()
+                .await;
+            match res {
+                Ok(_) => {}
+                // Removed, disabled or entered meanwhile: nothing to enter.
+                Err(SdkError::ServiceError(se))
+                    if matches!(
+                        se.err(),
+                        UpdateItemError::ConditionalCheckFailedException(_)
+                    ) => {}
+                Err(e) => return Err(store_err(e)),
+            }
+        }
         self.client
-            .update_item()
+            .put_item()
             .table_name(&self.table)
-            .key("pk", Self::key(APP_INDEX))
-            .update_expression(expr)
-            .set_expression_attribute_values(Some(values))
+            .item("pk", Self::key(SWEEP_MARKER))
+            .item("sweep", AttributeValue::S(SWEEP.into()))
+            .item("due_ms", num(0))
             .send()
             .await
             .map_err(store_err)?;
@@ -212,6 +263,11 @@ impl TokenStore for DynamoStore {
             set.push("token_fetched_ms = :refreshed".into());
             remove.push("fetch_started_ms");
         }
+        if let Some(due) = update.due_ms {
+            set.push("sweep = :sweep, due_ms = :due".into());
+            values.insert(":sweep".into(), AttributeValue::S(SWEEP.into()));
+            values.insert(":due".into(), num(due));
+        }
         for (name, cred) in [
             ("access_token", &update.access_token),
             ("previous_access_token", &update.previous_access_token),
@@ -257,14 +313,25 @@ impl TokenStore for DynamoStore {
             .into_iter()
             .filter(|n| !settings.contains_key(*n))
             .collect();
+        let mut set = set;
+        let mut absent = absent;
+        let mut values: HashMap<String, AttributeValue> = settings
+            .iter()
+            .map(|(n, v)| (format!(":{n}"), v.clone()))
+            .collect();
+        // In the sweep's index while enabled: a new or re-enabled app is due now, an enabled
+        // one keeps its due time.
+        if a.enabled {
+            set.push("sweep = :sweep, due_ms = if_not_exists(due_ms, :zero)".into());
+            values.insert(":sweep".into(), AttributeValue::S(SWEEP.into()));
+            values.insert(":zero".into(), num(0));
+        } else {
+            absent.extend(["sweep", "due_ms"]);
+        }
         let mut expr = format!("SET {}", set.join(", "));
         if !absent.is_empty() {
             expr.push_str(&format!(" REMOVE {}", absent.join(", ")));
         }
-        let values = settings
-            .iter()
-            .map(|(n, v)| (format!(":{n}"), v.clone()))
-            .collect();
         // The same token API: the settings change and the token state stays.
         let kept = self
             .client
@@ -290,6 +357,10 @@ impl TokenStore for DynamoStore {
                 // so no request ever finds the app missing in between.
                 let mut item = settings;
                 item.insert("pk".into(), Self::key(&a.key()));
+                if a.enabled {
+                    item.insert("sweep".into(), AttributeValue::S(SWEEP.into()));
+                    item.insert("due_ms".into(), num(0));
+                }
                 self.client
                     .put_item()
                     .table_name(&self.table)
@@ -314,27 +385,76 @@ impl TokenStore for DynamoStore {
         self.index("DELETE", &[key.to_string()]).await
     }
 
-    async fn app_keys(&self) -> Result<Option<HashSet<String>>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", Self::key(APP_INDEX))
+    async fn index_and_load(
+        &self,
+        key: &str,
+    ) -> Result<(Option<HashSet<String>>, TokenState), StoreError> {
+        let shard = apps::index_shard(key);
+        let mut wanted = KeysAndAttributes::builder()
+            .keys(HashMap::from([("pk".to_string(), Self::key(&shard))]))
+            .keys(HashMap::from([("pk".to_string(), Self::key(key))]))
             .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_err)?;
-        let Some(item) = out.item else {
-            return Ok(None);
-        };
-        if !matches!(item.get("complete"), Some(AttributeValue::Bool(true))) {
-            return Ok(None);
+            .build()
+            .map_err(|e| StoreError(e.to_string()))?;
+        let mut items = Vec::new();
+        // DynamoDB may leave keys unprocessed under throttling: asked again, at most twice.
+        for _ in 0..3 {
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, wanted)
+                .send()
+                .await
+                .map_err(store_err)?;
+            items.extend(out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default());
+            match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                Some(rest) if !rest.keys().is_empty() => wanted = rest,
+                _ => break,
+            }
         }
-        let keys = match item.get("app_keys") {
-            Some(AttributeValue::Ss(keys)) => keys.iter().cloned().collect(),
-            _ => HashSet::new(),
+        let named = |name: &str| {
+            items
+                .iter()
+                .find(|i| i.get("pk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some(name))
         };
-        Ok(Some(keys))
+        let keys = named(&shard)
+            .filter(|i| matches!(i.get("complete"), Some(AttributeValue::Bool(true))))
+            .map(|i| match i.get("app_keys") {
+                Some(AttributeValue::Ss(keys)) => keys.iter().cloned().collect(),
+                _ => HashSet::new(),
+            });
+        Ok((keys, named(key).map(parse).unwrap_or_default()))
+    }
+
+    async fn due_apps(&self, until_ms: u64) -> Result<Option<Vec<String>>, StoreError> {
+        let mut due = Vec::new();
+        let mut complete = false;
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(DUE_INDEX)
+                .key_condition_expression("sweep = :sweep AND due_ms <= :until")
+                .expression_attribute_values(":sweep", AttributeValue::S(SWEEP.into()))
+                .expression_attribute_values(":until", num(until_ms))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(store_err)?;
+            for item in out.items.unwrap_or_default() {
+                match item.get("pk").and_then(|v| v.as_s().ok()) {
+                    Some(k) if k == SWEEP_MARKER => complete = true,
+                    Some(k) if apps::is_registered_key(k) => due.push(k.clone()),
+                    _ => {}
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(complete.then_some(due));
+            }
+        }
     }
 
     async fn apps(&self) -> Result<Vec<(String, TokenState)>, StoreError> {
@@ -361,6 +481,7 @@ impl TokenStore for DynamoStore {
                 apps.sort_by(|a, b| a.0.cmp(&b.0));
                 let keys: Vec<String> = apps.iter().map(|(k, _)| k.clone()).collect();
                 self.complete_index(&keys).await?;
+                self.complete_sweep(&apps).await?;
                 return Ok(apps);
             }
         }
@@ -415,6 +536,7 @@ fn parse(item: &HashMap<String, AttributeValue>) -> TokenState {
         lock_owner: s("lock_owner"),
         lock_until_ms: n("lock_until_ms").unwrap_or(0),
         settings: parse_settings(item).map(Box::new),
+        due_ms: n("due_ms"),
     }
 }
 

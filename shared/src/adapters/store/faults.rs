@@ -14,8 +14,10 @@ use super::{Lock, StoreError, TokenState, TokenStore, Update};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
     Load,
-    /// Reading the registry's index.
-    AppKeys,
+    /// Reading an app's item with its shard of the registry's index.
+    IndexAndLoad,
+    /// Querying the sweep's index.
+    DueApps,
     TryLock,
     MarkFetch,
     Commit,
@@ -165,8 +167,17 @@ impl TokenStore for FaultyStore {
         self.inner.apps().await
     }
 
-    async fn app_keys(&self) -> Result<Option<HashSet<String>>, StoreError> {
-        self.apply(Op::AppKeys, || self.inner.app_keys()).await
+    async fn index_and_load(
+        &self,
+        key: &str,
+    ) -> Result<(Option<HashSet<String>>, TokenState), StoreError> {
+        self.apply(Op::IndexAndLoad, || self.inner.index_and_load(key))
+            .await
+    }
+
+    async fn due_apps(&self, until_ms: u64) -> Result<Option<Vec<String>>, StoreError> {
+        self.apply(Op::DueApps, || self.inner.due_apps(until_ms))
+            .await
     }
 }
 

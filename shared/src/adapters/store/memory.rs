@@ -13,8 +13,11 @@ use crate::domain::state::{applied, holds};
 #[derive(Default)]
 pub struct MemoryStore {
     items: Mutex<HashMap<String, TokenState>>,
-    /// The registry's index: the app keys, and whether a listing completed it.
+    /// The registry's index: the app keys, and whether a listing completed it (one set stands
+    /// for every shard: sharding is DynamoDB's item size, not a semantic).
     index: Mutex<(HashSet<String>, bool)>,
+    /// Whether a listing entered every registered app in the sweep's index.
+    sweep_complete: Mutex<bool>,
 }
 
 impl MemoryStore {
@@ -118,7 +121,8 @@ impl TokenStore for MemoryStore {
             {
                 *s = TokenState::default();
             }
-            s.settings = Some(Box::new(settings.clone()))
+            s.settings = Some(Box::new(settings.clone()));
+            s.due_ms = settings.enabled.then_some(s.due_ms.unwrap_or(0));
         });
         self.index().0.insert(settings.key());
         Ok(())
@@ -131,13 +135,45 @@ impl TokenStore for MemoryStore {
         Ok(())
     }
 
-    async fn app_keys(&self) -> Result<Option<HashSet<String>>, StoreError> {
-        let index = self.index();
-        Ok(index.1.then(|| index.0.clone()))
+    async fn index_and_load(
+        &self,
+        key: &str,
+    ) -> Result<(Option<HashSet<String>>, TokenState), StoreError> {
+        let shard = apps::index_shard(key);
+        let keys = {
+            let index = self.index();
+            index.1.then(|| {
+                index
+                    .0
+                    .iter()
+                    .filter(|k| apps::index_shard(k) == shard)
+                    .cloned()
+                    .collect()
+            })
+        };
+        Ok((keys, self.load(key).await?))
+    }
+
+    async fn due_apps(&self, until_ms: u64) -> Result<Option<Vec<String>>, StoreError> {
+        if !*self.sweep_complete.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Ok(None);
+        }
+        let items = self.items.lock().unwrap_or_else(|p| p.into_inner());
+        let mut due: Vec<(u64, String)> = items
+            .iter()
+            .filter_map(|(k, s)| Some((s.due_ms.filter(|d| *d <= until_ms)?, k.clone())))
+            .collect();
+        due.sort();
+        Ok(Some(due.into_iter().map(|(_, k)| k).collect()))
     }
 
     async fn apps(&self) -> Result<Vec<(String, TokenState)>, StoreError> {
-        let items = self.items.lock().unwrap_or_else(|p| p.into_inner());
+        let mut items = self.items.lock().unwrap_or_else(|p| p.into_inner());
+        for s in items.values_mut() {
+            if s.settings.as_ref().is_some_and(|a| a.enabled) && s.due_ms.is_none() {
+                s.due_ms = Some(0);
+            }
+        }
         let mut apps: Vec<_> = items
             .iter()
             .filter(|(_, s)| s.settings.is_some())
@@ -148,6 +184,7 @@ impl TokenStore for MemoryStore {
         let mut index = self.index();
         index.0.extend(apps.iter().map(|(k, _)| k.clone()));
         index.1 = true;
+        *self.sweep_complete.lock().unwrap_or_else(|p| p.into_inner()) = true;
         Ok(apps)
     }
 }

@@ -35,8 +35,9 @@ pub enum Lock {
     Gone,
 }
 
-/// The key of the registry's index item (no app key starts with `#`).
-pub const APP_INDEX: &str = "#apps";
+/// The item whose presence in the sweep's index says every registered app is in it (a listing
+/// has stamped the apps registered before the index existed). It sorts first: due at 0.
+pub const SWEEP_MARKER: &str = "#sweep";
 
 /// A store operation that failed (the text names the operation and DynamoDB's error, never a
 /// credential).
@@ -89,13 +90,24 @@ pub trait TokenStore: Send + Sync {
     /// Removes an app: its settings and its token state.
     async fn remove_app(&self, key: &str) -> Result<(), StoreError>;
 
-    /// Every registered app's item (settings and token state), for the schedule and the admin.
-    /// The index of app keys is completed from what it finds (see `app_keys`).
+    /// Every registered app's item (settings and token state), for the admin and the sweep's
+    /// first run. It completes the registry's indexes from what it finds: the shards of app keys
+    /// (see `index_and_load`), and the sweep's, where an enabled app without a due time is
+    /// entered as due now.
     async fn apps(&self) -> Result<Vec<(String, TokenState)>, StoreError>;
 
-    /// The keys of the registered apps, from the registry's index item: one read tells a
-    /// request for an unknown app from one for a registered app without reading either's item.
-    /// `None` until a listing (`apps`) has completed the index: registering and removing apps
-    /// keep it up to date, but apps registered before the index existed are added by a listing.
-    async fn app_keys(&self) -> Result<Option<HashSet<String>>, StoreError>;
+    /// `key`'s item and the keys of its shard of the registry's index (`apps::index_shard`), in
+    /// one read: the shard then tells a request for an unknown app from one for a registered app
+    /// without reading either's item. The shard is `None` until a listing (`apps`) has completed
+    /// it: registering and removing apps keep it up to date, but apps registered before the
+    /// index existed are added by a listing.
+    async fn index_and_load(
+        &self,
+        key: &str,
+    ) -> Result<(Option<HashSet<String>>, TokenState), StoreError>;
+
+    /// The keys of the enabled registered apps that fall due by `until_ms` (the sweep's index:
+    /// their `due_ms`), oldest first. `None` until a listing has entered every app registered
+    /// before the index existed (`SWEEP_MARKER`).
+    async fn due_apps(&self, until_ms: u64) -> Result<Option<Vec<String>>, StoreError>;
 }
