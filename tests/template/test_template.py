@@ -198,15 +198,19 @@ def test_each_function_may_touch_only_what_it_needs(egress):
             {"Prefix": {"Fn::Sub": "wxinvoice/${AWS::StackName}/apps/"}},
         ]
     }
+    due_index = {"Fn::Sub": "${TokenTable.Arn}/index/due"}
+    rotations = {"Fn::GetAtt": ["RotationQueue", "Arn"]}
     common = [
-        (token, {"dynamodb:GetItem", "dynamodb:UpdateItem"}),
+        (token, {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem"}),
         (secret, {"secretsmanager:GetSecretValue"}),
         (app_secrets, {"secretsmanager:GetSecretValue"}),
     ]
     # What each function's own policy may do, and on what (archive statements only with the
     # bucket).
     allowed = {
-        "GetTokenFunctionRole": [(token, {"dynamodb:Scan"})] + common + [
+        "GetTokenFunctionRole": [(token, {"dynamodb:Scan", "dynamodb:BatchGetItem", "dynamodb:PutItem"})] + common + [
+            (due_index, {"dynamodb:Query"}),
+            (rotations, {"sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}),
             (audit, {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}),
             (files, {"s3:GetObject", "s3:PutObject"}),
             (bucket, {"s3:ListBucket"}),
@@ -246,6 +250,12 @@ def test_each_function_may_touch_only_what_it_needs(egress):
                 if policy["PolicyName"].endswith("RolePolicy0"):
                     grants = set().union(*[a for r, a in allowed[name] if r == statement["Resource"]])
                     assert grants and actions <= grants, (name, statement)
+                    # The token table's one item get-token puts whole: the sweep's marker.
+                    if statement["Resource"] == token and "dynamodb:PutItem" in actions:
+                        assert actions == {"dynamodb:PutItem"}, (name, statement)
+                        assert statement["Condition"] == {
+                            "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["#sweep"]}
+                        }, (name, statement)
                     # The claim table's one updatable kind of item: the daily counts of WeChat calls.
                     if statement["Resource"] == claims and "dynamodb:UpdateItem" in actions:
                         assert actions == {"dynamodb:UpdateItem"}, (name, statement)
@@ -626,3 +636,40 @@ def test_get_token_touches_only_the_archive_work_and_the_archived_files_of_the_t
         else:
             assert actions == {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem"}
             assert s["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [pending]}}
+
+
+def test_the_sweep_fans_rotations_out_on_a_queue_at_a_bounded_rate():
+    _, resources = deployed(RotationConcurrency=5, RotationSpreadSeconds=300)
+    table = resources["TokenTable"]["Properties"]
+    [due] = table["GlobalSecondaryIndexes"]
+    assert due["IndexName"] == "due"
+    assert [k["AttributeName"] for k in due["KeySchema"]] == ["sweep", "due_ms"]
+    assert due["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    # The code's names for the index, the key attributes and the marker.
+    store = (TEMPLATE.parent / "shared/src/adapters/store/dynamo.rs").read_text()
+    assert 'pub const DUE_INDEX: &str = "due";' in store
+    assert '"sweep = :sweep AND due_ms <= :until"' in store
+    assert 'SWEEP_MARKER: &str = "#sweep"' in (TEMPLATE.parent / "shared/src/adapters/store/mod.rs").read_text()
+    queue = resources["RotationQueue"]["Properties"]
+    # Longer than the function's timeout, so a batch is not delivered twice while it runs.
+    assert queue["VisibilityTimeout"] >= 6 * 20
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["RotationDeadLetterQueue", "Arn"]}
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == 3
+    [mapping] = of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+    props = mapping["Properties"]
+    assert props["EventSourceArn"] == {"Fn::GetAtt": ["RotationQueue", "Arn"]}
+    assert props["FunctionName"] == {"Ref": "GetTokenFunction"}
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["BatchSize"] == 10
+    assert props["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "RotationConcurrency"}}
+    env = resources["GetTokenFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["ROTATION_QUEUE_URL"] == {"Ref": "RotationQueue"}
+    assert env["ROTATION_SPREAD_SECS"] == {"Ref": "RotationSpreadSeconds"}
+    for other in ("GetInvoiceBatchFunction", "UpdateStatusFunction"):
+        assert "ROTATION_QUEUE_URL" not in resources[other]["Properties"]["Environment"]["Variables"]
+    alarm = resources["RotationDeadLetterAlarm"]["Properties"]
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["RotationDeadLetterQueue", "QueueName"]}}]
+    assert alarm["Threshold"] == 1
+    # The hourly sweep is still the one schedule.
+    [schedule] = of_type(resources, "AWS::Scheduler::Schedule").values()
+    assert schedule["Properties"]["ScheduleExpression"] == "rate(1 hour)"

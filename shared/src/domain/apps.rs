@@ -216,8 +216,9 @@ mod tests {
 
     #[test]
     fn keys_spread_over_every_shard_of_the_index() {
-        let shards: std::collections::HashSet<String> =
-            (0..200).map(|i| index_shard(&key(&format!("wx{i}"), None))).collect();
+        let shards: std::collections::HashSet<String> = (0..200)
+            .map(|i| index_shard(&key(&format!("wx{i}"), None)))
+            .collect();
         assert_eq!(shards, index_shards().collect());
         assert_eq!(index_shard("app#wx1"), index_shard("app#wx1"));
     }

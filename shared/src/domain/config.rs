@@ -147,7 +147,10 @@ const DEFAULT_ARCHIVE_MAX_BYTES: usize = 10 * 1024 * 1024;
 
 /// `ROTATION_SPREAD_SECS`: 0 to SQS's longest delay.
 fn rotation_spread<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Duration, ConfigError> {
-    let secs = env.whole("ROTATION_SPREAD_SECS", crate::domain::sweep::DEFAULT_SPREAD_SECS)?;
+    let secs = env.whole(
+        "ROTATION_SPREAD_SECS",
+        crate::domain::sweep::DEFAULT_SPREAD_SECS,
+    )?;
     if secs > crate::domain::sweep::MAX_SPREAD_SECS {
         return Err(ConfigError(format!(
             "ROTATION_SPREAD_SECS must be at most {} (SQS's longest delay)",

@@ -20,8 +20,8 @@ use crate::http::answer::cold_start;
 use crate::http::envelope::json_response;
 use crate::http::error::ApiError;
 use crate::ops::rotate::{rotate_batch, Message, Rotation};
-use crate::ops::sweep::{self, Report};
 use crate::ops::sign_page::seconds_left;
+use crate::ops::sweep::{self, Report};
 use crate::tenant::Deployment;
 use crate::token::{Mode, Source};
 
@@ -212,10 +212,19 @@ async fn rotations(
         .collect();
     let (rotated, not_due, gone) = (count("rotated"), count("not_due"), count("gone"));
     if failed.is_empty() {
-        tracing::info!(endpoint = "rotation", function_request_id, function_name, cold_start,
-            messages = done.len() as u64, ms, metric.apps_rotated = rotated,
-            metric.apps_not_due = not_due, metric.apps_gone = gone, metric.apps_failed = 0u64,
-            "rotation");
+        tracing::info!(
+            endpoint = "rotation",
+            function_request_id,
+            function_name,
+            cold_start,
+            messages = done.len() as u64,
+            ms,
+            metric.apps_rotated = rotated,
+            metric.apps_not_due = not_due,
+            metric.apps_gone = gone,
+            metric.apps_failed = 0u64,
+            "rotation"
+        );
     } else {
         tracing::error!(endpoint = "rotation", function_request_id, function_name, cold_start,
             messages = done.len() as u64, ms, metric.apps_rotated = rotated,
@@ -359,11 +368,15 @@ mod tests {
         };
         let rotations = sqs("m1", r#"{"app":"app#wx1"}"#);
         let not_sqs = rotations.replace("aws:sqs", "aws:sns");
-        let no_body = json!({"Records": [{"messageId": "m1", "eventSource": "aws:sqs"}]}).to_string();
+        let no_body =
+            json!({"Records": [{"messageId": "m1", "eventSource": "aws:sqs"}]}).to_string();
         let table: [(&str, Result<Action, &str>); 12] = [
             (
                 &rotations,
-                Ok(Action::Rotations(vec![("m1".into(), r#"{"app":"app#wx1"}"#.into())])),
+                Ok(Action::Rotations(vec![(
+                    "m1".into(),
+                    r#"{"app":"app#wx1"}"#.into(),
+                )])),
             ),
             (r#"{"Records":[]}"#, Ok(Action::Rotations(vec![]))),
             (&not_sqs, Err("not an SQS event")),

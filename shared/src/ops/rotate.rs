@@ -7,10 +7,10 @@ use futures_util::StreamExt;
 use crate::domain::apps;
 use crate::domain::deadline::Deadline;
 use crate::domain::sweep::RotateApp;
-use crate::token::lifecycle::{self, Want};
-use crate::token::TokenError;
 use crate::tenant::deployment::registered_timing;
 use crate::tenant::Deployment;
+use crate::token::lifecycle::{self, Want};
+use crate::token::TokenError;
 
 /// What the worker did with one app.
 #[derive(Debug, Clone, PartialEq, Eq)]

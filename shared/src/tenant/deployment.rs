@@ -18,10 +18,10 @@ use crate::adapters::secret::AppSecret;
 use crate::adapters::store::{DynamoStore, TokenStore};
 use crate::adapters::wechat::WeChatClient;
 use crate::domain::apps::{AppSettings, Kind};
-use crate::domain::sweep;
-use crate::domain::timing::Timing;
 use crate::domain::config::{self, Config, ConfigError, Platform, SecretSource};
 use crate::domain::state::TokenState;
+use crate::domain::sweep;
+use crate::domain::timing::Timing;
 use crate::tenant::app::AppRuntime;
 use crate::token::TokenService;
 
@@ -127,9 +127,7 @@ impl Deployment {
         deployment.own.archive = archive;
         deployment.own.claims = claims;
         deployment.own.budget = budget;
-        deployment.queue = RotationQueue::from_config(&deployment.own.config, sdk);
-        deployment.sdk = Some(sdk.clone());
-        deployment
+        deployment.with_aws(sdk)
     }
 
     /// With another store (the memory store, or one wrapped with injected faults, in tests).
@@ -159,6 +157,14 @@ impl Deployment {
             queue: None,
             function_name: std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok(),
         }
+    }
+
+    /// With AWS for what the store does not cover: registered apps' secrets and the rotation
+    /// queue (a deployment built on another store, in tests).
+    pub fn with_aws(mut self, sdk: &SdkConfig) -> Self {
+        self.queue = RotationQueue::from_config(&self.own.config, sdk);
+        self.sdk = Some(sdk.clone());
+        self
     }
 
     /// The deployment's own app.
@@ -193,7 +199,6 @@ impl Deployment {
             budget: self.own.budget.clone(),
         }
     }
-
 }
 
 /// A registered app's timing: the deployment's, with tickets as its kind keeps them, and the

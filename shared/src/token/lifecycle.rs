@@ -312,7 +312,10 @@ mod tests {
             // The scheduled rotation agrees: not wanted a minute before, wanted from then on.
             if due > NOW {
                 assert!(satisfied(&Want::Scheduled, &s, due - MIN, timing), "{name}");
-                assert!(!satisfied(&Want::Scheduled, &s, due + MIN, timing), "{name}");
+                assert!(
+                    !satisfied(&Want::Scheduled, &s, due + MIN, timing),
+                    "{name}"
+                );
             }
         }
     }

@@ -153,7 +153,11 @@ impl TokenService {
 
     /// The scheduled rotation from a state just read (the worker's read, which told it the app
     /// is due): no second read.
-    pub async fn rotate_due(&self, state: TokenState, deadline: &Deadline) -> Result<Served, TokenError> {
+    pub async fn rotate_due(
+        &self,
+        state: TokenState,
+        deadline: &Deadline,
+    ) -> Result<Served, TokenError> {
         self.remember(&state);
         self.run(Want::Scheduled, state, deadline).await
     }

@@ -166,3 +166,55 @@ pub async fn put_secret(sdk: &SdkConfig, name: &str, value: &str) {
         .await
         .expect("put the secret's value in moto");
 }
+
+/// Creates an SQS queue (the rotation queue) under a unique name; its URL.
+pub async fn create_queue(sdk: &SdkConfig) -> String {
+    let name = format!("wxinvoice-rotation-{}", uuid::Uuid::new_v4().simple());
+    let out = aws_sdk_sqs::Client::new(sdk)
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .expect("create queue in moto");
+    out.queue_url.expect("a queue URL")
+}
+
+/// Every message visible on the queue now, received (not deleted), as (message id, body).
+pub async fn receive_all(sdk: &SdkConfig, url: &str) -> Vec<(String, String)> {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let mut messages = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(600)
+            .send()
+            .await
+            .expect("receive from moto");
+        let batch = out.messages.unwrap_or_default();
+        if batch.is_empty() {
+            return messages;
+        }
+        for m in batch {
+            messages.push((m.message_id.unwrap_or_default(), m.body.unwrap_or_default()));
+        }
+    }
+}
+
+/// An SQS event of the rotation queue, as Lambda's event source mapping delivers `messages`.
+pub fn sqs_event(messages: &[(String, String)]) -> String {
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|(id, body)| {
+            serde_json::json!({
+                "messageId": id, "receiptHandle": format!("rh-{id}"), "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                "md5OfBody": "", "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:rotation",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records }).to_string()
+}

@@ -130,7 +130,7 @@ impl TestConfig {
         let dynamo = Arc::new(wxinvoice::adapters::aws::dynamo_store(&config, sdk));
         let store = FaultyStore::new(dynamo);
         let secret = AppSecret::from_config(config.secret.as_ref(), sdk);
-        let app = Deployment::with_store(config, Arc::new(store.clone()), secret);
+        let app = Deployment::with_store(config, Arc::new(store.clone()), secret).with_aws(sdk);
         (app, store)
     }
 

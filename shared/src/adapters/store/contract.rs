@@ -41,8 +41,16 @@ async fn registry(store: &dyn TokenStore, now: u64) {
         enabled: true,
     };
     let key = app.key();
-    assert_eq!(shard_of(store, &key).await, None, "no index before a listing");
-    assert_eq!(store.due_apps(u64::MAX).await.unwrap(), None, "no sweep index before a listing");
+    assert_eq!(
+        shard_of(store, &key).await,
+        None,
+        "no index before a listing"
+    );
+    assert_eq!(
+        store.due_apps(u64::MAX).await.unwrap(),
+        None,
+        "no sweep index before a listing"
+    );
     store.put_app(&app).await.unwrap();
     assert_eq!(
         store.load(&key).await.unwrap().due_ms,
@@ -69,11 +77,18 @@ async fn registry(store: &dyn TokenStore, now: u64) {
     };
     let s = store.commit(&key, "A", &update).await.unwrap().unwrap();
     assert_eq!(s.settings.as_deref(), Some(&app));
-    assert_eq!(s.due_ms, Some(now + 2_700_000), "a publish sets the due time");
+    assert_eq!(
+        s.due_ms,
+        Some(now + 2_700_000),
+        "a publish sets the due time"
+    );
     // Settings changed, still enabled: the due time stays.
     app.origins.pop();
     store.put_app(&app).await.unwrap();
-    assert_eq!(store.load(&key).await.unwrap().due_ms, Some(now + 2_700_000));
+    assert_eq!(
+        store.load(&key).await.unwrap().due_ms,
+        Some(now + 2_700_000)
+    );
     app.enabled = false;
     app.jssdk_url = None;
     store.put_app(&app).await.unwrap();
@@ -90,7 +105,11 @@ async fn registry(store: &dyn TokenStore, now: u64) {
         Some([key.clone()].into()),
         "a listing completes the index"
     );
-    assert_eq!(read.settings.as_deref(), Some(&app), "the item comes with its shard");
+    assert_eq!(
+        read.settings.as_deref(),
+        Some(&app),
+        "the item comes with its shard"
+    );
     assert_eq!(
         store.due_apps(u64::MAX).await.unwrap(),
         Some(vec![]),

@@ -134,9 +134,9 @@ impl DynamoStore {
     /// Enters the enabled apps a listing found without a due time in the sweep's index, due now
     /// (they were registered before it existed), then marks the index complete.
     async fn complete_sweep(&self, apps: &[(String, TokenState)]) -> Result<(), StoreError> {
-        let unentered = apps.iter().filter(|(_, s)| {
-            s.due_ms.is_none() && s.settings.as_ref().is_some_and(|a| a.enabled)
-        });
+        let unentered = apps
+            .iter()
+            .filter(|(_, s)| s.due_ms.is_none() && s.settings.as_ref().is_some_and(|a| a.enabled));
         for (key, _) in unentered {
             let res = self
                 .client
@@ -406,7 +406,11 @@ impl TokenStore for DynamoStore {
                 .send()
                 .await
                 .map_err(store_err)?;
-            items.extend(out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default());
+            items.extend(
+                out.responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default(),
+            );
             match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
                 Some(rest) if !rest.keys().is_empty() => wanted = rest,
                 _ => break,

@@ -155,7 +155,11 @@ impl TokenStore for MemoryStore {
     }
 
     async fn due_apps(&self, until_ms: u64) -> Result<Option<Vec<String>>, StoreError> {
-        if !*self.sweep_complete.lock().unwrap_or_else(|p| p.into_inner()) {
+        if !*self
+            .sweep_complete
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+        {
             return Ok(None);
         }
         let items = self.items.lock().unwrap_or_else(|p| p.into_inner());
@@ -184,7 +188,10 @@ impl TokenStore for MemoryStore {
         let mut index = self.index();
         index.0.extend(apps.iter().map(|(k, _)| k.clone()));
         index.1 = true;
-        *self.sweep_complete.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        *self
+            .sweep_complete
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = true;
         Ok(apps)
     }
 }

@@ -365,7 +365,10 @@ async fn with_the_registry_index_unknown_names_cost_no_read_and_real_apps_are_ne
         "at most one read per shard of the index for 200 lookups: {shard_reads}"
     );
     let item_reads = store.calls(Op::Load);
-    assert!(item_reads <= 1, "no item read for an unknown name: {item_reads}");
+    assert!(
+        item_reads <= 1,
+        "no item read for an unknown name: {item_reads}"
+    );
     // Past the cache period, the same flood again: at most one more read per shard, no item
     // read.
     h.advance(&app, 31).await;

@@ -19,3 +19,4 @@ mod invoices;
 mod lifecycle;
 mod logs;
 mod partial;
+mod sweep;
