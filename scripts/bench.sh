@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: the Lambda-faithful benchmark. Builds the functions, the floor and the emulator in
-# release mode, installs the Python peer into .venv, starts moto's DynamoDB server and the WeChat
-# simulator, and runs lambda-bench (cold starts, warm latency, peak RSS, DynamoDB requests per
+# release mode, installs the Python peer into .venv and the Node.js peer into benches/node-peer,
+# starts moto's DynamoDB server and the WeChat simulator, and runs lambda-bench (cold starts, warm latency, peak RSS, DynamoDB requests per
 # call; arm64 bootstrap sizes when `cargo lambda build --release --arm64` has run). Prints a table
 # and writes target/bench.json. A benchmark: no figure fails it.
 set -euo pipefail
@@ -13,6 +13,21 @@ trap stop_all EXIT
 ensure_venv
 log "installing the Python peer (awslambdaric, wechatpy, boto3) into .venv"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r benches/python-peer/requirements.txt
+# The Node.js peer: aws-lambda-ric builds its native client (curl and aws-lambda-cpp) at install,
+# with cmake and the autotools; on Debian as root they are installed when missing, as the browser
+# test installs Chromium.
+if [ ! -f benches/node-peer/node_modules/aws-lambda-ric/dist/rapid-client.node ]; then
+  if ! command -v cmake >/dev/null || ! command -v autoreconf >/dev/null || ! command -v libtoolize >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      log "installing Debian's cmake and autotools for aws-lambda-ric's native client"
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake autoconf automake libtool make g++; } \
+        >"$RUN_DIR/apt.log" 2>&1 || log "apt-get failed (see $RUN_DIR/apt.log)"
+    fi
+  fi
+  log "installing the Node.js peer (aws-lambda-ric, AWS SDK v3) from its lockfile"
+  (cd benches/node-peer && npm ci --no-audit --no-fund >"$RUN_DIR/npm.log" 2>&1) \
+    || { cat "$RUN_DIR/npm.log"; exit 1; }
+fi
 log "release build"
 cargo build --locked --release -p get-token -p get-invoice-batch -p bench-hello -p lambda-bench -p wechat-sim -p wxinvoice-admin
 
@@ -49,6 +64,6 @@ curl -fsS -X POST "$WECHAT_API_BASE/__sim/options" -d "{\"apps\":${apps_json%,}]
 export BENCH_APPID=wxbench00000000100
 
 BENCH_MOTO="$AWS_ENDPOINT_URL_DYNAMODB" BENCH_BIN_DIR="${BENCH_BIN_DIR:-$ROOT/target/release}" BENCH_PYTHON="$VENV/bin/python" \
-BENCH_PEER_DIR="$ROOT/benches/python-peer" BENCH_FIXTURES="$ROOT/tests/fixtures" BENCH_OUT="$ROOT/target/bench.json" \
+BENCH_PEER_DIR="$ROOT/benches/python-peer" BENCH_NODE="$(command -v node)" BENCH_NODE_PEER_DIR="$ROOT/benches/node-peer" BENCH_FIXTURES="$ROOT/tests/fixtures" BENCH_OUT="$ROOT/target/bench.json" \
 BENCH_ARM64_DIR="$ROOT/target/lambda" \
   target/release/lambda-bench
