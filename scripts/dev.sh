@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make dev`: the whole gateway on this machine. Installs the local tools into .venv, starts
 # moto's DynamoDB server and creates the table, starts the WeChat simulator (unless real WeChat
-# credentials are configured), runs `cargo lambda watch` on port 9000 and one scheduled refresh.
+# credentials are configured), runs `cargo lambda watch` on port 9000 with the rotation queue's
+# event source mapping (moto's SQS, scripts/rotation_poller.py), and one hourly sweep.
 # Ctrl-C stops everything it started.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -28,6 +29,13 @@ if [ -z "${AWS_ENDPOINT_URL_DYNAMODB:-}" ]; then
   start_moto "$MOTO_PORT" "$RUN_DIR/moto.log"
 fi
 "$VENV/bin/python" scripts/create_table.py "$TOKEN_TABLE" "$AUDIT_TABLE" "$ARCHIVE_BUCKET" "$CLAIM_TABLE"
+# The rotation queue, as deployed: the sweep sends the registered apps due to it, get-token rotates
+# them as its worker. A short spread locally, so the demo apps rotate within half a minute.
+if [ -z "${ROTATION_QUEUE_URL:-}" ]; then
+  ROTATION_QUEUE_URL=$("$VENV/bin/python" -c 'import boto3, os; print(boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL_SQS"]).create_queue(QueueName="wxinvoice-rotation", Attributes={"VisibilityTimeout": "120"})["QueueUrl"])')
+  export ROTATION_QUEUE_URL
+fi
+export ROTATION_SPREAD_SECS=${ROTATION_SPREAD_SECS:-30}
 
 log "building the functions and the simulator"
 cargo build --locked -p get-token -p get-invoice-batch -p update-status -p wechat-sim -p wxinvoice-admin
@@ -73,7 +81,9 @@ sed -i "s|^  api: \"\",|  api: \"http://127.0.0.1:$PORT\",|" "$RUN_DIR/h5/config
 start "examples/h5" "$RUN_DIR/h5.log" "$VENV/bin/python" -m http.server "$H5_PORT" --bind 127.0.0.1 --directory "$RUN_DIR/h5"
 start "cargo lambda watch" "$RUN_DIR/watch.log" cargo lambda watch --disable-cors -A 127.0.0.1 -P "$PORT"
 wait_http "http://127.0.0.1:$PORT/" 300
-log "scheduled refresh"
+start "rotation poller" "$RUN_DIR/rotation.log" "$VENV/bin/python" -u scripts/rotation_poller.py \
+  "$ROTATION_QUEUE_URL" "http://127.0.0.1:$PORT/2015-03-31/functions/get-token/invocations"
+log "hourly sweep (the registered apps go to the rotation queue; see $RUN_DIR/rotation.log)"
 cargo lambda invoke get-token -A 127.0.0.1 -P "$PORT" --data-file tests/fixtures/schedule-event.json
 echo
 cat <<HELP

@@ -65,8 +65,14 @@ export ALLOWED_ORIGINS="https://expense.example.com,http://127.0.0.1:$H5_PORT"
 cargo build --locked -p get-token -p get-invoice-batch -p update-status -p wechat-sim
 start wechat-sim "$RUN_DIR/wechat-sim.log" target/debug/wechat-sim --port "$SIM_PORT"
 wait_http "$WECHAT_API_BASE/__sim/stats" 30
+# The rotation queue and its event source mapping, as `make dev` runs them (no offsets: the test
+# waits for the rotation).
+ROTATION_QUEUE_URL=$("$VENV/bin/python" -c 'import boto3, os; print(boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL_SQS"]).create_queue(QueueName="wxinvoice-e2e-rotation")["QueueUrl"])')
+export ROTATION_QUEUE_URL ROTATION_SPREAD_SECS=0
 start "cargo lambda watch" "$RUN_DIR/watch.log" cargo lambda watch --ignore-changes --disable-cors -A 127.0.0.1 -P "$PORT"
 wait_http "http://127.0.0.1:$PORT/" 300
+start "rotation poller" "$RUN_DIR/rotation.log" "$VENV/bin/python" -u scripts/rotation_poller.py \
+  "$ROTATION_QUEUE_URL" "http://127.0.0.1:$PORT/2015-03-31/functions/get-token/invocations"
 if ! WXINVOICE_E2E_URL="http://127.0.0.1:$PORT" \
   cargo test --locked --workspace --test it -- --ignored e2e:: --test-threads=1 2>&1 | tee -a "$RUN_DIR/tests.log"; then
   log "cargo lambda watch log:"

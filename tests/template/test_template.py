@@ -661,6 +661,7 @@ def test_the_sweep_fans_rotations_out_on_a_queue_at_a_bounded_rate():
     assert props["FunctionName"] == {"Ref": "GetTokenFunction"}
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert props["BatchSize"] == 10
+    assert props["MaximumBatchingWindowInSeconds"] == 10
     assert props["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "RotationConcurrency"}}
     env = resources["GetTokenFunction"]["Properties"]["Environment"]["Variables"]
     assert env["ROTATION_QUEUE_URL"] == {"Ref": "RotationQueue"}

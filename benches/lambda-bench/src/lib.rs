@@ -286,7 +286,12 @@ impl Counts {
 
     fn count(&self, op: &str) {
         self.total.fetch_add(1, Ordering::Relaxed);
-        *self.by_op.lock().unwrap().entry(op.to_string()).or_default() += 1;
+        *self
+            .by_op
+            .lock()
+            .unwrap()
+            .entry(op.to_string())
+            .or_default() += 1;
     }
 }
 

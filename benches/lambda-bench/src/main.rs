@@ -21,7 +21,6 @@ use std::time::Instant;
 use lambda_bench::*;
 use serde_json::{json, Value};
 
-
 struct Figures {
     cold_p50: f64,
     cold_p90: f64,
@@ -64,13 +63,7 @@ async fn cold_start(f: &Function, event: &[u8], into: &mut Colds) {
 }
 
 /// Warm figures of one long-lived process, with the cold starts measured before.
-async fn measure(
-    f: &Function,
-    event: &[u8],
-    colds: Colds,
-    warms: usize,
-    ddb: &Counts,
-) -> Figures {
+async fn measure(f: &Function, event: &[u8], colds: Colds, warms: usize, ddb: &Counts) -> Figures {
     let Colds {
         total: mut cold,
         mut init,
@@ -355,7 +348,9 @@ async fn main() {
             ratio(o, f)
         );
     }
-    println!("| DynamoDB GetItem round trip to moto via the proxy (ms) | {ddb_rtt:.3} | | | | | | |");
+    println!(
+        "| DynamoDB GetItem round trip to moto via the proxy (ms) | {ddb_rtt:.3} | | | | | | |"
+    );
     println!(
         "| cold start p50 less one DynamoDB round trip (ms) | {:.3} | {:.3} | {:.3} | {:.3} | {:.1}x | {:.1}x | {:.1}x |",
         ours.cold_p50 - ddb_rtt,

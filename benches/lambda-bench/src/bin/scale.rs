@@ -86,9 +86,15 @@ impl Run {
         let f = self.get_token(&[("ROTATION_SPREAD_SECS", spread.to_string())]);
         let api = RuntimeApi::start().await;
         let mut child = f.spawn(&api);
-        let done = api.invoke(br#"{"source":"scheduler","action":"refresh"}"#).await;
+        let done = api
+            .invoke(br#"{"source":"scheduler","action":"refresh"}"#)
+            .await;
         let _ = child.kill().await;
-        assert!(!done.error, "sweep failed: {}", String::from_utf8_lossy(&done.body));
+        assert!(
+            !done.error,
+            "sweep failed: {}",
+            String::from_utf8_lossy(&done.body)
+        );
         serde_json::from_slice(&done.body).unwrap()
     }
 
@@ -244,7 +250,12 @@ async fn main() {
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
 
     // The queue as the template makes it, with a short visibility timeout for a failed message.
-    let dlq = sqs.create_queue().queue_name("wxinvoice-scale-dlq").send().await.unwrap();
+    let dlq = sqs
+        .create_queue()
+        .queue_name("wxinvoice-scale-dlq")
+        .send()
+        .await
+        .unwrap();
     let dlq_arn = sqs
         .get_queue_attributes()
         .queue_url(dlq.queue_url().unwrap())
@@ -258,7 +269,10 @@ async fn main() {
     let queue = sqs
         .create_queue()
         .queue_name("wxinvoice-scale-rotation")
-        .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "30")
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+            "30",
+        )
         .attributes(
             aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
             json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"}).to_string(),
@@ -313,18 +327,39 @@ async fn main() {
         .buffer_unordered(16)
         .collect::<Vec<()>>()
         .await;
-    eprintln!("lambda-scale: {n} apps registered in {:.1} s", registering.elapsed().as_secs_f64());
+    eprintln!(
+        "lambda-scale: {n} apps registered in {:.1} s",
+        registering.elapsed().as_secs_f64()
+    );
 
     let counts = Arc::new(Counts::default());
     let proxy = counting_proxy(moto.clone(), counts.clone()).await;
-    let env_keys = ["WECHAT_APPID", "WECHAT_SECRET_ARN", "WECHAT_API_BASE", "WECHAT_ALLOW_HTTP", "TOKEN_TABLE", "JSSDK_URL", "APP_SECRET_PREFIX"];
-    let mut gateway_env: Vec<(String, String)> = env_keys.iter().map(|k| (k.to_string(), env(k))).collect();
+    let env_keys = [
+        "WECHAT_APPID",
+        "WECHAT_SECRET_ARN",
+        "WECHAT_API_BASE",
+        "WECHAT_ALLOW_HTTP",
+        "TOKEN_TABLE",
+        "JSSDK_URL",
+        "APP_SECRET_PREFIX",
+    ];
+    let mut gateway_env: Vec<(String, String)> =
+        env_keys.iter().map(|k| (k.to_string(), env(k))).collect();
     gateway_env.extend([
-        ("AWS_ENDPOINT_URL_DYNAMODB".to_string(), format!("http://{proxy}")),
-        ("AWS_ENDPOINT_URL_SQS".to_string(), format!("http://{proxy}")),
+        (
+            "AWS_ENDPOINT_URL_DYNAMODB".to_string(),
+            format!("http://{proxy}"),
+        ),
+        (
+            "AWS_ENDPOINT_URL_SQS".to_string(),
+            format!("http://{proxy}"),
+        ),
         ("AWS_ENDPOINT_URL_SECRETS_MANAGER".to_string(), moto.clone()),
         ("ROTATION_QUEUE_URL".to_string(), queue.clone()),
-        ("SCHEDULE_CONCURRENCY".to_string(), env_or("SCHEDULE_CONCURRENCY", 10).to_string()),
+        (
+            "SCHEDULE_CONCURRENCY".to_string(),
+            env_or("SCHEDULE_CONCURRENCY", 10).to_string(),
+        ),
         ("RUST_LOG".to_string(), "warn".to_string()),
     ]);
     let run = Run {
@@ -345,7 +380,11 @@ async fn main() {
     let sweep_ops = delta(&run.counts.by_op(), &before.0);
     let queued = swept["apps"]["queued"].as_u64().unwrap_or(0);
     println!("## lambda-scale: {n} registered apps, {workers} worker processes\n");
-    println!("sweep 1 (every app due, no offsets): {} in {sweep_ms:.0} ms; its AWS requests: {}", swept["apps"], per(&sweep_ops, 1));
+    println!(
+        "sweep 1 (every app due, no offsets): {} in {sweep_ms:.0} ms; its AWS requests: {}",
+        swept["apps"],
+        per(&sweep_ops, 1)
+    );
     let before = (run.counts.by_op(), run.wechat_calls().await);
     let drained = run.drain(workers, queued, Duration::from_secs(10)).await;
     let ops = delta(&run.counts.by_op(), &before.0);
@@ -359,33 +398,50 @@ async fn main() {
         drained.invocations,
         drained.busy_ms / 1000.0 * MEMORY_GB
     );
-    println!("per rotation: WeChat calls {:.2}; AWS requests by the worker: {}", wechat as f64 / rotated.max(1) as f64, per(&ops, rotated));
+    println!(
+        "per rotation: WeChat calls {:.2}; AWS requests by the worker: {}",
+        wechat as f64 / rotated.max(1) as f64,
+        per(&ops, rotated)
+    );
     println!("per rotation: the event source mapping's SQS requests: ReceiveMessage {:.2}, DeleteMessageBatch {:.2}", drained.receives as f64 / rotated.max(1) as f64, drained.deletes as f64 / rotated.max(1) as f64);
 
     // 2. Duplicates: a tenth of the messages delivered again.
     let dups = (n / 10).max(10);
-    futures_util::stream::iter((0..dups).collect::<Vec<_>>().chunks(10).map(<[usize]>::to_vec).collect::<Vec<_>>())
-        .map(|chunk| {
-            let (sqs, queue) = (&sqs, &queue);
-            async move {
-                let entries: Vec<_> = chunk
-                    .iter()
-                    .map(|i| {
-                        SendMessageBatchRequestEntry::builder()
-                            .id(i.to_string())
-                            .message_body(json!({"app": format!("app#{}", appid(*i))}).to_string())
-                            .build()
-                            .unwrap()
-                    })
-                    .collect();
-                sqs.send_message_batch().queue_url(queue).set_entries(Some(entries)).send().await.unwrap();
-            }
-        })
-        .buffer_unordered(8)
-        .collect::<Vec<()>>()
-        .await;
+    futures_util::stream::iter(
+        (0..dups)
+            .collect::<Vec<_>>()
+            .chunks(10)
+            .map(<[usize]>::to_vec)
+            .collect::<Vec<_>>(),
+    )
+    .map(|chunk| {
+        let (sqs, queue) = (&sqs, &queue);
+        async move {
+            let entries: Vec<_> = chunk
+                .iter()
+                .map(|i| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(json!({"app": format!("app#{}", appid(*i))}).to_string())
+                        .build()
+                        .unwrap()
+                })
+                .collect();
+            sqs.send_message_batch()
+                .queue_url(queue)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .unwrap();
+        }
+    })
+    .buffer_unordered(8)
+    .collect::<Vec<()>>()
+    .await;
     let before = (run.counts.by_op(), run.wechat_calls().await);
-    let drained = run.drain(workers, dups as u64, Duration::from_secs(5)).await;
+    let drained = run
+        .drain(workers, dups as u64, Duration::from_secs(5))
+        .await;
     let ops = delta(&run.counts.by_op(), &before.0);
     let wechat = run.wechat_calls().await - before.1;
     println!(
@@ -425,10 +481,19 @@ async fn main() {
     let swept = run.sweep(spread).await;
     let sweep_ops = delta(&run.counts.by_op(), &before);
     let queued = swept["apps"]["queued"].as_u64().unwrap_or(0);
-    println!("sweep 3 (every app due again, offsets within {spread} s): {}; SendMessageBatch {}", swept["apps"], total(&sweep_ops, "AmazonSQS.SendMessageBatch"));
-    let drained = run.drain(workers, queued, Duration::from_secs(spread + 10)).await;
+    println!(
+        "sweep 3 (every app due again, offsets within {spread} s): {}; SendMessageBatch {}",
+        swept["apps"],
+        total(&sweep_ops, "AmazonSQS.SendMessageBatch")
+    );
+    let drained = run
+        .drain(workers, queued, Duration::from_secs(spread + 10))
+        .await;
     let rotated = drained.messages - drained.failed;
-    println!("drain with offsets: {rotated} rotated in {:.1} s", drained.took.as_secs_f64());
+    println!(
+        "drain with offsets: {rotated} rotated in {:.1} s",
+        drained.took.as_secs_f64()
+    );
     let bucket = (spread / 12).max(5) as f64;
     let mut buckets: Vec<u64> = vec![0; (drained.took.as_secs_f64() / bucket) as usize + 1];
     for (t, k) in &drained.done_at {
@@ -436,6 +501,11 @@ async fn main() {
     }
     println!("\n| seconds after the sweep | rotations | per second |\n|---|---|---|");
     for (i, b) in buckets.iter().enumerate() {
-        println!("| {:.0}–{:.0} | {b} | {:.1} |", i as f64 * bucket, (i + 1) as f64 * bucket, *b as f64 / bucket);
+        println!(
+            "| {:.0}–{:.0} | {b} | {:.1} |",
+            i as f64 * bucket,
+            (i + 1) as f64 * bucket,
+            *b as f64 / bucket
+        );
     }
 }

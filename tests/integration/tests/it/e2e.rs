@@ -1,5 +1,7 @@
 //! End to end through `cargo lambda watch` (started by `make test`): the three documented paths
-//! over real HTTP, and `cargo lambda invoke` of the scheduled event and of an operator's rotation.
+//! over real HTTP, `cargo lambda invoke` of the scheduled event and of an operator's rotation, and
+//! a registered app rotated through the rotation queue (moto's SQS and the local event source
+//! mapping, `scripts/rotation_poller.py`).
 //! Ignored unless asked for: `cargo test -p integration-tests --test it -- --ignored e2e::`.
 
 use integration_tests::{fixture_path, wechat_accepts, CODE2, SEED_CARD, TOKEN_FIELDS};
@@ -184,4 +186,55 @@ async fn scheduled_event_through_cargo_lambda_invoke() {
         v.get("access_token").is_none(),
         "the schedule result carries no token: {v}"
     );
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run by `make test`"]
+async fn the_sweep_rotates_a_registered_app_through_the_queue() {
+    use wxinvoice::adapters::store::TokenStore;
+    let appid = format!("wxe2e{}", &uuid::Uuid::new_v4().simple().to_string()[..13]);
+    let sdk = integration_tests::aws().await;
+    let prefix = std::env::var("APP_SECRET_PREFIX").expect("APP_SECRET_PREFIX");
+    integration_tests::create_secret(&sdk, &format!("{prefix}{appid}"), "e2e-secret").await;
+    let sim = sim();
+    let mut apps = sim.options().await.apps;
+    apps.push(wechat_sim::SimApp {
+        kind: "mp".into(),
+        appid: appid.clone(),
+        secret: "e2e-secret".into(),
+        agentid: None,
+    });
+    sim.set_options(json!({ "apps": apps })).await;
+    let table = std::env::var("TOKEN_TABLE").expect("TOKEN_TABLE");
+    let store =
+        wxinvoice::adapters::store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &table);
+    store
+        .put_app(&wxinvoice::domain::apps::AppSettings {
+            kind: wxinvoice::domain::apps::Kind::Mp,
+            appid: appid.clone(),
+            agentid: None,
+            token_api: wxinvoice::domain::config::TokenApi::Classic,
+            secret_name: appid.clone(),
+            origins: vec!["https://expense.example.com".into()],
+            jssdk_url: Some("https://expense.example.com/invoices".into()),
+            enabled: true,
+        })
+        .await
+        .unwrap();
+    let v = invoke(&std::fs::read_to_string(fixture_path("schedule-event.json")).unwrap());
+    assert!(v["apps"]["queued"].as_u64().unwrap() >= 1, "{v}");
+    // The event source mapping hands the message to get-token, which rotates the app.
+    let mut issued = None;
+    for _ in 0..120 {
+        issued = sim.issued_to(&appid).await;
+        if issued.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let issued = issued.expect("the worker rotated the app within 30 s");
+    // Requests for the app are then served what the worker stored, without calling WeChat.
+    let (status, v) = get(&format!("/core/r/api/weChat/getToken?appid={appid}")).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["access_token"].as_str(), Some(issued.as_str()));
 }
