@@ -201,14 +201,14 @@ def test_each_function_may_touch_only_what_it_needs(egress):
     due_index = {"Fn::Sub": "${TokenTable.Arn}/index/due"}
     rotations = {"Fn::GetAtt": ["RotationQueue", "Arn"]}
     common = [
-        (token, {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem"}),
+        (token, {"dynamodb:GetItem", "dynamodb:UpdateItem"}),
         (secret, {"secretsmanager:GetSecretValue"}),
         (app_secrets, {"secretsmanager:GetSecretValue"}),
     ]
     # What each function's own policy may do, and on what (archive statements only with the
     # bucket).
     allowed = {
-        "GetTokenFunctionRole": [(token, {"dynamodb:Scan", "dynamodb:BatchGetItem", "dynamodb:PutItem"})] + common + [
+        "GetTokenFunctionRole": [(token, {"dynamodb:Scan", "dynamodb:PutItem"})] + common + [
             (due_index, {"dynamodb:Query"}),
             (rotations, {"sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}),
             (audit, {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}),

@@ -46,13 +46,16 @@ pub struct Registry {
     /// When (clock ms) this process last read the table for an app that turned out unknown.
     pub(super) unknown_read_ms: AtomicU64,
     /// The shards of the registry's index this process has read, by shard key.
-    /// (An async lock: it is held across the read, so a burst of requests reads a shard once.)
-    pub(super) index: tokio::sync::Mutex<HashMap<String, IndexRead>>,
+    pub(super) index: Mutex<HashMap<String, IndexRead>>,
 }
 
 impl Registry {
     pub(super) fn entries(&self) -> MutexGuard<'_, HashMap<String, Registered>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn shards(&self) -> MutexGuard<'_, HashMap<String, IndexRead>> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(super) fn remember(&self, key: String, entry: Registered) {

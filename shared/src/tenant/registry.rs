@@ -1,9 +1,11 @@
 //! Which app a request is for. Registered apps are read from the token table the first time a
-//! process meets them (one read: settings and token state together, with the app's shard of the
-//! registry's index) and again after `CACHE_TTL_SECS`; an unknown or disabled app is refused
-//! before any WeChat call. A name in a shard read within `CACHE_TTL_SECS` is told unknown without
-//! a read, so made-up names cost at most one read per shard per period (16 shards); while the
-//! index is not complete, names never seen cost at most one table read per second per process.
+//! process meets them (one GetItem: settings and token state together, as the deployment's own
+//! app's cold start reads its item) and again after `CACHE_TTL_SECS`; an unknown or disabled app
+//! is refused before any WeChat call. A name that turns out unknown has its shard of the
+//! registry's index read too, and a name of a shard read within `CACHE_TTL_SECS` that the shard
+//! does not list is told unknown without a read: made-up names cost at most two reads per shard
+//! per period (16 shards). While the index is not complete, names never seen cost at most one
+//! table read per second per process.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -48,9 +50,9 @@ impl Deployment {
         }
     }
 
-    /// Reads an app's item (with its shard of the index, unless that was read within
-    /// `CACHE_TTL_SECS`) and remembers what it found. A name its complete shard does not list is
-    /// unknown without a read.
+    /// Reads an app's item and remembers what it found. A name its shard (read within
+    /// `CACHE_TTL_SECS`, complete) does not list is unknown without a read; a name found unknown
+    /// has its shard read for the names that follow.
     async fn look_up(
         &self,
         key: &str,
@@ -60,33 +62,37 @@ impl Deployment {
     ) -> Result<Option<Arc<AppRuntime>>, TenantError> {
         let ttl = self.config.timing.cache_ttl.as_millis() as u64;
         let shard = apps::index_shard(key);
-        let mut index = self.registry.index.lock().await;
-        let known_shard = index
+        let known_shard = self
+            .registry
+            .shards()
             .get(&shard)
             .filter(|(_, at)| now < at.saturating_add(ttl))
             .map(|(keys, _)| keys.clone());
-        let state = match known_shard {
+        match &known_shard {
             // Not registered: answered from the shard, nothing read, nothing remembered.
             Some(Some(keys)) if !keys.contains(key) => return Ok(None),
-            Some(keys) => {
-                drop(index);
-                // Without a complete shard: within a second of reading the table for a name
-                // that turned out unknown, names this process has not seen are refused unread
-                // (a flood of made-up appids costs one read a second).
+            // The shard is not complete: within a second of reading the table for a name that
+            // turned out unknown, names this process has not seen are refused unread (a flood of
+            // made-up appids costs one read a second).
+            Some(None) if previous.is_none() => {
                 let last_miss = self.registry.unknown_read_ms.load(Ordering::Relaxed);
-                if keys.is_none() && previous.is_none() && now < last_miss.saturating_add(1000) {
+                if now < last_miss.saturating_add(1000) {
                     return Err(TenantError::Throttled);
                 }
-                let read = self.store().load(key);
-                bounded(deadline, "reading the app registry", read).await?
             }
-            None => {
-                let read = self.store().index_and_load(key);
-                let (keys, state) = bounded(deadline, "reading the app registry", read).await?;
-                index.insert(shard, (keys.map(Arc::new), now));
-                state
+            _ => {}
+        }
+        let read = self.store().load(key);
+        let state = bounded(deadline, "reading the app registry", read).await?;
+        if state.settings.is_none() && known_shard.is_none() {
+            // Unknown: the shard, for the made-up names that may follow. Unreadable, it is
+            // simply not remembered.
+            let read = self.store().index_shard(&shard);
+            if let Ok(keys) = bounded(deadline, "reading the app registry", read).await {
+                let entry = (keys.map(Arc::new), now);
+                self.registry.shards().insert(shard, entry);
             }
-        };
+        }
         let found = match (state.settings.clone().map(|s| *s), previous) {
             (None, _) => None,
             // Same settings: keep the instance (its token cache, its secret).

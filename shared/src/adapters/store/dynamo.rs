@@ -8,9 +8,7 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, ReturnValue, ReturnValuesOnConditionCheckFailure,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 
 use super::{Credential, Lock, StoreError, TokenState, TokenStore, Update, SWEEP_MARKER};
@@ -385,49 +383,26 @@ impl TokenStore for DynamoStore {
         self.index("DELETE", &[key.to_string()]).await
     }
 
-    async fn index_and_load(
-        &self,
-        key: &str,
-    ) -> Result<(Option<HashSet<String>>, TokenState), StoreError> {
-        let shard = apps::index_shard(key);
-        let mut wanted = KeysAndAttributes::builder()
-            .keys(HashMap::from([("pk".to_string(), Self::key(&shard))]))
-            .keys(HashMap::from([("pk".to_string(), Self::key(key))]))
+    async fn index_shard(&self, shard: &str) -> Result<Option<HashSet<String>>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", Self::key(shard))
             .consistent_read(true)
-            .build()
-            .map_err(|e| StoreError(e.to_string()))?;
-        let mut items = Vec::new();
-        // DynamoDB may leave keys unprocessed under throttling: asked again, at most twice.
-        for _ in 0..3 {
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, wanted)
-                .send()
-                .await
-                .map_err(store_err)?;
-            items.extend(
-                out.responses
-                    .and_then(|mut r| r.remove(&self.table))
-                    .unwrap_or_default(),
-            );
-            match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
-                Some(rest) if !rest.keys().is_empty() => wanted = rest,
-                _ => break,
-            }
-        }
-        let named = |name: &str| {
-            items
-                .iter()
-                .find(|i| i.get("pk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some(name))
+            .send()
+            .await
+            .map_err(store_err)?;
+        let Some(item) = out.item else {
+            return Ok(None);
         };
-        let keys = named(&shard)
-            .filter(|i| matches!(i.get("complete"), Some(AttributeValue::Bool(true))))
-            .map(|i| match i.get("app_keys") {
-                Some(AttributeValue::Ss(keys)) => keys.iter().cloned().collect(),
-                _ => HashSet::new(),
-            });
-        Ok((keys, named(key).map(parse).unwrap_or_default()))
+        if !matches!(item.get("complete"), Some(AttributeValue::Bool(true))) {
+            return Ok(None);
+        }
+        Ok(Some(match item.get("app_keys") {
+            Some(AttributeValue::Ss(keys)) => keys.iter().cloned().collect(),
+            _ => HashSet::new(),
+        }))
     }
 
     async fn due_apps(&self, until_ms: u64) -> Result<Option<Vec<String>>, StoreError> {

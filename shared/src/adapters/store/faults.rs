@@ -14,8 +14,8 @@ use super::{Lock, StoreError, TokenState, TokenStore, Update};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
     Load,
-    /// Reading an app's item with its shard of the registry's index.
-    IndexAndLoad,
+    /// Reading a shard of the registry's index.
+    IndexShard,
     /// Querying the sweep's index.
     DueApps,
     TryLock,
@@ -167,11 +167,8 @@ impl TokenStore for FaultyStore {
         self.inner.apps().await
     }
 
-    async fn index_and_load(
-        &self,
-        key: &str,
-    ) -> Result<(Option<HashSet<String>>, TokenState), StoreError> {
-        self.apply(Op::IndexAndLoad, || self.inner.index_and_load(key))
+    async fn index_shard(&self, shard: &str) -> Result<Option<HashSet<String>>, StoreError> {
+        self.apply(Op::IndexShard, || self.inner.index_shard(shard))
             .await
     }
 

@@ -135,23 +135,16 @@ impl TokenStore for MemoryStore {
         Ok(())
     }
 
-    async fn index_and_load(
-        &self,
-        key: &str,
-    ) -> Result<(Option<HashSet<String>>, TokenState), StoreError> {
-        let shard = apps::index_shard(key);
-        let keys = {
-            let index = self.index();
-            index.1.then(|| {
-                index
-                    .0
-                    .iter()
-                    .filter(|k| apps::index_shard(k) == shard)
-                    .cloned()
-                    .collect()
-            })
-        };
-        Ok((keys, self.load(key).await?))
+    async fn index_shard(&self, shard: &str) -> Result<Option<HashSet<String>>, StoreError> {
+        let index = self.index();
+        Ok(index.1.then(|| {
+            index
+                .0
+                .iter()
+                .filter(|k| apps::index_shard(k) == shard)
+                .cloned()
+                .collect()
+        }))
     }
 
     async fn due_apps(&self, until_ms: u64) -> Result<Option<Vec<String>>, StoreError> {

@@ -92,19 +92,16 @@ pub trait TokenStore: Send + Sync {
 
     /// Every registered app's item (settings and token state), for the admin and the sweep's
     /// first run. It completes the registry's indexes from what it finds: the shards of app keys
-    /// (see `index_and_load`), and the sweep's, where an enabled app without a due time is
+    /// (see `index_shard`), and the sweep's, where an enabled app without a due time is
     /// entered as due now.
     async fn apps(&self) -> Result<Vec<(String, TokenState)>, StoreError>;
 
-    /// `key`'s item and the keys of its shard of the registry's index (`apps::index_shard`), in
-    /// one read: the shard then tells a request for an unknown app from one for a registered app
-    /// without reading either's item. The shard is `None` until a listing (`apps`) has completed
-    /// it: registering and removing apps keep it up to date, but apps registered before the
-    /// index existed are added by a listing.
-    async fn index_and_load(
-        &self,
-        key: &str,
-    ) -> Result<(Option<HashSet<String>>, TokenState), StoreError>;
+    /// The keys in one shard of the registry's index (`apps::index_shard`): once read, it tells
+    /// a request for an unknown app of that shard from one for a registered app without reading
+    /// either's item. `None` until a listing (`apps`) has completed it: registering and removing
+    /// apps keep it up to date, but apps registered before the index existed are added by a
+    /// listing.
+    async fn index_shard(&self, shard: &str) -> Result<Option<HashSet<String>>, StoreError>;
 
     /// The keys of the enabled registered apps that fall due by `until_ms` (the sweep's index:
     /// their `due_ms`), oldest first. `None` until a listing has entered every app registered

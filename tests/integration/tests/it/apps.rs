@@ -359,28 +359,28 @@ async fn with_the_registry_index_unknown_names_cost_no_read_and_real_apps_are_ne
     // A registered app right after the misses: served, not throttled.
     let (status, v) = h.get_token_on(&app, &format!("appid={OA_B}")).await;
     assert_eq!(status, 200, "{}", shown(&v));
-    let shard_reads = store.calls(Op::IndexAndLoad);
+    let shard_reads = store.calls(Op::IndexShard);
+    let item_reads = store.calls(Op::Load);
     assert!(
         (1..=16).contains(&shard_reads),
         "at most one read per shard of the index for 200 lookups: {shard_reads}"
     );
-    let item_reads = store.calls(Op::Load);
     assert!(
-        item_reads <= 1,
-        "no item read for an unknown name: {item_reads}"
+        item_reads <= shard_reads + 1,
+        "an item read for the first unknown name of a shard only (and the real app): {item_reads}"
     );
-    // Past the cache period, the same flood again: at most one more read per shard, no item
-    // read.
+    // Past the cache period, the same flood again: at most one more read per shard, and one
+    // item read with it.
     h.advance(&app, 31).await;
     let statuses = flood(1).await;
     assert!(statuses.iter().all(|s| *s == 404), "{statuses:?}");
-    assert!(store.calls(Op::IndexAndLoad) - shard_reads <= 16);
-    assert_eq!(
-        store.calls(Op::Load),
-        item_reads,
-        "no item read for an unknown name"
+    assert!(store.calls(Op::IndexShard) - shard_reads <= 16);
+    assert!(
+        store.calls(Op::Load) - item_reads <= 16,
+        "an item read for the first unknown name of a shard only"
     );
-    // A removed app is unknown once the index is read again.
+    let item_reads = store.calls(Op::Load);
+    // A removed app is unknown once its item is read again.
     h.store()
         .remove_app(&wxinvoice::domain::apps::key(OA_B, None))
         .await
@@ -393,7 +393,10 @@ async fn with_the_registry_index_unknown_names_cost_no_read_and_real_apps_are_ne
         .method("OPTIONS")
         .query("appid=wxpreflight1");
     assert_eq!(call.send(&app).await.status(), 404);
-    assert_eq!(store.calls(Op::Load), item_reads);
+    assert!(
+        store.calls(Op::Load) - item_reads <= 2,
+        "one read each at most"
+    );
 }
 
 /// getToken as a caller behind the JWT authorizer whose token has `claims`.
