@@ -1,6 +1,6 @@
 //! The rotation queue (SQS): the hourly sweep sends each registered app that fell due as one
 //! message, delayed by the app's offset; the get-token function, as the queue's worker, rotates
-//! them. Batches of ten (SQS's limit per call), several calls at once.
+//! them. Batches of ten (SQS's limit per call), `SCHEDULE_CONCURRENCY` calls at once.
 
 use aws_config::SdkConfig;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
@@ -14,9 +14,6 @@ use crate::domain::sweep::{offset_secs, RotateApp};
 /// SQS's most messages per SendMessageBatch.
 const BATCH: usize = 10;
 
-/// SendMessageBatch calls in flight at once.
-const IN_FLIGHT: usize = 16;
-
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("rotation queue: {0}")]
 pub struct QueueError(pub String);
@@ -26,6 +23,8 @@ pub struct RotationQueue {
     client: Client,
     url: String,
     spread_secs: u64,
+    /// SendMessageBatch calls in flight at once.
+    in_flight: usize,
 }
 
 impl RotationQueue {
@@ -44,6 +43,7 @@ impl RotationQueue {
             client: Client::from_conf(conf),
             url,
             spread_secs: config.rotation_spread.as_secs(),
+            in_flight: config.schedule_concurrency,
         })
     }
 
@@ -53,7 +53,7 @@ impl RotationQueue {
         let batches: Vec<Vec<String>> = apps.chunks(BATCH).map(<[String]>::to_vec).collect();
         futures_util::stream::iter(batches)
             .map(|batch| async move { self.send_batch(batch).await })
-            .buffer_unordered(IN_FLIGHT)
+            .buffer_unordered(self.in_flight)
             .collect::<Vec<_>>()
             .await
             .into_iter()

@@ -90,6 +90,9 @@ fn sqs_records(records: &Value) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
+/// Apps named in a failed sweep's error and log line.
+const SHOWN_FAILURES: usize = 10;
+
 /// A direct invocation, answered.
 pub async fn invoked(deployment: &Deployment, req: &Request) -> Result<Response<Body>, Error> {
     let deadline = deadline(&deployment.config, req);
@@ -229,7 +232,8 @@ async fn rotations(
         tracing::error!(endpoint = "rotation", function_request_id, function_name, cold_start,
             messages = done.len() as u64, ms, metric.apps_rotated = rotated,
             metric.apps_not_due = not_due, metric.apps_gone = gone,
-            metric.apps_failed = failed.len() as u64, failed = %failed.join("; "),
+            metric.apps_failed = failed.len() as u64,
+            failed = %failed.iter().take(SHOWN_FAILURES).cloned().collect::<Vec<_>>().join("; "),
             "rotation failed for some apps");
     }
     json_response(
@@ -272,22 +276,29 @@ async fn scheduled(
     }
     let run = &report.registered;
     if !run.failed.is_empty() {
-        let failed: Vec<String> = run
+        // Named up to a few: thousands of apps failing alike (the queue unreachable) make one
+        // readable line, not a megabyte.
+        let shown: Vec<String> = run
             .failed
             .iter()
+            .take(SHOWN_FAILURES)
             .map(|(k, c)| format!("{k}: {c}"))
             .collect();
+        let more = run.failed.len().saturating_sub(SHOWN_FAILURES);
+        let more = if more > 0 {
+            format!("; and {more} more")
+        } else {
+            String::new()
+        };
+        let failed = format!("{}{more}", shown.join("; "));
         tracing::error!(endpoint = "schedule", function_request_id, function_name,
             apps_due = run.due, apps_queued = run.queued, apps_refreshed = run.refreshed,
-            failed = %failed.join("; "), metric.apps_failed = run.failed.len() as u64,
+            failed = %failed, metric.apps_failed = run.failed.len() as u64,
             metric.refresh_failed = 1, "scheduled refresh failed for registered apps");
-        let keys: Vec<&str> = run.failed.iter().map(|(k, _)| k.as_str()).collect();
         failures.push(format!(
-            "scheduled refresh failed for {} of {} due apps ({}); the others were sent or rotated: {}",
+            "scheduled refresh failed for {} of {} due apps; the others were sent or rotated: {failed}",
             run.failed.len(),
             run.due,
-            keys.join(", "),
-            failed.join("; ")
         ));
     }
     if !failures.is_empty() {

@@ -81,9 +81,13 @@ impl Run {
         stats["total"].as_u64().unwrap_or(0)
     }
 
-    /// One sweep, as the hourly schedule invokes it, on a fresh process.
+    /// One sweep, as the hourly schedule invokes it, on a fresh process. It sends one batch at a
+    /// time: moto's SQS slows down with concurrent sends (and with every message it holds).
     async fn sweep(&self, spread: u64) -> Value {
-        let f = self.get_token(&[("ROTATION_SPREAD_SECS", spread.to_string())]);
+        let f = self.get_token(&[
+            ("ROTATION_SPREAD_SECS", spread.to_string()),
+            ("SCHEDULE_CONCURRENCY", "1".to_string()),
+        ]);
         let api = RuntimeApi::start().await;
         let mut child = f.spawn(&api);
         let done = api

@@ -189,3 +189,21 @@ async fn apps_registered_before_the_index_are_entered_by_the_first_sweep() {
     let due = h.store().due_apps(u64::MAX).await.unwrap().unwrap();
     assert_eq!(due.len(), 3, "each app back in the index with its due time");
 }
+
+#[tokio::test]
+async fn a_sweep_failing_for_many_apps_names_a_few_and_counts_the_rest() {
+    let h = Harness::new().await;
+    for i in 0..12 {
+        h.register_app("mp", &app_name(i), None, &[ORIGIN]).await;
+    }
+    // Every registered app's secret was reset at WeChat.
+    let mut sim_apps = h.sim.options().await.apps;
+    for a in sim_apps.iter_mut() {
+        a.secret = "reset-at-wechat".into();
+    }
+    h.sim.set_options(json!({ "apps": sim_apps })).await;
+    let err = h.schedule().await.unwrap_err();
+    assert!(err.contains("failed for 12 of 12 due apps"), "{err}");
+    assert!(err.ends_with("; and 2 more"), "{err}");
+    assert_eq!(err.matches("app#wxsweep").count(), 10, "{err}");
+}
