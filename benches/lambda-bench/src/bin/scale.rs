@@ -505,13 +505,19 @@ async fn main() {
         swept["apps"],
         total(&sweep_ops, "AmazonSQS.SendMessageBatch")
     );
+    let tokens = run.wechat_calls().await.1;
+    let before = run.counts.by_op();
     let drained = run
         .drain(workers, queued, Duration::from_secs(spread + 10))
         .await;
-    let rotated = drained.messages - drained.failed;
+    let rotated = run.wechat_calls().await.1 - tokens;
+    let ops = delta(&run.counts.by_op(), &before);
     println!(
-        "drain with offsets: {rotated} rotated in {:.1} s",
-        drained.took.as_secs_f64()
+        "drain with offsets: {rotated} rotated (token fetches at WeChat), {} messages handled, {} failed deliveries, in {:.1} s; per rotation, AWS requests by the worker: {}",
+        drained.messages,
+        drained.failed,
+        drained.took.as_secs_f64(),
+        per(&ops, rotated)
     );
     let bucket = (spread / 12).max(5) as f64;
     let mut buckets: Vec<u64> = vec![0; (drained.took.as_secs_f64() / bucket) as usize + 1];
