@@ -6,18 +6,35 @@ use sha1::{Digest, Sha1};
 /// `wx.config` signature: SHA1 of `jsapi_ticket=…&noncestr=…&timestamp=…&url=…`, keys in ASCII
 /// order, values raw (no URL encoding). `url` must already be the page URL without its fragment.
 pub fn jsapi_signature(jsapi_ticket: &str, noncestr: &str, timestamp: u64, url: &str) -> String {
-    sha1_hex(&format!(
-        "jsapi_ticket={jsapi_ticket}&noncestr={noncestr}&timestamp={timestamp}&url={url}"
-    ))
+    sha1_hex(&jsapi_plain(jsapi_ticket, noncestr, timestamp, url))
+}
+
+/// The string `jsapi_signature` hashes.
+pub fn jsapi_plain(jsapi_ticket: &str, noncestr: &str, timestamp: u64, url: &str) -> String {
+    format!("jsapi_ticket={jsapi_ticket}&noncestr={noncestr}&timestamp={timestamp}&url={url}")
+}
+
+/// What `card_sign` hashes.
+pub fn card_plain(wx_card_ticket: &str, appid: &str, timestamp: u64, noncestr: &str) -> String {
+    let ts = timestamp.to_string();
+    let mut values = [wx_card_ticket, appid, ts.as_str(), noncestr, "INVOICE"];
+    values.sort_unstable();
+    values.concat()
+}
+
+/// A signed string as it may be shown: the ticket in it replaced by `***` (its place kept, so a
+/// front end sees what was signed around it).
+pub fn masked(plain: &str, ticket: &str) -> String {
+    if ticket.is_empty() {
+        return plain.to_string();
+    }
+    plain.replace(ticket, "***")
 }
 
 /// `chooseInvoice` card_sign: the five values (wx_card ticket, appid or corpid, timestamp,
 /// nonce, the literal `INVOICE`) sorted byte-wise and concatenated, then SHA1.
 pub fn card_sign(wx_card_ticket: &str, appid: &str, timestamp: u64, noncestr: &str) -> String {
-    let ts = timestamp.to_string();
-    let mut values = [wx_card_ticket, appid, ts.as_str(), noncestr, "INVOICE"];
-    values.sort_unstable();
-    sha1_hex(&values.concat())
+    sha1_hex(&card_plain(wx_card_ticket, appid, timestamp, noncestr))
 }
 
 /// A fresh random nonce: 32 hex characters (a UUID v4 without hyphens). The JS-SDK declares

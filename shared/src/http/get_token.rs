@@ -53,9 +53,9 @@ async fn get_token_inner(
     app: &AppRuntime,
     ctx: &Ctx<'_>,
 ) -> Result<(Response<Body>, Note), ApiError> {
-    let (mode, url) = parse_get_token(&app.config, ctx.req)?;
+    let (mode, url, debug) = parse_get_token(&app.config, ctx.req)?;
     let served = app.tokens.get(mode, &ctx.deadline).await?;
-    let body = sign_page::answer(app, &served, &url)?.to_json();
+    let body = sign_page::answer(app, &served, &url, debug)?.to_json();
     let note = Note {
         source: Some(served.source.as_str()),
         fault: served.fault.clone().map(|f| ApiError::from(f).errmsg()),
@@ -64,11 +64,22 @@ async fn get_token_inner(
     Ok((json_response(StatusCode::OK, body), note))
 }
 
-/// Everything getToken checks before any I/O: path, method, query; the mode and the page URL to
-/// sign (the configured one when the caller names none).
-pub fn parse_get_token(config: &Config, req: &Request) -> Result<(Mode, String), ApiError> {
+/// Everything getToken checks before any I/O: path, method, query; the mode, the page URL to
+/// sign (the configured one when the caller names none), and whether to show what was signed.
+pub fn parse_get_token(config: &Config, req: &Request) -> Result<(Mode, String, bool), ApiError> {
     route(req, GET_TOKEN_PATH, Method::GET)?;
-    let query = query(req, &["type", "url", "appid", "agentid"])?;
+    let query = query(req, &["type", "url", "appid", "agentid", "debug"])?;
+    // What was signed, for a page of the app (a request from one of its allowed origins) that
+    // meets "invalid signature".
+    let debug =
+        match query.get("debug").copied() {
+            None | Some("0") => false,
+            Some("1") if cors::allowed_origin(config, req).is_some() => true,
+            Some("1") => return Err(ApiError::bad_request(
+                "debug: only for a page of one of the app's allowed origins (its Origin header)",
+            )),
+            Some(_) => return Err(ApiError::bad_request("debug: must be 1 or 0")),
+        };
     let mode = match query.get("type").copied() {
         None | Some("auto") => Mode::Auto,
         Some("manual") => Mode::Manual,
@@ -88,7 +99,7 @@ pub fn parse_get_token(config: &Config, req: &Request) -> Result<(Mode, String),
         None => config.jssdk_url.clone(),
         Some(url) => page_url(config, url)?,
     };
-    Ok((mode, url))
+    Ok((mode, url, debug))
 }
 
 /// The page URL to sign, as `wx.config` sees it: the query value (percent-decoded once, by the

@@ -31,6 +31,20 @@ pub struct PageAnswer<'a> {
     card_sign: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sign_type: Option<&'static str>,
+    /// `debug=1`: what was signed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    debug: Option<Signed>,
+}
+
+/// What an answer signed, its tickets masked, for a page that meets "invalid signature" to
+/// compare with what it passed to `wx.config` (`debug=1`).
+#[derive(Serialize)]
+pub struct Signed {
+    /// `jsapi_ticket=***&noncestr=…&timestamp=…&url=…`, hashed (with the ticket) into `signature`.
+    signed: String,
+    /// The card_sign's sorted values, the wx_card ticket masked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    card_signed: Option<String>,
 }
 
 /// getToken for a mini program: the token and its life only (`wx.chooseInvoice` needs no
@@ -59,11 +73,13 @@ impl Answer<'_> {
     }
 }
 
-/// The answer from one reading of the token state (`served`), signing `url`.
+/// The answer from one reading of the token state (`served`), signing `url`; with what was
+/// signed when `debug`.
 pub fn answer<'a>(
     app: &'a AppRuntime,
     served: &'a Served,
     url: &'a str,
+    debug: bool,
 ) -> Result<Answer<'a>, TokenError> {
     let token = served.access_token()?;
     let now = app.tokens.clock().now_ms();
@@ -88,12 +104,24 @@ pub fn answer<'a>(
     let timestamp = now / 1000;
     let noncestr = sign::noncestr();
     let signature = sign::jsapi_signature(&ticket.value, &noncestr, timestamp, url);
-    let card_sign = served
+    let card_ticket = served
         .state
         .wx_card_ticket
         .as_ref()
-        .filter(|c| c.valid_for(now, 0))
-        .map(|c| sign::card_sign(&c.value, appid, timestamp, &noncestr));
+        .filter(|c| c.valid_for(now, 0));
+    let card_sign = card_ticket.map(|c| sign::card_sign(&c.value, appid, timestamp, &noncestr));
+    let debug = debug.then(|| Signed {
+        signed: sign::masked(
+            &sign::jsapi_plain(&ticket.value, &noncestr, timestamp, url),
+            &ticket.value,
+        ),
+        card_signed: card_ticket.map(|c| {
+            sign::masked(
+                &sign::card_plain(&c.value, appid, timestamp, &noncestr),
+                &c.value,
+            )
+        }),
+    });
     Ok(Answer::Page(PageAnswer {
         access_token,
         expires_in,
@@ -108,6 +136,7 @@ pub fn answer<'a>(
         signature,
         sign_type: card_sign.as_ref().map(|_| "SHA1"),
         card_sign,
+        debug,
     }))
 }
 

@@ -265,7 +265,7 @@ pub async fn rotate(app: &Deployment) -> (u16, Value) {
 /// refusal as it is answered.
 pub fn check_get_token(config: &Config, req: &Request) -> Result<String, Box<Response<Body>>> {
     http::parse_get_token(config, req)
-        .map(|(_, url)| url)
+        .map(|(_, url, _)| url)
         .map_err(|e| Box::new(e.into_response()))
 }
 

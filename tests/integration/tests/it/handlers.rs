@@ -614,3 +614,66 @@ async fn a_small_wecom_corp_gets_its_batch_from_single_queries() {
     assert_ne!(v["errcode"], 0, "{v}");
     assert!(v.get("item_list").is_none(), "{v}");
 }
+
+#[tokio::test]
+async fn debug_shows_a_page_of_the_app_what_was_signed_with_the_tickets_masked() {
+    let h = Harness::new().await;
+    let asked = |query: &str, origin: Option<&str>| {
+        let mut call = Endpoint::GetToken.call().query(query);
+        if let Some(o) = origin {
+            call = call.header("origin", o);
+        }
+        h.answer(call)
+    };
+    let (status, v) = asked("debug=1", Some("https://expense.example.com")).await;
+    assert_eq!(status, 200, "{v}");
+    let (noncestr, timestamp) = (
+        v["noncestr"].as_str().unwrap(),
+        v["timestamp"].as_u64().unwrap(),
+    );
+    let signed = v["debug"]["signed"].as_str().unwrap();
+    assert_eq!(
+        signed,
+        format!("jsapi_ticket=***&noncestr={noncestr}&timestamp={timestamp}&url={PAGE_URL}")
+    );
+    // The masked string is the one signed: with the stored ticket in place of ***, its SHA1 is
+    // the signature.
+    let stored = h.stored().await;
+    let ticket = stored.jsapi_ticket.unwrap().value;
+    let plain = signed.replace("***", &ticket);
+    use wxinvoice::adapters::sign;
+    assert_eq!(
+        plain,
+        sign::jsapi_plain(&ticket, noncestr, timestamp, PAGE_URL)
+    );
+    assert_eq!(
+        sign::jsapi_signature(&ticket, noncestr, timestamp, PAGE_URL),
+        v["signature"].as_str().unwrap()
+    );
+    let card_ticket = stored.wx_card_ticket.unwrap().value;
+    let card_signed = v["debug"]["card_signed"].as_str().unwrap();
+    assert!(
+        card_signed.contains("***") && card_signed.contains("INVOICE"),
+        "{card_signed}"
+    );
+    assert_eq!(
+        card_signed.replace("***", &card_ticket),
+        sign::card_plain(&card_ticket, &appid(), timestamp, noncestr)
+    );
+    assert!(!v["debug"].to_string().contains(&card_ticket));
+    assert!(!v["debug"].to_string().contains(&ticket));
+    // Only for the app's pages, only 1 or 0.
+    for (query, origin) in [
+        ("debug=1", None),
+        ("debug=1", Some("https://evil.example.com")),
+        ("debug=2", Some("https://expense.example.com")),
+        ("debug=", Some("https://expense.example.com")),
+    ] {
+        let (status, v) = asked(query, origin).await;
+        assert_eq!(status, 400, "{query} {origin:?}: {v}");
+        assert!(v["errmsg"].as_str().unwrap().starts_with("debug: "), "{v}");
+    }
+    let (status, v) = asked("debug=0", None).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v.get("debug").is_none(), "{v}");
+}
