@@ -89,6 +89,22 @@ schemathesis=$(grep -E '^ +[0-9]+ generated' "$RUN_DIR/schemathesis.log" | sed -
 log "load: 10000 getToken and 2000 invoice requests, 32 at a time, over loopback"
 cargo run --locked -q -p integration-tests --bin load -- "http://127.0.0.1:$PORT" 10000 2000 32 | tee "$RUN_DIR/load.log"
 
+log "front-end package (clients/web): npm ci, build, unit tests, types against openapi.yaml, npm pack's files"
+web="did not run"
+if command -v npm >/dev/null; then
+  (cd clients/web && npm ci --silent --no-audit --no-fund && npm run --silent build \
+    && npm run --silent check-types && npm run --silent check-pack && npm test) 2>&1 | tee "$RUN_DIR/web.log"
+  web_passed=$(awk '/^# pass / { print $3 }' "$RUN_DIR/web.log")
+  web_failed=$(awk '/^# fail / { print $3 }' "$RUN_DIR/web.log")
+  if [ -z "$web_passed" ] || [ "${web_failed:-1}" != 0 ]; then
+    log "the front-end package's checks failed"
+    exit 1
+  fi
+  web="$web_passed passed"
+else
+  log "THE FRONT-END PACKAGE'S TESTS DID NOT RUN: npm is missing"
+fi
+
 log "browser: the example page (examples/h5) in headless Chromium"
 browser="did not run"
 if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi wenquanyi; then
@@ -118,9 +134,9 @@ read -r passed failed < <(awk '/^test result:/ {
   for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i }
 } END { print p + 0, f + 0 }' "$RUN_DIR/tests.log")
 echo
-passed=$((passed + ${browser_passed:-0} + ${template_passed:-0}))
+passed=$((passed + ${browser_passed:-0} + ${template_passed:-0} + ${web_passed:-0}))
 echo "fmt, clippy and cfn-lint clean; arm64 bootstraps:$sizes"
-echo "schemathesis: $schemathesis; browser: $browser (target/h5-example.png)"
+echo "schemathesis: $schemathesis; browser: $browser (target/h5-example.png); front-end package: $web"
 grep '^load:' "$RUN_DIR/load.log" | grep -v 'error:'
 echo "wall time $(( $(date +%s) - STARTED )) s"
 echo "summary: $passed passed, $failed failed"
