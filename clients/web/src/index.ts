@@ -11,6 +11,9 @@ export type InvoiceItem = components["schemas"]["InvoiceItem"];
 export type UserInfo = components["schemas"]["UserInfo"];
 export type ReimburseStatus = components["schemas"]["UpdateStatusRequest"]["reimburse_status"];
 
+/** Whose invoices: the openid, or on a WeCom page the member's userid (the gateway converts it). */
+export type Owner = { openid: string; userid?: never } | { userid: string; openid?: never };
+
 /** What the user picked in chooseInvoice, normalised (`app_id` as WeChat names it). */
 export interface Chosen {
   card_id: string;
@@ -98,8 +101,8 @@ export function createClient(options: ClientOptions) {
   }
 
   function statusChange(status: ReimburseStatus) {
-    return (claimId: string, owner: { openid: string }, invoices: InvoiceRef[]) =>
-      change({ openid: owner.openid, reimburse_status: status, claim_id: claimId,
+    return (claimId: string, owner: Owner, invoices: InvoiceRef[]) =>
+      change({ ...owner, reimburse_status: status, claim_id: claimId,
         invoice_list: invoices.map(({ card_id, encrypt_code }) => ({ card_id, encrypt_code })) });
   }
 

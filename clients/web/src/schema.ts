@@ -167,8 +167,11 @@ export interface components {
             /** @description The expense claim (报销单) the change is made for (the gateway's own; never sent to WeChat). A LOCK under a claim holds the invoice for it, an INIT releases it, a CLOSURE completes it; another claim's (or no claim's) change of a held invoice is refused (409, errcode -3). */
             claim_id?: string;
         };
+        /** @description The owner by openid, or (a WeCom agent) by userid; exactly one of them. */
         UpdateStatusRequest: {
-            openid: string;
+            openid?: string;
+            /** @description WeCom only - the member whose invoices these are, instead of openid; the gateway converts it (/cgi-bin/user/convert_to_openid, WeChat's errcode passes through, 60111 for a userid the corp does not have). On an Official Account or mini program, 400. */
+            userid?: string;
             /**
              * @description INVOICE_REIMBURSE_CANCEL (red-flush) is the issuer's status and is refused with 400.
              * @enum {string}

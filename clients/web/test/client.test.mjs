@@ -115,3 +115,12 @@ test("getToken asks for the page URL and, when asked, what was signed", async ()
     ["https://expense.example.com/p?a=1", "1", "ww1", "1000002"]);
   assert.equal(calls[0].init.method, "GET");
 });
+
+test("a WeCom page names the member by userid", async () => {
+  const { fetch, calls } = fakeFetch([[200, { errcode: 0, errmsg: "ok" }]]);
+  await createClient({ api: "https://gw.example.com", appid: "ww1", agentid: "1000002", fetch })
+    .lock("claim-3", { userid: "zhangsan" }, [{ card_id: "c", encrypt_code: "e" }]);
+  const body = JSON.parse(calls[0].init.body);
+  assert.equal(body.userid, "zhangsan");
+  assert.equal(body.openid, undefined);
+});

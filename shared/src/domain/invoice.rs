@@ -96,7 +96,13 @@ pub struct UpdateInvoiceStatusRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateStatusRequest {
+    /// The invoices' owner. A WeCom page may name the member by `userid` instead, which the
+    /// gateway converts (`/cgi-bin/user/convert_to_openid`) before the change is sent.
+    #[serde(default)]
     pub openid: String,
+    /// WeCom only: the member whose invoices these are, instead of `openid` (never sent as is).
+    #[serde(default, skip_serializing)]
+    pub userid: Option<String>,
     pub reimburse_status: ReimburseStatus,
     pub invoice_list: Vec<InvoiceRef>,
     /// The expense claim this change is made for (the gateway's own; never sent to WeChat).
@@ -281,6 +287,25 @@ fn check_str(name: &str, value: &str, max: usize) -> Result<(), InputError> {
     Ok(())
 }
 
+/// Longest WeCom userid (WeCom: 1 to 64 bytes).
+pub const MAX_USERID: usize = 64;
+
+/// A WeCom member's userid: 1 to 64 letters, digits, `_`, `-`, `@` or `.` (WeCom's own rule).
+fn check_userid(userid: &str) -> Result<(), InputError> {
+    let ok = !userid.is_empty()
+        && userid.len() <= MAX_USERID
+        && userid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'@' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(InputError::invalid(format!(
+            "body.userid: 1 to {MAX_USERID} letters, digits, `_`, `-`, `@` or `.`"
+        )))
+    }
+}
+
 /// Longest claim id accepted.
 pub const MAX_CLAIM_ID: usize = 64;
 
@@ -313,7 +338,15 @@ impl Validate for GetInvoiceBatchRequest {
 
 impl Validate for UpdateStatusRequest {
     fn validate(&self, limits: &Limits) -> Result<(), InputError> {
-        check_str("openid", &self.openid, MAX_OPENID)?;
+        match &self.userid {
+            None => check_str("openid", &self.openid, MAX_OPENID)?,
+            Some(_) if !self.openid.is_empty() => {
+                return Err(InputError::invalid(
+                    "body: openid or userid, not both".to_string(),
+                ))
+            }
+            Some(userid) => check_userid(userid)?,
+        }
         check_reimburser_status(self.reimburse_status)?;
         if let Some(claim) = &self.claim_id {
             check_claim_id(claim)?;
@@ -517,6 +550,17 @@ mod tests {
         assert!(m.starts_with("body.reimburse_status: unknown status `LOCKED`, expected one of INVOICE_REIMBURSE_INIT"), "{m}");
         let m = errmsg(update(&ok.replace(r#""openid":"o""#, r#""openid":"""#)));
         assert_eq!(m, "body.openid: must not be empty");
+        // A WeCom member by userid instead: never sent as is, never both, WeCom's characters.
+        let by_user = ok.replace(r#""openid":"o""#, r#""userid":"zhang.san@corp""#);
+        let r = update(&by_user).unwrap();
+        assert_eq!(r.userid.as_deref(), Some("zhang.san@corp"));
+        assert!(!serde_json::to_string(&r).unwrap().contains("userid"));
+        let both = ok.replace(r#""openid":"o""#, r#""openid":"o","userid":"u""#);
+        assert_eq!(errmsg(update(&both)), "body: openid or userid, not both");
+        let bad = ok.replace(r#""openid":"o""#, r#""userid":"zhang san""#);
+        assert!(errmsg(update(&bad)).starts_with("body.userid: 1 to 64"));
+        let neither = ok.replace(r#""openid":"o","#, "");
+        assert_eq!(errmsg(update(&neither)), "body.openid: must not be empty");
         let m = errmsg(update(
             r#"{"openid":"o","reimburse_status":"INVOICE_REIMBURSE_LOCK"}"#,
         ));

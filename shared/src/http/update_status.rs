@@ -12,6 +12,7 @@ use crate::http::endpoint::{self, tenant_or_refuse};
 use crate::http::error::ApiError;
 use crate::http::idempotent;
 use crate::http::paths::UPDATE_STATUS;
+use crate::ops::member;
 use crate::ops::status::{self, Change, Requester};
 use crate::tenant::{AppRuntime, Deployment};
 
@@ -27,8 +28,17 @@ async fn batch(
     app: &AppRuntime,
     ctx: &Ctx<'_>,
     token: Option<String>,
-    body: UpdateStatusRequest,
+    mut body: UpdateStatusRequest,
 ) -> Result<(Response<Body>, Note), ApiError> {
+    // A WeCom member named by userid: the change is sent with its openid.
+    if let Some(userid) = body.userid.take() {
+        let converted = member::openid_of(app, token.clone(), &userid, &ctx.deadline).await?;
+        body.openid = converted.ok_or_else(|| {
+            ApiError::bad_request(
+                "body.userid: only for WeCom apps (an Official Account's page sends openid)",
+            )
+        })?;
+    }
     let change = Change {
         wechat_path: app.wechat.paths().update_status_batch,
         body: &body,

@@ -1,7 +1,7 @@
 //! Operations: what each endpoint does with WeChat for one app, without HTTP. Forwarding with
 //! the dead-token retry (`forward`), invoice queries with the single-query fallback (`query`),
 //! status changes settled when WeChat's answer does not say (`status`), the daily budget of
-//! WeChat calls (`budget`), archive work
+//! WeChat calls (`budget`), a WeCom member's openid (`member`), archive work
 //! (`archive_work`), page signatures (`sign_page`), the hourly sweep (`sweep`) and the rotation
 //! worker it feeds (`rotate`).
 
@@ -9,6 +9,7 @@ pub mod archive_work;
 pub mod budget;
 pub mod error;
 pub mod forward;
+pub mod member;
 pub mod query;
 pub mod reply;
 pub mod rotate;

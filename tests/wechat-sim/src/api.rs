@@ -50,6 +50,7 @@ pub fn handle(sim: &Sim, method: &Method, path: &str, q: &Q, body: &[u8], peer: 
         "/cgi-bin/card/invoice/reimburse/getinvoiceinfobatch" => get_batch(&st, q, body, true),
         "/cgi-bin/card/invoice/reimburse/updateinvoicestatus" => update_one(&mut st, q, body, true),
         "/cgi-bin/card/invoice/reimburse/updatestatusbatch" => update_batch(&mut st, q, body, true),
+        "/cgi-bin/user/convert_to_openid" => convert_to_openid(&st, q, body),
         _ => Err(error(40066, "invalid url")),
     };
     result.unwrap_or_else(|e| e)
@@ -447,6 +448,21 @@ fn update_one(st: &mut State, q: &Q, body: &[u8], work: bool) -> R {
 }
 
 /// All-or-nothing: every invoice must exist, belong to `openid` and accept the transition.
+/// WeCom's `POST /cgi-bin/user/convert_to_openid` `{userid}` → `{errcode, errmsg, openid}`: the
+/// member's openid, which the invoice APIs name their owner by; 60111 for a userid the corp does
+/// not have.
+fn convert_to_openid(st: &State, q: &Q, body: &[u8]) -> R {
+    check_token(st, q, true)?;
+    let b = body_object(body, &["userid"])?;
+    let userid = str_field(&b, "userid")?;
+    let Some(openid) = st.options.users.get(&userid) else {
+        return Err(error(60111, "invalid userid"));
+    };
+    let mut m = ok();
+    m.insert("openid".into(), json!(openid));
+    Ok(Value::Object(m))
+}
+
 fn update_batch(st: &mut State, q: &Q, body: &[u8], work: bool) -> R {
     let app = check_token(st, q, work)?;
     let b = body_object(body, &["openid", "reimburse_status", "invoice_list"])?;

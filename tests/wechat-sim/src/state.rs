@@ -57,6 +57,9 @@ pub struct Options {
     /// errcode for an invoice another app's token asks about (inferred: WeChat answers as for
     /// a code it does not know).
     pub foreign_invoice_errcode: i64,
+    /// WeCom members, userid → openid, for `/cgi-bin/user/convert_to_openid` (by default the
+    /// owners of the fixture invoices).
+    pub users: HashMap<String, String>,
 }
 
 /// One more account: `kind` `mp` (Official Account), `mini` (mini program) or `work` (a WeCom
@@ -106,6 +109,16 @@ impl Default for Options {
             pdf_bytes: 24 * 1024,
             apps: Vec::new(),
             foreign_invoice_errcode: 40056,
+            users: HashMap::from([
+                (
+                    "zhangsan".to_string(),
+                    "or6qc1XNFyAhiatjzyd7aboPkLz8".to_string(),
+                ),
+                (
+                    "lisi".to_string(),
+                    "or6qc1SimAnotherUserOpenid00".to_string(),
+                ),
+            ]),
         }
     }
 }

@@ -10,6 +10,8 @@ pub struct Paths {
     pub update_status_batch: &'static str,
     pub invoice_info: &'static str,
     pub update_status_one: &'static str,
+    /// WeCom only: a member's userid to the openid the invoice APIs name owners by.
+    pub convert_to_openid: Option<&'static str>,
 }
 
 /// Official Accounts (api.weixin.qq.com); with `WECHAT_TOKEN_API=stable` the token comes from
@@ -22,6 +24,7 @@ pub const MP_PATHS: Paths = Paths {
     update_status_batch: "/card/invoice/reimburse/updatestatusbatch",
     invoice_info: "/card/invoice/reimburse/getinvoiceinfo",
     update_status_one: "/card/invoice/reimburse/updateinvoicestatus",
+    convert_to_openid: None,
 };
 
 pub const MP_STABLE_TOKEN_PATH: &str = "/cgi-bin/stable_token";
@@ -39,4 +42,5 @@ pub const WORK_PATHS: Paths = Paths {
     update_status_batch: "/cgi-bin/card/invoice/reimburse/updatestatusbatch",
     invoice_info: "/cgi-bin/card/invoice/reimburse/getinvoiceinfo",
     update_status_one: "/cgi-bin/card/invoice/reimburse/updateinvoicestatus",
+    convert_to_openid: Some("/cgi-bin/user/convert_to_openid"),
 };

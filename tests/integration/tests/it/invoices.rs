@@ -494,3 +494,60 @@ async fn archive_work_sealed_under_an_appsecret_since_reset_is_given_up() {
         "nothing was asked with it"
     );
 }
+
+#[tokio::test]
+async fn a_wecom_page_may_name_the_member_by_userid() {
+    let h = Harness::new().await;
+    let t = h.served_token(&h.app).await;
+    let change = |owner: serde_json::Value| {
+        let mut body = json!({"reimburse_status": LOCK, "invoice_list": refs(&[SEED_CODE])});
+        body.as_object_mut()
+            .unwrap()
+            .extend(owner.as_object().unwrap().clone());
+        let call = Endpoint::UpdateStatus
+            .call()
+            .query(&format!("token={t}"))
+            .body(&body);
+        h.answer(call)
+    };
+    let convert = "/cgi-bin/user/convert_to_openid";
+    if !is_work() {
+        // An Official Account's page knows the openid: userid is refused before WeChat.
+        let (status, v) = change(json!({"userid": "zhangsan"})).await;
+        assert_eq!(status, 400, "{v}");
+        assert!(
+            v["errmsg"]
+                .as_str()
+                .unwrap()
+                .starts_with("body.userid: only for WeCom apps"),
+            "{v}"
+        );
+        assert_eq!(h.invoice_status(SEED_CODE).await, INIT);
+        return;
+    }
+    // The simulator's member zhangsan owns the fixture invoices: converted, then locked.
+    let (status, v) = change(json!({"userid": "zhangsan"})).await;
+    assert_eq!((status, v["errcode"].as_i64()), (200, Some(0)), "{v}");
+    assert_eq!(h.calls(convert), 1);
+    assert_eq!(h.invoice_status(SEED_CODE).await, LOCK);
+    // Another member's openid does not own them: WeChat's 72037, as for an openid.
+    let (_, v) = change(json!({"userid": "lisi"})).await;
+    assert_eq!(v["errcode"], 72037, "{v}");
+    // A userid the corp does not have: WeChat's own errcode passes through, nothing changed.
+    let updates = h.calls("/cgi-bin/card/invoice/reimburse/updatestatusbatch");
+    let (_, v) = change(json!({"userid": "nobody"})).await;
+    assert_eq!(v["errcode"], 60111, "{v}");
+    assert_eq!(
+        h.calls("/cgi-bin/card/invoice/reimburse/updatestatusbatch"),
+        updates
+    );
+    // Both, or a userid out of WeCom's characters: refused before WeChat.
+    for owner in [
+        json!({"userid": "zhangsan", "openid": OPENID}),
+        json!({"userid": "zhang san"}),
+    ] {
+        let (status, _) = change(owner).await;
+        assert_eq!(status, 400);
+    }
+    assert_eq!(h.calls(convert), 3);
+}
