@@ -224,3 +224,6 @@ export function recordLanding(storage: Pick<Storage, "getItem" | "setItem"> = se
 export function landing(storage: Pick<Storage, "getItem"> = sessionStorage): string | undefined {
   return storage.getItem(LANDING_KEY) ?? undefined;
 }
+
+export { configure, chooseInvoices, chooseInvoicesWecom, SignatureError } from "./page.js";
+export type { Jweixin, WecomJssdk, ConfigureOptions } from "./page.js";

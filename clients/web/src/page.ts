@@ -1,0 +1,95 @@
+// The page's side of WeChat's JS-SDK: wx.config with the URL WeChat checks (retried once with the
+// other URL when WeChat says "invalid signature"), and chooseInvoice on an Official Account page
+// or a WeCom page, its result normalised. The SDK objects are passed in (the official jweixin
+// `wx`, WeCom's `ww`), so the package loads neither.
+import type { Chosen, TokenAnswer, MiniTokenAnswer } from "./index.js";
+import { landing, normalizeChosen, urlToSign } from "./index.js";
+
+/** The part of jweixin's `wx` this uses. */
+export interface Jweixin {
+  config(c: Record<string, unknown>): void;
+  ready(f: () => void): void;
+  error(f: (e: { errMsg?: string }) => void): void;
+  invoke(name: string, args: Record<string, unknown>, cb: (res: Record<string, unknown>) => void): void;
+}
+
+/** The part of `@wecom/jssdk`'s `ww` this uses. */
+export interface WecomJssdk {
+  chooseInvoice(args: Record<string, unknown>): Promise<Record<string, unknown>>;
+}
+
+export interface Signer {
+  getToken(pageUrl?: string, debug?: boolean): Promise<TokenAnswer | MiniTokenAnswer>;
+}
+
+/** "invalid signature" that trying the other URL did not mend: the URLs tried, and what the
+ * gateway signed for the last one (its ticket masked), to compare with the page. */
+export class SignatureError extends Error {
+  constructor(readonly tried: string[], readonly signed?: string) {
+    super(`invalid signature for ${tried.join(" and ")}${signed ? `; signed: ${signed}` : ""}`);
+    this.name = "SignatureError";
+  }
+}
+
+export interface ConfigureOptions {
+  jsApiList?: string[];
+  /** For tests: the page's current URL, the landing URL, the user agent. */
+  href?: string;
+  landing?: string;
+  userAgent?: string;
+}
+
+function asPage(a: TokenAnswer | MiniTokenAnswer): TokenAnswer {
+  if (!("signature" in a)) throw new Error("this app signs no pages (a mini program): use @wxinvoice/web/mini");
+  return a;
+}
+
+function configured(wx: Jweixin, a: TokenAnswer, jsApiList: string[]): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    wx.ready(() => resolve(undefined));
+    wx.error((e) => resolve(e.errMsg ?? "config failed"));
+    wx.config({ debug: false, appId: a.appid, timestamp: a.timestamp, nonceStr: a.noncestr,
+      signature: a.signature, jsApiList });
+  });
+}
+
+/** wx.config for this page: signs the URL WeChat checks (the landing URL on iOS, the current one
+ * elsewhere), and on "invalid signature" the other one once; then gives up with what was signed.
+ * Answers the getToken answer that worked (its card_sign opens chooseInvoice). */
+export async function configure(wx: Jweixin, gateway: Signer, options: ConfigureOptions = {}): Promise<TokenAnswer> {
+  const href = options.href ?? location.href;
+  const first = options.landing ?? landing();
+  const ua = options.userAgent ?? navigator.userAgent;
+  const jsApiList = options.jsApiList ?? ["chooseInvoice"];
+  const primary = urlToSign(href, first, ua);
+  const other = urlToSign(href, first, /iPhone|iPad|iPod/i.test(ua) ? "Android" : "iPhone");
+  const tried: string[] = [];
+  for (const url of primary === other ? [primary] : [primary, other]) {
+    tried.push(url);
+    const answer = asPage(await gateway.getToken(url));
+    const failed = await configured(wx, answer, jsApiList);
+    if (!failed) return answer;
+    if (!/invalid signature/i.test(failed)) throw new Error(`wx.config: ${failed}`);
+  }
+  const debug = asPage(await gateway.getToken(tried[tried.length - 1], true)).debug;
+  throw new SignatureError(tried, debug?.signed);
+}
+
+/** chooseInvoice on an Official Account page, signed with the answer's card_sign. */
+export function chooseInvoices(wx: Jweixin, a: TokenAnswer): Promise<Chosen[]> {
+  return new Promise((resolve, reject) => {
+    wx.invoke("chooseInvoice", { timestamp: a.timestamp, nonceStr: a.noncestr, signType: a.sign_type ?? "SHA1",
+      cardSign: a.card_sign }, (res) => {
+      const msg = String(res.err_msg ?? res.errMsg ?? "");
+      if (/:ok$/.test(msg)) resolve(normalizeChosen(res));
+      else reject(new Error(`chooseInvoice: ${msg || "failed"}`));
+    });
+  });
+}
+
+/** chooseInvoice on a WeCom page (`ww` of @wecom/jssdk, registered with the getToken answer). */
+export async function chooseInvoicesWecom(ww: WecomJssdk, a: TokenAnswer): Promise<Chosen[]> {
+  const res = await ww.chooseInvoice({ timestamp: a.timestamp, nonceStr: a.noncestr,
+    signType: a.sign_type ?? "SHA1", cardSign: a.card_sign });
+  return normalizeChosen(res);
+}
