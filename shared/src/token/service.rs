@@ -129,6 +129,9 @@ impl TokenService {
     /// Credentials for `mode`, refreshing when needed. `auto` is answered from the cache while it
     /// holds credentials fresh enough; `manual` and the schedule always read the store.
     pub async fn get(&self, mode: Mode, deadline: &Deadline) -> Result<Served, TokenError> {
+        // When the request arrived: a rotation fetched since then (by another instance while
+        // this one was still reading the store) is the one it asked for.
+        let arrived = self.clock.now_ms();
         if mode == Mode::Auto {
             if let Some(state) = self.cached().filter(|s| self.satisfied(&Want::Fresh, s)) {
                 return Ok(Served::new(state, Source::Cached));
@@ -142,7 +145,7 @@ impl TokenService {
             Mode::Rotate => {
                 let want = Want::Forced {
                     baseline: state.access_token.as_ref().map(|c| c.value.clone()),
-                    since_ms: self.clock.now_ms(),
+                    since_ms: arrived,
                 };
                 // No cooldown: the operator asked for it.
                 return Box::pin(self.refresh(want, state, deadline)).await;

@@ -4,6 +4,7 @@
 use futures::future::join_all;
 use integration_tests::*;
 use serde_json::json;
+use wxinvoice::adapters::store::faults::{Fault, Op};
 use wxinvoice::adapters::store::{Credential, Lock, Update};
 use {wxinvoice::domain::clock::now_ms, wxinvoice::token::Mode};
 
@@ -263,4 +264,27 @@ async fn stampede_across_processes_fetches_once() {
         answers.len(),
         h.token_calls() - 1
     );
+}
+
+#[tokio::test]
+async fn a_rotation_asked_while_another_lands_shares_it() {
+    let h = Harness::new().await;
+    h.served_token(&h.app).await;
+    let before = h.token_calls();
+    // B asked at the same moment as A, but its read of the store is slow: it comes back after A's
+    // rotation was published, and finds it is the rotation it asked for.
+    let (slow, store) = h.faulty_instance(&[]);
+    store.inject(
+        Op::Load,
+        Fault::Slow(std::time::Duration::from_millis(800)),
+        Some(1),
+    );
+    let d = deadline();
+    let (a, b) = tokio::join!(
+        h.app.tokens.get(Mode::Rotate, &d),
+        slow.tokens.get(Mode::Rotate, &d)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(h.token_calls() - before, 1, "one rotation for both");
+    assert_eq!(a.state.access_token, b.state.access_token);
 }
