@@ -1,5 +1,15 @@
-// What `npm pack` would publish: exactly the built package, its manifest and README.
+// What `npm pack` would publish: exactly the built package, its manifest and README, at the
+// gateway's version (the workspace's in Cargo.toml).
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+
+const cargo = readFileSync("../../Cargo.toml", "utf8");
+const gateway = /\[workspace\.package\][^[]*?version = "([^"]+)"/s.exec(cargo)?.[1];
+const { version } = JSON.parse(readFileSync("package.json", "utf8"));
+if (version !== gateway) {
+  console.error(`package.json has version ${version}, the gateway ${gateway}: they are released together`);
+  process.exit(1);
+}
 
 const [pack] = JSON.parse(execFileSync("npm", ["pack", "--dry-run", "--json"], { encoding: "utf8" }));
 const files = pack.files.map((f) => f.path).sort();
