@@ -10,6 +10,8 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
+use futures_util::future::BoxFuture;
+use futures_util::StreamExt;
 
 use super::{Credential, Lock, StoreError, TokenState, TokenStore, Update, SWEEP_MARKER};
 use crate::adapters::dynamodb::{error_text, num};
@@ -19,6 +21,12 @@ use crate::domain::state::holds;
 
 fn store_err<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> StoreError {
     StoreError(error_text(e))
+}
+
+/// An UpdateItem refused by its condition.
+fn condition_failed<R>(e: &SdkError<UpdateItemError, R>) -> bool {
+    matches!(e, SdkError::ServiceError(se)
+        if matches!(se.err(), UpdateItemError::ConditionalCheckFailedException(_)))
 }
 
 #[derive(Clone)]
@@ -82,7 +90,34 @@ impl DynamoStore {
 pub const DUE_INDEX: &str = "due";
 const SWEEP: &str = "due";
 
+/// Writes in flight at once when a listing enters the apps registered before the sweep's index.
+const ENTER_AT_ONCE: usize = 16;
+
 impl DynamoStore {
+    /// Enters one enabled app without a due time in the sweep's index, due now.
+    async fn enter_due_now(&self, key: &str) -> Result<(), StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", Self::key(key))
+            .update_expression("SET sweep = :sweep, due_ms = :zero")
+            .condition_expression(
+                "attribute_exists(app_kind) AND attribute_not_exists(due_ms) AND app_enabled = :t",
+            )
+            .expression_attribute_values(":sweep", AttributeValue::S(SWEEP.into()))
+            .expression_attribute_values(":zero", num(0))
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await;
+        match res {
+            // Removed, disabled or entered meanwhile: nothing to enter.
+            Err(e) if condition_failed(&e) => Ok(()),
+            Err(e) => Err(store_err(e)),
+            Ok(_) => Ok(()),
+        }
+    }
+
     /// `ADD` or `DELETE` keys of their shards' sets (a set left empty disappears).
     async fn index(&self, op: &str, keys: &[String]) -> Result<(), StoreError> {
         for key in keys {
@@ -130,37 +165,21 @@ impl DynamoStore {
     }
 
     /// Enters the enabled apps a listing found without a due time in the sweep's index, due now
-    /// (they were registered before it existed), then marks the index complete.
+    /// (they were registered before it existed), then marks the index complete. The entries are
+    /// written `ENTER_AT_ONCE` at a time: thousands of apps upgraded fit in one sweep.
     async fn complete_sweep(&self, apps: &[(String, TokenState)]) -> Result<(), StoreError> {
-        let unentered = apps
+        // Built before anything is awaited: closures held across the awaits of this
+        // `async_trait` future trip rustc's check that it is `Send`.
+        let writes: Vec<BoxFuture<'_, Result<(), StoreError>>> = apps
             .iter()
-            .filter(|(_, s)| s.due_ms.is_none() && s.settings.as_ref().is_some_and(|a| a.enabled));
-        for (key, _) in unentered {
-            let res = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", Self::key(key))
-                .update_expression("SET sweep = :sweep, due_ms = :zero")
-                .condition_expression(
-                    "attribute_exists(app_kind) AND attribute_not_exists(due_ms) AND app_enabled = :t",
-                )
-                .expression_attribute_values(":sweep", AttributeValue::S(SWEEP.into()))
-                .expression_attribute_values(":zero", num(0))
-                .expression_attribute_values(":t", AttributeValue::Bool(true))
-                .send()
-                .await;
-            match res {
-                Ok(_) => {}
-                // Removed, disabled or entered meanwhile: nothing to enter.
-                Err(SdkError::ServiceError(se))
-                    if matches!(
-                        se.err(),
-                        UpdateItemError::ConditionalCheckFailedException(_)
-                    ) => {}
-                Err(e) => return Err(store_err(e)),
-            }
-        }
+            .filter(|(_, s)| s.due_ms.is_none() && s.settings.as_ref().is_some_and(|a| a.enabled))
+            .map(|(key, _)| Box::pin(self.enter_due_now(key)) as BoxFuture<'_, _>)
+            .collect();
+        let entered: Vec<Result<(), StoreError>> = futures_util::stream::iter(writes)
+            .buffer_unordered(ENTER_AT_ONCE)
+            .collect()
+            .await;
+        entered.into_iter().collect::<Result<(), _>>()?;
         self.client
             .put_item()
             .table_name(&self.table)
@@ -345,12 +364,7 @@ impl TokenStore for DynamoStore {
             .await;
         match kept {
             Ok(_) => {}
-            Err(SdkError::ServiceError(se))
-                if matches!(
-                    se.err(),
-                    UpdateItemError::ConditionalCheckFailedException(_)
-                ) =>
-            {
+            Err(e) if condition_failed(&e) => {
                 // Another token API: the item is replaced by the settings alone, in one write,
                 // so no request ever finds the app missing in between.
                 let mut item = settings;
@@ -406,34 +420,33 @@ impl TokenStore for DynamoStore {
     }
 
     async fn due_apps(&self, until_ms: u64) -> Result<Option<Vec<String>>, StoreError> {
-        let mut due = Vec::new();
+        let items: Vec<_> = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(DUE_INDEX)
+            .key_condition_expression("sweep = :sweep AND due_ms <= :until")
+            .expression_attribute_values(":sweep", AttributeValue::S(SWEEP.into()))
+            .expression_attribute_values(":until", num(until_ms))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .map_err(store_err)?;
+        let keys = items
+            .iter()
+            .filter_map(|item| item.get("pk").and_then(|v| v.as_s().ok()));
         let mut complete = false;
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(DUE_INDEX)
-                .key_condition_expression("sweep = :sweep AND due_ms <= :until")
-                .expression_attribute_values(":sweep", AttributeValue::S(SWEEP.into()))
-                .expression_attribute_values(":until", num(until_ms))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(store_err)?;
-            for item in out.items.unwrap_or_default() {
-                match item.get("pk").and_then(|v| v.as_s().ok()) {
-                    Some(k) if k == SWEEP_MARKER => complete = true,
-                    Some(k) if apps::is_registered_key(k) => due.push(k.clone()),
-                    _ => {}
-                }
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(complete.then_some(due));
+        let mut due = Vec::new();
+        for k in keys {
+            if k == SWEEP_MARKER {
+                complete = true;
+            } else if apps::is_registered_key(k) {
+                due.push(k.clone());
             }
         }
+        Ok(complete.then_some(due))
     }
 
     async fn apps(&self) -> Result<Vec<(String, TokenState)>, StoreError> {
