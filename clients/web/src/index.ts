@@ -225,5 +225,5 @@ export function landing(storage: Pick<Storage, "getItem"> = sessionStorage): str
   return storage.getItem(LANDING_KEY) ?? undefined;
 }
 
-export { configure, chooseInvoices, chooseInvoicesWecom, SignatureError } from "./page.js";
+export { configure, chooseInvoices, chooseInvoicesWecom, registerWecom, SignatureError } from "./page.js";
 export type { Jweixin, WecomJssdk, ConfigureOptions } from "./page.js";

@@ -15,7 +15,15 @@ export interface Jweixin {
 
 /** The part of `@wecom/jssdk`'s `ww` this uses. */
 export interface WecomJssdk {
+  register(options: Record<string, unknown>): unknown;
   chooseInvoice(args: Record<string, unknown>): Promise<Record<string, unknown>>;
+}
+
+/** What `ww.register`'s signature callbacks answer. */
+interface WecomSignature {
+  timestamp: number;
+  nonceStr: string;
+  signature: string;
 }
 
 export interface Signer {
@@ -87,9 +95,49 @@ export function chooseInvoices(wx: Jweixin, a: TokenAnswer): Promise<Chosen[]> {
   });
 }
 
-/** chooseInvoice on a WeCom page (`ww` of @wecom/jssdk, registered with the getToken answer). */
-export async function chooseInvoicesWecom(ww: WecomJssdk, a: TokenAnswer): Promise<Chosen[]> {
-  const res = await ww.chooseInvoice({ timestamp: a.timestamp, nonceStr: a.noncestr,
-    signType: a.sign_type ?? "SHA1", cardSign: a.card_sign });
+/** `ww.register` on a WeCom page: the corp's config and the agent's agentConfig, each signed by
+ * the gateway for the URL `ww` asks for (WeCom checks the current URL, fragment dropped; `ww`
+ * asks again after a history navigation). One getToken per URL. Answers the getToken answer for
+ * this page (its card_sign opens chooseInvoice). The app must have an agent (`agent_config` in
+ * getToken's answer: WECHAT_AGENT_ID, or a registered WeCom agent). */
+export async function registerWecom(ww: WecomJssdk, gateway: Signer, options: ConfigureOptions = {}): Promise<TokenAnswer> {
+  const signed = new Map<string, Promise<TokenAnswer>>();
+  const sign = (url: string): Promise<TokenAnswer> => {
+    const page = url.split("#")[0];
+    if (!signed.has(page)) signed.set(page, gateway.getToken(page).then(asPage));
+    return signed.get(page) as Promise<TokenAnswer>;
+  };
+  const first = await sign(options.href ?? location.href);
+  const agent = first.agent_config;
+  if (!agent) throw new Error("getToken answered no agent_config: give the app its WeCom agent (WECHAT_AGENT_ID, or register the agent)");
+  const config = async (url: string): Promise<WecomSignature> => {
+    const a = await sign(url);
+    return { timestamp: a.timestamp, nonceStr: a.noncestr, signature: a.signature };
+  };
+  const agentConfig = async (url: string): Promise<WecomSignature> => {
+    const a = await sign(url);
+    return { timestamp: a.timestamp, nonceStr: a.noncestr, signature: a.agent_config?.signature ?? "" };
+  };
+  ww.register({ corpId: first.appid, agentId: agent.agentid, jsApiList: options.jsApiList ?? ["chooseInvoice"],
+    getConfigSignature: config, getAgentConfigSignature: agentConfig });
+  return first;
+}
+
+/** chooseInvoice on a WeCom page (`ww` of @wecom/jssdk, registered by `registerWecom`). `ww`
+ * rejects with a plain result object; it becomes an Error here, a SignatureError (with what the
+ * gateway signed for this page) when WeCom refused a signature. */
+export async function chooseInvoicesWecom(ww: WecomJssdk, a: TokenAnswer, gateway?: Signer): Promise<Chosen[]> {
+  let res: Record<string, unknown>;
+  try {
+    res = await ww.chooseInvoice({ timestamp: a.timestamp, nonceStr: a.noncestr,
+      signType: a.sign_type ?? "SHA1", cardSign: a.card_sign });
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String((e as Record<string, unknown>)?.errMsg ?? e);
+    if (/invalid ?signature/i.test(msg)) {
+      const debug = gateway ? asPage(await gateway.getToken(a.url, true)).debug : undefined;
+      throw new SignatureError([a.url], debug?.agent_signed ?? debug?.signed);
+    }
+    throw new Error(`chooseInvoice: ${msg}`);
+  }
   return normalizeChosen(res);
 }

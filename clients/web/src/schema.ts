@@ -141,12 +141,19 @@ export interface components {
             card_sign?: string;
             /** @enum {string} */
             sign_type?: "SHA1";
+            /** @description A WeCom agent's page (WECHAT_AGENT_ID, or a registered WeCom agent): for agentConfig (ww.register's getAgentConfigSignature returns {timestamp, nonceStr: noncestr, signature}); corpid is `appid`. The wx.config formula over the agent's ticket, with this answer's url, timestamp and noncestr. */
+            agent_config?: {
+                agentid: string;
+                signature: string;
+            };
             /** @description With debug=1 - what was signed, each ticket replaced by ***. */
             debug?: {
                 /** @description jsapi_ticket=***&noncestr=…&timestamp=…&url=… (its SHA1, with the ticket, is `signature`). */
                 signed: string;
                 /** @description card_sign's sorted values, concatenated, the wx_card ticket masked. */
                 card_signed?: string;
+                /** @description agent_config's string (the wx.config formula), the agent ticket masked. */
+                agent_signed?: string;
             };
         };
         InvoiceRef: {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { SignatureError, chooseInvoices, chooseInvoicesWecom, configure } from "../dist/index.js";
+import { SignatureError, chooseInvoices, chooseInvoicesWecom, configure, registerWecom } from "../dist/index.js";
 import { chooseInvoices as chooseInMini } from "../dist/mini.js";
 
 const LANDING = "https://expense.example.com/app/?from=menu";
@@ -82,4 +82,41 @@ test("chooseInvoice on a WeCom page and in a mini program", async () => {
   assert.deepEqual(await chooseInMini(mini), [{ card_id: "c", encrypt_code: "e", app_id: "wxm" }]);
   const refused = { chooseInvoice: ({ fail }) => fail({ errMsg: "chooseInvoice:fail cancel" }) };
   await assert.rejects(chooseInMini(refused), /fail cancel/);
+});
+
+test("WeCom: ww.register gets config and agentConfig signed for the URL ww asks, one getToken per URL", async () => {
+  const asked = [];
+  const gw = {
+    async getToken(url, debug = false) {
+      asked.push({ url, debug });
+      return { appid: "ww1", timestamp: 7, noncestr: "n", url, signature: `sig:${url}`, card_sign: "cs", sign_type: "SHA1",
+        agent_config: { agentid: "1000002", signature: `agent:${url}` },
+        ...(debug ? { debug: { signed: "s", agent_signed: `jsapi_ticket=***&url=${url}` } } : {}) };
+    },
+  };
+  let registered;
+  const ww = { register: (o) => { registered = o; }, chooseInvoice: async () => ({ errMsg: "chooseInvoice:ok", choose_invoice_info: [] }) };
+  const answer = await registerWecom(ww, gw, { href: CURRENT });
+  const page = CURRENT.split("#")[0];
+  assert.equal(answer.url, page);
+  assert.equal(registered.corpId, "ww1");
+  assert.equal(registered.agentId, "1000002");
+  assert.deepEqual(registered.jsApiList, ["chooseInvoice"]);
+  // ww asks for the page it is on (after a history navigation, another one).
+  assert.deepEqual(await registered.getConfigSignature(page), { timestamp: 7, nonceStr: "n", signature: `sig:${page}` });
+  assert.deepEqual(await registered.getAgentConfigSignature(page), { timestamp: 7, nonceStr: "n", signature: `agent:${page}` });
+  assert.equal(asked.length, 1, "one getToken for the page");
+  const moved = "https://expense.example.com/app/claims/8";
+  assert.equal((await registered.getAgentConfigSignature(`${moved}#x`)).signature, `agent:${moved}`);
+  assert.equal(asked.length, 2);
+  // WeCom refuses the signature: a SignatureError with the agentConfig string the gateway signed.
+  ww.chooseInvoice = () => Promise.reject({ errMsg: "agentConfig:invalid signature", errCode: -1 });
+  await assert.rejects(chooseInvoicesWecom(ww, answer, gw), (e) => {
+    assert.ok(e instanceof SignatureError);
+    assert.equal(e.signed, `jsapi_ticket=***&url=${page}`);
+    return true;
+  });
+  // An app without an agent cannot register.
+  const noAgent = { async getToken(url) { return { appid: "ww1", timestamp: 7, noncestr: "n", url, signature: "s" }; } };
+  await assert.rejects(registerWecom(ww, noAgent, { href: CURRENT }), /agent_config/);
 });

@@ -67,6 +67,9 @@ pub struct Config {
     pub token_api: TokenApi,
     /// AppID (Official Account) or corpid (WeCom).
     pub appid: String,
+    /// WeCom: the agent whose pages call `agentConfig` (`WECHAT_AGENT_ID`); getToken then also
+    /// signs the page with the agent's ticket. None: `wx.config` alone.
+    pub agentid: Option<String>,
     /// Where the AppSecret comes from; needed only when a refresh fetches an access_token.
     pub secret: Option<SecretSource>,
     /// WeChat's API host, or the simulator's.
@@ -180,7 +183,11 @@ impl Config {
         // WeChat is reached over HTTPS only; plain HTTP is for the simulator, and must be asked for.
         let allow_http = env.flag("WECHAT_ALLOW_HTTP", false)?;
         let (api_base, api_backup_base) = api_bases(&env, platform, allow_http)?;
+        let agentid = agentid(&env, platform)?;
+        let mut timing = timing(&env)?;
+        timing.agent_ticket = agentid.is_some();
         let config = Config {
+            agentid,
             app_secret_prefix: env
                 .get("APP_SECRET_PREFIX")
                 .unwrap_or_else(|| "wxinvoice/apps/".into()),
@@ -208,7 +215,7 @@ impl Config {
             jssdk_url,
             allowed_origins,
             expose_access_token: env.flag("EXPOSE_ACCESS_TOKEN", true)?,
-            timing: timing(&env)?,
+            timing,
             limits: Limits {
                 max_body_bytes: env.count("MAX_BODY_BYTES", Limits::default().max_body_bytes)?,
                 max_items: env.count("MAX_ITEMS", Limits::default().max_items)?,
@@ -300,7 +307,27 @@ fn timing<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Timing, ConfigE
         deadline_reserve: env.ms("DEADLINE_RESERVE_MS", d.deadline_reserve)?,
         request_budget: env.ms("REQUEST_BUDGET_MS", d.request_budget)?,
         tickets: true,
+        agent_ticket: false,
     })
+}
+
+/// `WECHAT_AGENT_ID`: a WeCom agent's id (digits), on WeCom only.
+fn agentid<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    platform: Platform,
+) -> Result<Option<String>, ConfigError> {
+    let Some(agent) = env.get("WECHAT_AGENT_ID").filter(|a| !a.is_empty()) else {
+        return Ok(None);
+    };
+    if platform != Platform::Work {
+        return Err(ConfigError(
+            "WECHAT_AGENT_ID is for WeCom (WECHAT_PLATFORM=work)".into(),
+        ));
+    }
+    if agent.len() > 20 || !agent.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ConfigError("WECHAT_AGENT_ID must be a number".into()));
+    }
+    Ok(Some(agent))
 }
 
 fn platform<F: Fn(&str) -> Option<String>>(

@@ -197,6 +197,18 @@ mod platform {
         let stable = from(&[("WECHAT_TOKEN_API", "stable")]).unwrap();
         assert_eq!(stable.token_api, TokenApi::Stable);
         assert!(from(&[("WECHAT_PLATFORM", "work"), ("WECHAT_TOKEN_API", "stable")]).is_err());
+        // A WeCom agent keeps its agentConfig ticket; elsewhere there is no agent.
+        assert_eq!((work.agentid, work.timing.agent_ticket), (None, false));
+        let agent = from(&[("WECHAT_PLATFORM", "work"), ("WECHAT_AGENT_ID", "1000002")]).unwrap();
+        assert_eq!(
+            (agent.agentid.as_deref(), agent.timing.agent_ticket),
+            (Some("1000002"), true)
+        );
+        assert!(
+            from(&[("WECHAT_AGENT_ID", "1000002")]).is_err(),
+            "not on an Official Account"
+        );
+        assert!(from(&[("WECHAT_PLATFORM", "work"), ("WECHAT_AGENT_ID", "x1")]).is_err());
         assert!(from(&[("WECHAT_PLATFORM", "qq")])
             .unwrap_err()
             .0

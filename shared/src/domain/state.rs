@@ -1,5 +1,5 @@
 //! The token state of one app, as the store keeps it: the access_token, the previous one during
-//! WeChat's grace period, both JS-SDK tickets, a version, the refresh lock (owner + lease end),
+//! WeChat's grace period, the JS-SDK tickets (and a WeCom agent's), a version, the refresh lock (owner + lease end),
 //! the fetch mark (see `token::lifecycle`) and, for a registered app, its settings.
 
 use crate::domain::apps::AppSettings;
@@ -32,6 +32,8 @@ pub struct TokenState {
     pub previous_access_token: Option<Credential>,
     pub jsapi_ticket: Option<Credential>,
     pub wx_card_ticket: Option<Credential>,
+    /// A WeCom agent's ticket for `agentConfig` (`Timing::agent_ticket`); none elsewhere.
+    pub agent_ticket: Option<Credential>,
     /// Incremented by every published refresh.
     pub version: u64,
     /// When the last refresh was published (Unix ms).
@@ -57,6 +59,7 @@ pub struct Update {
     pub previous_access_token: Option<Credential>,
     pub jsapi_ticket: Option<Credential>,
     pub wx_card_ticket: Option<Credential>,
+    pub agent_ticket: Option<Credential>,
     pub refreshed_at_ms: u64,
     /// A registered app's next due time, as the published state makes it (`lifecycle::falls_due`).
     pub due_ms: Option<u64>,
@@ -81,6 +84,9 @@ pub fn applied(mut state: TokenState, update: &Update) -> TokenState {
     if update.wx_card_ticket.is_some() {
         state.wx_card_ticket.clone_from(&update.wx_card_ticket);
     }
+    if update.agent_ticket.is_some() {
+        state.agent_ticket.clone_from(&update.agent_ticket);
+    }
     if update.due_ms.is_some() {
         state.due_ms = update.due_ms;
     }
@@ -101,4 +107,5 @@ pub fn holds(state: &TokenState, update: &Update) -> bool {
     same(&update.access_token, &state.access_token)
         && same(&update.jsapi_ticket, &state.jsapi_ticket)
         && same(&update.wx_card_ticket, &state.wx_card_ticket)
+        && same(&update.agent_ticket, &state.agent_ticket)
 }

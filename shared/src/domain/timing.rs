@@ -36,6 +36,9 @@ pub struct Timing {
     /// Whether the app keeps JS-SDK tickets (it signs pages); mini programs need none, so their
     /// state is whole with an access_token alone.
     pub tickets: bool,
+    /// Whether the app is a WeCom agent whose pages also call `agentConfig`: its agent ticket
+    /// (`/cgi-bin/ticket/get?type=agent_config`) is kept, and ages, with the other two.
+    pub agent_ticket: bool,
 }
 
 impl Default for Timing {
@@ -53,6 +56,7 @@ impl Default for Timing {
             deadline_reserve: Duration::from_millis(500),
             request_budget: Duration::from_millis(19_500),
             tickets: true,
+            agent_ticket: false,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! getToken's answer: the JS-SDK signature of the page (`wx.config`), the cardSign that opens
-//! `chooseInvoice`, and how long the token keeps working; for a mini program, the token alone.
+//! `chooseInvoice`, a WeCom agent's `agentConfig` signature, and how long the token keeps
+//! working; for a mini program, the token alone.
 
 use serde::Serialize;
 
@@ -31,9 +32,20 @@ pub struct PageAnswer<'a> {
     card_sign: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sign_type: Option<&'static str>,
+    /// A WeCom agent's page: `agentConfig` (`ww.register`'s `getAgentConfigSignature`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent_config: Option<AgentConfig<'a>>,
     /// `debug=1`: what was signed.
     #[serde(skip_serializing_if = "Option::is_none")]
     debug: Option<Signed>,
+}
+
+/// `agentConfig`'s signature: the `wx.config` formula over the agent's ticket, with the answer's
+/// `url`, `timestamp` and `noncestr`; `corpid` is the answer's `appid`.
+#[derive(Serialize)]
+pub struct AgentConfig<'a> {
+    agentid: &'a str,
+    signature: String,
 }
 
 /// What an answer signed, its tickets masked, for a page that meets "invalid signature" to
@@ -45,6 +57,9 @@ pub struct Signed {
     /// The card_sign's sorted values, the wx_card ticket masked.
     #[serde(skip_serializing_if = "Option::is_none")]
     card_signed: Option<String>,
+    /// `agentConfig`'s string, the agent ticket masked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent_signed: Option<String>,
 }
 
 /// getToken for a mini program: the token and its life only (`wx.chooseInvoice` needs no
@@ -59,7 +74,7 @@ pub struct TokenOnly<'a> {
 
 /// getToken's answer for one app, as a page or a mini program needs it.
 pub enum Answer<'a> {
-    Page(PageAnswer<'a>),
+    Page(Box<PageAnswer<'a>>),
     TokenOnly(TokenOnly<'a>),
 }
 
@@ -110,6 +125,16 @@ pub fn answer<'a>(
         .as_ref()
         .filter(|c| c.valid_for(now, 0));
     let card_sign = card_ticket.map(|c| sign::card_sign(&c.value, appid, timestamp, &noncestr));
+    let agent_ticket = app
+        .config
+        .agentid
+        .as_deref()
+        .zip(served.state.agent_ticket.as_ref())
+        .filter(|(_, c)| c.valid_for(now, 0));
+    let agent_config = agent_ticket.map(|(agentid, c)| AgentConfig {
+        agentid,
+        signature: sign::jsapi_signature(&c.value, &noncestr, timestamp, url),
+    });
     let debug = debug.then(|| Signed {
         signed: sign::masked(
             &sign::jsapi_plain(&ticket.value, &noncestr, timestamp, url),
@@ -121,8 +146,14 @@ pub fn answer<'a>(
                 &c.value,
             )
         }),
+        agent_signed: agent_ticket.map(|(_, c)| {
+            sign::masked(
+                &sign::jsapi_plain(&c.value, &noncestr, timestamp, url),
+                &c.value,
+            )
+        }),
     });
-    Ok(Answer::Page(PageAnswer {
+    Ok(Answer::Page(Box::new(PageAnswer {
         access_token,
         expires_in,
         appid,
@@ -136,8 +167,9 @@ pub fn answer<'a>(
         signature,
         sign_type: card_sign.as_ref().map(|_| "SHA1"),
         card_sign,
+        agent_config,
         debug,
-    }))
+    })))
 }
 
 /// Seconds until the stored access_token stops working (as the gateway reads it).

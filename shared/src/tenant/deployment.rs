@@ -209,6 +209,8 @@ impl Deployment {
 pub fn registered_timing(own: &Config, kind: Kind) -> Timing {
     let mut timing = own.timing;
     timing.tickets = kind.tickets();
+    // A WeCom agent's pages call agentConfig (its key names the agent).
+    timing.agent_ticket = kind == Kind::Work;
     if own.rotation_queue.is_some() {
         timing = sweep::with_spread(timing, own.rotation_spread);
     }
@@ -234,6 +236,10 @@ fn registered_config(own: &Config, settings: &AppSettings) -> Config {
     config.platform = platform;
     config.token_api = settings.token_api;
     config.appid = settings.appid.clone();
+    config.agentid = settings
+        .agentid
+        .clone()
+        .filter(|_| settings.kind == Kind::Work);
     config.allowed_origins = settings.origins.clone();
     // No page URL of its own: getToken then needs the caller's `url`.
     config.jssdk_url = settings.jssdk_url.clone().unwrap_or_default();

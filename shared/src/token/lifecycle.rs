@@ -51,16 +51,19 @@ pub fn token_dies_at(state: &TokenState, timing: &Timing) -> Option<u64> {
     })
 }
 
-/// access_token (as [`token_dies_at`] sees it) and jsapi_ticket both valid for `margin_ms` more.
+/// access_token (as [`token_dies_at`] sees it) and the tickets a page is signed with (jsapi, and
+/// a WeCom agent's) all valid for `margin_ms` more.
 pub fn alive(state: &TokenState, now_ms: u64, margin_ms: u64, timing: &Timing) -> bool {
     let until = now_ms.saturating_add(margin_ms);
     let token = token_dies_at(state, timing).is_some_and(|end| end > until);
-    let ticket = !timing.tickets
-        || state
-            .jsapi_ticket
-            .as_ref()
-            .is_some_and(|c| c.valid_for(now_ms, margin_ms));
-    token && ticket
+    let ticket = !timing.tickets || ticket_ok(&state.jsapi_ticket, now_ms, margin_ms);
+    let agent = !keeps_agent_ticket(timing) || ticket_ok(&state.agent_ticket, now_ms, margin_ms);
+    token && ticket && agent
+}
+
+/// Whether the app keeps a WeCom agent's ticket (only an app that keeps tickets at all).
+fn keeps_agent_ticket(timing: &Timing) -> bool {
+    timing.tickets && timing.agent_ticket
 }
 
 /// When `state` falls due for the scheduled rotation (Unix ms): its first credential to end,
@@ -72,6 +75,9 @@ pub fn falls_due(state: &TokenState, timing: &Timing) -> u64 {
         first = first
             .min(end(&state.jsapi_ticket))
             .min(end(&state.wx_card_ticket));
+    }
+    if keeps_agent_ticket(timing) {
+        first = first.min(end(&state.agent_ticket));
     }
     first.saturating_sub(ms(timing.rotate_ahead))
 }
@@ -135,11 +141,12 @@ pub struct Due {
     pub token: bool,
     pub jsapi: bool,
     pub wx_card: bool,
+    pub agent: bool,
 }
 
 /// Everything that would not last `want`'s margin (a forced want replaces everything). Tickets
 /// are also rotated with an access_token that WeChat answers *changed* (`rotates_tickets`), so
-/// all three age together; a token answered unchanged (WeCom, stable_token) leaves them be.
+/// they all age together; a token answered unchanged (WeCom, stable_token) leaves them be.
 pub fn due(want: &Want, state: &TokenState, now_ms: u64, timing: &Timing) -> Due {
     let margin = match want {
         Want::Fresh => ms(timing.lazy_margin),
@@ -153,6 +160,7 @@ pub fn due(want: &Want, state: &TokenState, now_ms: u64, timing: &Timing) -> Due
         token,
         jsapi: ticket(&state.jsapi_ticket),
         wx_card: ticket(&state.wx_card_ticket),
+        agent: keeps_agent_ticket(timing) && ticket(&state.agent_ticket),
     }
 }
 
@@ -297,14 +305,25 @@ mod tests {
             tickets: false,
             ..t
         };
+        let agent = Timing {
+            agent_ticket: true,
+            ..t
+        };
+        let old_agent = TokenState {
+            agent_ticket: cred("at", 70 * MIN),
+            ..state(120, 30)
+        };
         #[rustfmt::skip]
-        let table: [(&str, TokenState, &Timing, u64); 6] = [
+        let table: [(&str, TokenState, &Timing, u64); 9] = [
             ("2 h left", state(120, 30), &t, NOW + 120 * MIN - ahead),
             ("the card ticket ends first", old_card, &t, NOW + 80 * MIN - ahead),
             ("fetch mark: dies at the mark + grace", marked, &t, NOW + 3 * MIN - ahead),
             ("nothing stored: due now", TokenState::default(), &t, 0),
             ("no tickets for a mini program", TokenState { jsapi_ticket: None, wx_card_ticket: None, ..state(120, 0) }, &mini, NOW + 120 * MIN - ahead),
             ("tickets missing where they are kept", TokenState { wx_card_ticket: None, ..state(120, 0) }, &t, 0),
+            ("a WeCom agent's ticket ends first", old_agent.clone(), &agent, NOW + 70 * MIN - ahead),
+            ("an agent ticket where none is kept: ignored", old_agent, &t, NOW + 120 * MIN - ahead),
+            ("an agent's ticket missing: due now", state(120, 0), &agent, 0),
         ];
         for (name, s, timing, want) in table {
             let due = falls_due(&s, timing);
@@ -334,6 +353,48 @@ mod tests {
             ..state(120, 30)
         };
         let replace = Want::Replace { dead: "tok".into() };
+        let agent = Timing {
+            agent_ticket: true,
+            ..t
+        };
+        let with_agent = |left: u64| TokenState {
+            agent_ticket: cred("at", left * MIN),
+            ..state(120, 30)
+        };
+        for (name, want, s, expected) in [
+            (
+                "agent: fresh, ticket kept",
+                Want::Fresh,
+                with_agent(120),
+                true,
+            ),
+            (
+                "agent: fresh, no agent ticket",
+                Want::Fresh,
+                state(120, 30),
+                false,
+            ),
+            (
+                "agent: fresh, agent ticket 4 min",
+                Want::Fresh,
+                with_agent(4),
+                false,
+            ),
+            (
+                "agent: scheduled, 60 min",
+                Want::Scheduled,
+                with_agent(60),
+                false,
+            ),
+            (
+                "agent: scheduled, 2 h",
+                Want::Scheduled,
+                with_agent(120),
+                true,
+            ),
+        ] {
+            assert_eq!(satisfied(&want, &s, NOW, &agent), expected, "{name}");
+        }
         #[rustfmt::skip]
         let table: Vec<(&str, Want, TokenState, bool)> = vec![
             ("fresh: 2 h left", Want::Fresh, state(120, 30), true),
@@ -372,21 +433,38 @@ mod tests {
             token: true,
             jsapi: true,
             wx_card: true,
+            agent: false,
         };
         let none = Due {
             token: false,
             jsapi: false,
             wx_card: false,
+            agent: false,
         };
+        let agent = Timing {
+            agent_ticket: true,
+            ..t
+        };
+        let mut old_agent = state(120, 30);
+        old_agent.agent_ticket = cred("at", 3 * MIN);
+        #[rustfmt::skip]
+        let agent_table: Vec<(&str, Want, TokenState, Due)> = vec![
+            ("agent, its ticket within the margin: that ticket alone", Want::Fresh, old_agent.clone(), Due { agent: true, ..none }),
+            ("agent, nothing stored: all four", Want::Fresh, TokenState::default(), Due { agent: true, ..all }),
+            ("agent, forced: all four", forced("tok"), old_agent, Due { agent: true, ..all }),
+        ];
+        for (name, want, s, expected) in agent_table {
+            assert_eq!(due(&want, &s, NOW, &agent), expected, "{name}");
+        }
         #[rustfmt::skip]
         let table: Vec<(&str, Want, TokenState, Due)> = vec![
             ("fresh, 2 h left: nothing", Want::Fresh, state(120, 30), none),
             ("fresh, 4 min left: all", Want::Fresh, state(4, 116), all),
             ("fresh, card ticket old: nothing (outside the lazy margin)", Want::Fresh, old_card.clone(), none),
-            ("scheduled, card ticket old: the card ticket alone", Want::Scheduled, old_card, Due { token: false, jsapi: false, wx_card: true }),
+            ("scheduled, card ticket old: the card ticket alone", Want::Scheduled, old_card, Due { wx_card: true, ..none }),
             ("scheduled, 60 min left: all", Want::Scheduled, state(60, 60), all),
             ("forced: all, however fresh", forced("tok"), state(120, 0), all),
-            ("fetch mark: the token dies within the margin", Want::Fresh, marked, Due { token: true, jsapi: false, wx_card: false }),
+            ("fetch mark: the token dies within the margin", Want::Fresh, marked, Due { token: true, ..none }),
             ("nothing stored: all", Want::Fresh, TokenState::default(), all),
         ];
         for (name, want, s, expected) in table {

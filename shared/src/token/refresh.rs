@@ -26,7 +26,7 @@ use crate::token::service::{bounded, timed, TokenService};
 
 /// How a commit ended.
 enum Commit {
-    Landed(TokenState),
+    Landed(Box<TokenState>),
     /// The lease went to another holder; nothing of ours was written.
     LeaseLost,
     Failed(StoreError),
@@ -175,6 +175,7 @@ impl TokenService {
         };
         match self.commit(owner, &update, &committing).await {
             Commit::Landed(state) => {
+                let state = *state;
                 self.remember(&state);
                 let answer = self.answer_refreshed(state, Source::Refreshed, fault);
                 (LockEnd::Published, answer)
@@ -231,11 +232,12 @@ impl TokenService {
             }
         };
         let mut fault = None;
-        for (kind, is_due) in [
-            (TicketKind::Jsapi, due.jsapi),
-            (TicketKind::WxCard, due.wx_card),
+        for (kind, is_due, kept) in [
+            (TicketKind::Jsapi, due.jsapi, true),
+            (TicketKind::WxCard, due.wx_card, true),
+            (TicketKind::AgentConfig, due.agent, self.timing.agent_ticket),
         ] {
-            if !self.timing.tickets || !(is_due || rotated) {
+            if !self.timing.tickets || !kept || !(is_due || rotated) {
                 continue;
             }
             match self.wechat.fetch_ticket(&token, kind, fetching).await {
@@ -244,6 +246,7 @@ impl TokenService {
                     match kind {
                         TicketKind::Jsapi => update.jsapi_ticket = cred,
                         TicketKind::WxCard => update.wx_card_ticket = cred,
+                        TicketKind::AgentConfig => update.agent_ticket = cred,
                     }
                 }
                 Err(e) => {
@@ -253,7 +256,8 @@ impl TokenService {
         }
         let fetched = update.access_token.is_some()
             || update.jsapi_ticket.is_some()
-            || update.wx_card_ticket.is_some();
+            || update.wx_card_ticket.is_some()
+            || update.agent_ticket.is_some();
         if !fetched {
             let end = LockEnd::Release { clear_mark: false };
             let err = fault.unwrap_or(Unavailable::NothingFetched.into());
@@ -360,7 +364,7 @@ impl TokenService {
         let mut attempt = 0;
         loop {
             let err = match timed(until, self.store.commit(&self.app, owner, update)).await {
-                Ok(Ok(Some(state))) => return Commit::Landed(state),
+                Ok(Ok(Some(state))) => return Commit::Landed(Box::new(state)),
                 Ok(Ok(None)) => return Commit::LeaseLost,
                 Ok(Err(e)) => e,
                 Err(_) => StoreError("publishing took the rest of the lease".into()),

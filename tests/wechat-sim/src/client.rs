@@ -58,6 +58,17 @@ pub struct JsapiSignature<'a> {
     pub signature: &'a str,
 }
 
+/// What a WeCom agent's `agentConfig` is given, for `POST /__sim/verify/agent_config`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentSignature<'a> {
+    pub corpid: &'a str,
+    pub agentid: &'a str,
+    pub url: &'a str,
+    pub noncestr: &'a str,
+    pub timestamp: u64,
+    pub signature: &'a str,
+}
+
 /// What `chooseInvoice` is given, for `POST /__sim/verify/card_sign`.
 #[derive(Debug, Clone, Serialize)]
 pub struct CardSign<'a> {
@@ -290,6 +301,15 @@ impl Client {
         let body = serde_json::to_value(signature).expect("serializes");
         let v = self
             .control(reqwest::Method::POST, "verify/jsapi", Some(&body))
+            .await;
+        v["valid"] == true
+    }
+
+    /// Whether WeCom accepts this `agentConfig` signature (a live agent ticket of that agent).
+    pub async fn verify_agent_config(&self, signature: &AgentSignature<'_>) -> bool {
+        let body = serde_json::to_value(signature).expect("serializes");
+        let v = self
+            .control(reqwest::Method::POST, "verify/agent_config", Some(&body))
             .await;
         v["valid"] == true
     }

@@ -4,7 +4,7 @@ use hyper::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::state::{parse_invoices, Fault, Options};
+use crate::state::{parse_invoices, Fault, Options, State, TicketRec};
 use crate::{json as answer, Answer, Sim};
 
 pub fn handle(sim: &Sim, method: &Method, path: &str, body: &[u8]) -> Answer {
@@ -120,15 +120,29 @@ fn result(sim: &Sim, method: &Method, path: &str, body: &[u8]) -> R {
                 signature: String,
             }
             let v: V = parse(body)?;
-            let url = v.url.split('#').next().unwrap_or_default();
-            let now = st.now();
-            let valid = st.tickets.iter().any(|(ticket, rec)| {
+            let valid = page_signed(&st, &v.url, &v.noncestr, v.timestamp, &v.signature, |rec| {
                 rec.kind == "jsapi"
-                    && rec.expires_at > now
-                    && sha1_hex(&format!(
-                        "jsapi_ticket={ticket}&noncestr={}&timestamp={}&url={url}",
-                        v.noncestr, v.timestamp
-                    )) == v.signature
+            });
+            Ok(json!({ "valid": valid }))
+        }
+        (&Method::POST, "verify/agent_config") => {
+            // What WeCom checks in agentConfig: the wx.config formula over a live agent_config
+            // ticket of that agent (its own corp's app, or one of `apps`).
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct V {
+                corpid: String,
+                agentid: String,
+                url: String,
+                noncestr: String,
+                timestamp: u64,
+                signature: String,
+            }
+            let v: V = parse(body)?;
+            let own = v.corpid == st.options.corpid && v.agentid == st.options.agentid;
+            let agent = format!("{}#{}", v.corpid, v.agentid);
+            let valid = page_signed(&st, &v.url, &v.noncestr, v.timestamp, &v.signature, |rec| {
+                rec.kind == "agent_config" && (rec.app == agent || (own && rec.app == v.corpid))
             });
             Ok(json!({ "valid": valid }))
         }
@@ -181,4 +195,25 @@ fn sha1_hex(s: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// Whether `signature` is the JS-SDK signature of the page `url` (without its fragment) over a
+/// live ticket that `kind` accepts.
+fn page_signed(
+    st: &State,
+    url: &str,
+    noncestr: &str,
+    timestamp: u64,
+    signature: &str,
+    kind: impl Fn(&TicketRec) -> bool,
+) -> bool {
+    let url = url.split('#').next().unwrap_or_default();
+    let now = st.now();
+    st.tickets.iter().any(|(ticket, rec)| {
+        kind(rec)
+            && rec.expires_at > now
+            && sha1_hex(&format!(
+                "jsapi_ticket={ticket}&noncestr={noncestr}&timestamp={timestamp}&url={url}"
+            )) == signature
+    })
 }

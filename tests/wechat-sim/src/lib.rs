@@ -24,7 +24,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 #[cfg(feature = "client")]
-pub use client::{CardSign, Client, Clock, JsapiSignature, Latest, Stats, Tokens};
+pub use client::{AgentSignature, CardSign, Client, Clock, JsapiSignature, Latest, Stats, Tokens};
 pub use state::{Fault, Invoice, Options, SimApp};
 
 /// The simulator's default seed: the spec's example invoice and friends.

@@ -14,9 +14,10 @@ pub struct Options {
     /// The Official Account the simulator knows.
     pub appid: String,
     pub secret: String,
-    /// The WeCom corp (and the secret of its one app) the simulator knows.
+    /// The WeCom corp (and the secret and agentid of its one app) the simulator knows.
     pub corpid: String,
     pub corpsecret: String,
+    pub agentid: String,
     /// Lifetime of access tokens and tickets, seconds (WeChat: 7200).
     pub token_ttl_secs: u64,
     /// How long a superseded `/cgi-bin/token` token keeps working (WeChat: 300 s).
@@ -91,6 +92,7 @@ impl Default for Options {
             secret: "sim-appsecret".into(),
             corpid: "ww5im0c0rp00000001".into(),
             corpsecret: "sim-corpsecret".into(),
+            agentid: "1000001".into(),
             token_ttl_secs: 7200,
             grace_secs: 300,
             ip_whitelist: Vec::new(),

@@ -1,7 +1,7 @@
 //! The simulator over real HTTP: token rules, the invoice status machine, faults and controls.
 
 use serde_json::{json, Value};
-use wechat_sim::{CardSign, Client, JsapiSignature, Running, Sim};
+use wechat_sim::{AgentSignature, CardSign, Client, JsapiSignature, Running, Sim};
 
 const SEED_CARD: &str = "pIKi3wcA2zJYhWaAUWmf3aMNd_r0";
 const SEED_CODE: &str = "O/mPnGTpBu22a1szmK2ogzhFPBh9eYzv2p70L8yzyykBoTdEGnOi8TSuvAUzX8XrOHONZv9BQ5sPsgyjLQjJMCy433SEqFIQys8K/CgLWKRMh42topKL2kjiQeB0IIwo";
@@ -469,6 +469,55 @@ async fn verifies_wx_config_signatures_and_card_signs() {
     wrong.sort_unstable();
     let wrong = sha1_hex(&wrong.concat());
     assert!(!t.wx.verify_card_sign(&chosen(&wrong, APPID)).await);
+}
+
+#[tokio::test]
+async fn verifies_a_wecom_agents_agent_config_signature() {
+    let t = T::new().await;
+    let corp = "ww5im0c0rp00000001";
+    let token = t.wx.work_token(corp, "sim-corpsecret").await;
+    let token = token["access_token"].as_str().unwrap();
+    let mut tickets = Vec::new();
+    for kind in ["agent_config", "wx_card"] {
+        let v = t
+            .get(&format!(
+                "/cgi-bin/ticket/get?type={kind}&access_token={token}"
+            ))
+            .await;
+        tickets.push(v["ticket"].as_str().unwrap().to_string());
+    }
+    let (agent, card) = (&tickets[0], &tickets[1]);
+    let url = "https://expense.example.com/wecom?x=1";
+    let sign = |ticket: &str| {
+        sha1_hex(&format!(
+            "jsapi_ticket={ticket}&noncestr=n0nce&timestamp=1700000000&url={url}"
+        ))
+    };
+    let signed_for = |agentid, signature| AgentSignature {
+        corpid: corp,
+        agentid,
+        url,
+        noncestr: "n0nce",
+        timestamp: 1_700_000_000,
+        signature,
+    };
+    let (good, with_card) = (sign(agent), sign(card));
+    let wx = &t.wx;
+    assert!(
+        wx.verify_agent_config(&signed_for("1000001", &good)).await,
+        "the corp's own agent"
+    );
+    assert!(
+        !wx.verify_agent_config(&signed_for("1000009", &good)).await,
+        "another agent"
+    );
+    assert!(
+        !wx.verify_agent_config(&signed_for("1000001", &with_card))
+            .await,
+        "the wx_card ticket does not sign agentConfig"
+    );
+    // Nor does the agent ticket sign wx.config.
+    assert!(!t.wx.verify_jsapi(&signed(url, &sign(agent))).await);
 }
 
 #[tokio::test]

@@ -206,6 +206,7 @@ async fn lock_and_publish(store: &dyn TokenStore, app: &str, now: u64) -> Update
         access_token: cred("tok-1", now + 7_200_000),
         jsapi_ticket: cred("jt-1", now + 7_200_000),
         wx_card_ticket: cred("ct-1", now + 7_200_000),
+        agent_ticket: cred("at-1", now + 7_100_000),
         refreshed_at_ms: now + 6,
         ..Update::default()
     };
@@ -218,6 +219,7 @@ async fn lock_and_publish(store: &dyn TokenStore, app: &str, now: u64) -> Update
     assert_eq!(s.access_token, update.access_token);
     assert_eq!(s.jsapi_ticket, update.jsapi_ticket);
     assert_eq!(s.wx_card_ticket, update.wx_card_ticket);
+    assert_eq!(s.agent_ticket, update.agent_ticket);
     assert_eq!(
         (s.version, s.refreshed_at_ms, s.token_fetched_ms),
         (1, now + 6, now + 6)

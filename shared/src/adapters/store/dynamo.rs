@@ -290,6 +290,7 @@ impl TokenStore for DynamoStore {
             ("previous_access_token", &update.previous_access_token),
             ("jsapi_ticket", &update.jsapi_ticket),
             ("wx_card_ticket", &update.wx_card_ticket),
+            ("agent_ticket", &update.agent_ticket),
         ] {
             if let Some(c) = cred {
                 set.push(format!("{name} = :{name}, {name}_expires_ms = :{name}_exp"));
@@ -521,6 +522,7 @@ fn parse(item: &HashMap<String, AttributeValue>) -> TokenState {
         previous_access_token: cred("previous_access_token"),
         jsapi_ticket: cred("jsapi_ticket"),
         wx_card_ticket: cred("wx_card_ticket"),
+        agent_ticket: cred("agent_ticket"),
         version: n("version").unwrap_or(0),
         refreshed_at_ms: n("refreshed_at_ms").unwrap_or(0),
         token_fetched_ms: n("token_fetched_ms").unwrap_or(0),

@@ -29,11 +29,13 @@ impl std::fmt::Debug for Issued {
     }
 }
 
-/// The two JS-SDK tickets: `jsapi` signs `wx.config`, `wx_card` signs `chooseInvoice`.
+/// The JS-SDK tickets: `jsapi` signs `wx.config`, `wx_card` signs `chooseInvoice`, and on WeCom
+/// `agent_config` signs an agent's `agentConfig`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TicketKind {
     Jsapi,
     WxCard,
+    AgentConfig,
 }
 
 impl TicketKind {
@@ -41,6 +43,7 @@ impl TicketKind {
         match self {
             TicketKind::Jsapi => "jsapi",
             TicketKind::WxCard => "wx_card",
+            TicketKind::AgentConfig => "agent_config",
         }
     }
 }
@@ -234,9 +237,11 @@ impl WeChatClient {
                     (Platform::Work, TicketKind::Jsapi) => {
                         format!("{base}{}?access_token={token}", self.paths.jsapi_ticket)
                     }
-                    (Platform::Work, TicketKind::WxCard) => format!(
-                        "{base}{}?access_token={token}&type=wx_card",
-                        self.paths.wx_card_ticket
+                    // `/cgi-bin/ticket/get?type=wx_card|agent_config`.
+                    (Platform::Work, TicketKind::WxCard | TicketKind::AgentConfig) => format!(
+                        "{base}{}?access_token={token}&type={}",
+                        self.paths.wx_card_ticket,
+                        kind.as_str()
                     ),
                 };
                 http.get(url)

@@ -495,3 +495,117 @@ async fn a_removed_app_stays_removed_on_the_instances_that_knew_it() {
     assert_eq!(stored, Default::default(), "B's item came back: {stored:?}");
     assert!(h.store().apps().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_wecom_agents_page_is_signed_for_agent_config_too() {
+    use wechat_sim::AgentSignature;
+    let h = Harness::new().await;
+    h.register_app("work", CORP, Some("1000002"), &[ORIGIN_B])
+        .await;
+    let agent_tickets = || h.calls("/cgi-bin/ticket/get");
+    let before = agent_tickets();
+    let query = format!("appid={CORP}&agentid=1000002&debug=1");
+    let call = Endpoint::GetToken
+        .call()
+        .query(&query)
+        .header("origin", ORIGIN_B);
+    let (status, v) = h.answer(call).await;
+    assert_eq!(status, 200, "{}", shown(&v));
+    // wx_card and agent_config both come from /cgi-bin/ticket/get.
+    assert_eq!(agent_tickets() - before, 2, "the agent ticket is fetched");
+    let page = v["url"].as_str().unwrap();
+    assert!(
+        h.wechat_accepts(page, &v).await,
+        "wx.config is still signed"
+    );
+    let agent = &v["agent_config"];
+    assert_eq!(agent["agentid"], "1000002", "{}", shown(&v));
+    let signature = agent["signature"].as_str().unwrap_or_default();
+    let signed = |agentid| AgentSignature {
+        corpid: CORP,
+        agentid,
+        url: page,
+        noncestr: v["noncestr"].as_str().unwrap(),
+        timestamp: v["timestamp"].as_u64().unwrap(),
+        signature,
+    };
+    assert!(
+        h.sim.verify_agent_config(&signed("1000002")).await,
+        "WeCom accepts agentConfig"
+    );
+    assert!(
+        !h.sim.verify_agent_config(&signed("1000003")).await,
+        "not another agent's"
+    );
+    assert_ne!(
+        signature, v["signature"],
+        "the agent ticket, not the corp's jsapi ticket"
+    );
+    // debug=1 shows the agentConfig string, its ticket masked.
+    let shown_string = v["debug"]["agent_signed"].as_str().unwrap_or_default();
+    assert!(
+        shown_string.starts_with("jsapi_ticket=***&noncestr="),
+        "{shown_string}"
+    );
+    assert!(
+        shown_string.ends_with(&format!("&url={page}")),
+        "{shown_string}"
+    );
+    let key = apps::key(CORP, Some("1000002"));
+    let stored = TokenStore::load(&h.store(), &key).await.unwrap();
+    let ticket = stored.agent_ticket.expect("the agent ticket is kept").value;
+    assert!(
+        !v.to_string().contains(&ticket),
+        "the agent ticket is not answered"
+    );
+
+    // Served from the store now: no more ticket calls, the same answer shape.
+    let (_, again) = h.get_token(&format!("appid={CORP}&agentid=1000002")).await;
+    assert_eq!(agent_tickets() - before, 2);
+    assert!(
+        again["agent_config"]["signature"].is_string(),
+        "{}",
+        shown(&again)
+    );
+    // Other apps carry none.
+    let (_, own) = h.get_token("").await;
+    assert!(own.get("agent_config").is_none(), "{}", shown(&own));
+}
+
+#[tokio::test]
+async fn an_agent_id_set_later_fetches_the_agent_ticket_alone() {
+    if !is_work() {
+        return; // WECHAT_AGENT_ID is WeCom's
+    }
+    let h = Harness::new().await;
+    let (status, v) = h.get_token("").await;
+    assert_eq!(status, 200, "{}", shown(&v));
+    assert!(v.get("agent_config").is_none(), "no agent configured");
+    let (tokens, jsapi, agent) = (
+        h.token_calls(),
+        h.calls(paths().jsapi_ticket),
+        h.calls("/cgi-bin/ticket/get"),
+    );
+    // The deployment is updated with its agent: the stored state lacks the agent ticket.
+    let updated = h.instance(&[("WECHAT_AGENT_ID", "1000001")]);
+    let (status, v) = h.get_token_on(&updated, "").await;
+    assert_eq!(status, 200, "{}", shown(&v));
+    assert_eq!(
+        (
+            h.token_calls(),
+            h.calls(paths().jsapi_ticket),
+            h.calls("/cgi-bin/ticket/get")
+        ),
+        (tokens, jsapi, agent + 1),
+        "one ticket call, the agent's; the token and the other tickets kept"
+    );
+    let signed = wechat_sim::AgentSignature {
+        corpid: &appid(),
+        agentid: "1000001",
+        url: v["url"].as_str().unwrap(),
+        noncestr: v["noncestr"].as_str().unwrap(),
+        timestamp: v["timestamp"].as_u64().unwrap(),
+        signature: v["agent_config"]["signature"].as_str().unwrap_or_default(),
+    };
+    assert!(h.sim.verify_agent_config(&signed).await, "{}", shown(&v));
+}
