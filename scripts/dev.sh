@@ -50,23 +50,12 @@ if [ -z "${WECHAT_SECRET:-}" ] && [ -z "${WECHAT_SECRET_ARN:-}" ]; then
   # More apps next to the default one, as a vendor serving several customers runs it: a second
   # Official Account, a mini program and a WeCom corp with two agents, each with its own secret
   # (in moto's Secrets Manager, put there by the admin command) and known to the simulator.
-  DEMO_APPS="mp wxd00000000000000b none https://b.example.com
+  register_apps "$WECHAT_API_BASE" <<'APPS'
+mp wxd00000000000000b none https://b.example.com
 mini wxd00000000000000m none -
 work wwd00000000000000c 1000002 http://localhost:8080
-work wwd00000000000000c 1000003 http://localhost:8080"
-  sim_apps=$(echo "$DEMO_APPS" | awk 'BEGIN { printf "[" } { if (NR > 1) printf ","; agent = ($3 == "none") ? "null" : "\"" $3 "\""; printf "{\"kind\":\"%s\",\"appid\":\"%s\",\"secret\":\"demo-secret-%s-%s\",\"agentid\":%s}", $1, $2, $2, $3, agent } END { printf "]" }')
-  curl -fsS -X POST "$WECHAT_API_BASE/__sim/options" -d "{\"apps\":$sim_apps}" >/dev/null
-  while read -r kind appid agent origin; do
-    args=(--kind "$kind" --appid "$appid")
-    [ "$agent" != none ] && args+=(--agentid "$agent")
-    [ "$origin" != - ] && args+=(--origin "$origin" --jssdk-url "$origin/invoices")
-    # Registered disabled until its secret is stored (add says so on stderr), then enabled.
-    target/debug/wxinvoice-admin add "${args[@]}" >/dev/null 2>&1
-    args=(--appid "$appid")
-    [ "$agent" != none ] && args+=(--agentid "$agent")
-    echo "demo-secret-$appid-$agent" | target/debug/wxinvoice-admin put-secret "${args[@]}" >/dev/null
-    target/debug/wxinvoice-admin enable "${args[@]}" >/dev/null
-  done <<<"$DEMO_APPS"
+work wwd00000000000000c 1000003 http://localhost:8080
+APPS
   log "registered apps (wxinvoice-admin list):"
   target/debug/wxinvoice-admin list
 else
@@ -75,9 +64,11 @@ fi
 
 # The gateway answers CORS itself, for ALLOWED_ORIGINS only, as the SAM template configures it.
 H5_PORT=${H5_PORT:-8080}
-# The page as deployed: a copy whose config.js names this gateway.
-cp -r examples/h5 "$RUN_DIR/h5"
-sed -i "s|^  api: \"\",|  api: \"http://127.0.0.1:$PORT\",|" "$RUN_DIR/h5/config.js"
+# The example pages (built on clients/web with esbuild), as deployed: a copy whose config.js
+# names this gateway, and for the WeCom page the demo corp's agent 1000002.
+build_examples
+rm -rf "$RUN_DIR/h5" && cp -r examples/h5 "$RUN_DIR/h5"
+configure_examples "$RUN_DIR/h5/config.js" "http://127.0.0.1:$PORT" wwd00000000000000c 1000002
 start "examples/h5" "$RUN_DIR/h5.log" "$VENV/bin/python" -m http.server "$H5_PORT" --bind 127.0.0.1 --directory "$RUN_DIR/h5"
 start "cargo lambda watch" "$RUN_DIR/watch.log" cargo lambda watch --disable-cors -A 127.0.0.1 -P "$PORT"
 wait_http "http://127.0.0.1:$PORT/" 300
@@ -103,7 +94,8 @@ More apps of this deployment (registered above; \`target/debug/wxinvoice-admin l
   curl 'http://127.0.0.1:$PORT/core/r/api/weChat/getToken?appid=wwd00000000000000c&agentid=1000003'                      # WeCom, agent 1000003
   (the invoice endpoints take the same appid / agentid, with that app's token)
 
-Example page: http://127.0.0.1:$H5_PORT/index.html (the JS-SDK only works inside WeChat)
+Example pages: http://127.0.0.1:$H5_PORT/index.html (Official Account), http://localhost:$H5_PORT/wecom.html
+  (WeCom, agent 1000002); the JS-SDKs only work inside WeChat and WeCom
 Operator rotation (AWS credentials only, deployed): cargo lambda invoke get-token -A 127.0.0.1 -P $PORT --data-ascii '{"action":"rotate"}'
 Mode: EXPOSE_ACCESS_TOKEN=${EXPOSE_ACCESS_TOKEN:-true} (the spec's: getToken hands out the access_token; the SAM template defaults to false)
 Simulator: ${WECHAT_API_BASE:-none}/__sim/stats    Logs: $RUN_DIR/

@@ -77,3 +77,39 @@ start_moto() {
   start moto "$logfile" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port"
   wait_http "http://127.0.0.1:$port/" 60
 }
+
+# Registers apps in the simulator and in the deployment (the admin command, target/debug), as a
+# vendor serving several customers runs it; each app's secret goes to (moto's) Secrets Manager.
+# Reads lines "kind appid agentid|none origin|-" on stdin; $1 is the simulator's base URL.
+register_apps() {
+  local sim=$1 apps kind appid agent origin args
+  apps=$(cat)
+  local sim_apps
+  sim_apps=$(echo "$apps" | awk 'BEGIN { printf "[" } { if (NR > 1) printf ","; agent = ($3 == "none") ? "null" : "\"" $3 "\""; printf "{\"kind\":\"%s\",\"appid\":\"%s\",\"secret\":\"demo-secret-%s-%s\",\"agentid\":%s}", $1, $2, $2, $3, agent } END { printf "]" }')
+  curl -fsS -X POST "$sim/__sim/options" -d "{\"apps\":$sim_apps}" >/dev/null
+  while read -r kind appid agent origin; do
+    args=(--kind "$kind" --appid "$appid")
+    [ "$agent" != none ] && args+=(--agentid "$agent")
+    [ "$origin" != - ] && args+=(--origin "$origin" --jssdk-url "$origin/invoices")
+    # Registered disabled until its secret is stored (add says so on stderr), then enabled.
+    target/debug/wxinvoice-admin add "${args[@]}" >/dev/null 2>&1
+    args=(--appid "$appid")
+    [ "$agent" != none ] && args+=(--agentid "$agent")
+    echo "demo-secret-$appid-$agent" | target/debug/wxinvoice-admin put-secret "${args[@]}" >/dev/null
+    target/debug/wxinvoice-admin enable "${args[@]}" >/dev/null
+  done <<<"$apps"
+}
+
+# The example pages (examples/h5): npm ci and the esbuild bundles of oa.ts and wecom.ts.
+build_examples() {
+  command -v npm >/dev/null || { log "npm is missing: the example pages are not built"; return 0; }
+  (cd "$ROOT/examples" && npm ci --silent --no-audit --no-fund && npm run --silent build)
+}
+
+# Points a copy of the example pages' config.js at a gateway ($2), and the WeCom page at an
+# agent ($3 corpid, $4 agentid).
+configure_examples() {
+  sed -i -e "s|^  api: \"\",|  api: \"$2\",|" \
+    -e "s|^  wecom: { appid: \"\", agentid: \"\" },|  wecom: { appid: \"$3\", agentid: \"$4\" },|" "$1"
+  grep -q "api: \"$2\"" "$1" && grep -q "agentid: \"$4\"" "$1"
+}

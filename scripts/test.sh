@@ -62,7 +62,7 @@ export AUDIT_TABLE=wxinvoice-e2e-audit ARCHIVE_BUCKET=wxinvoice-e2e-archive CLAI
 export JSSDK_URL='https://expense.example.com/invoices?from=menu' RUST_LOG=info
 export ALLOWED_ORIGINS="https://expense.example.com,http://127.0.0.1:$H5_PORT"
 "$VENV/bin/python" scripts/create_table.py "$TOKEN_TABLE" "$AUDIT_TABLE" "$ARCHIVE_BUCKET" "$CLAIM_TABLE"
-cargo build --locked -p get-token -p get-invoice-batch -p update-status -p wechat-sim
+cargo build --locked -p get-token -p get-invoice-batch -p update-status -p wechat-sim -p wxinvoice-admin
 start wechat-sim "$RUN_DIR/wechat-sim.log" target/debug/wechat-sim --port "$SIM_PORT"
 wait_http "$WECHAT_API_BASE/__sim/stats" 30
 # The rotation queue and its event source mapping, as `make dev` runs them (no offsets: the test
@@ -105,7 +105,7 @@ else
   log "THE FRONT-END PACKAGE'S TESTS DID NOT RUN: npm is missing"
 fi
 
-log "browser: the example page (examples/h5) in headless Chromium"
+log "browser: the example pages (examples/h5, on @wxinvoice/web) in headless Chromium, with jweixin and @wecom/jssdk"
 browser="did not run"
 if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi wenquanyi; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -116,14 +116,21 @@ if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi wenquanyi; the
 fi
 if [ -x /usr/bin/chromium ] && command -v npm >/dev/null; then
   (cd tests/browser && npm ci --silent --no-audit --no-fund)
-  # Deployed as a user would: the page with its config.js naming the gateway.
+  build_examples
+  # A WeCom agent and a mini program registered next to the own Official Account, the agent's
+  # pages on the example pages' origin.
+  register_apps "$WECHAT_API_BASE" <<APPS
+work wwe2e0000000000c 1000002 http://127.0.0.1:$H5_PORT
+mini wxe2e00000000000m none -
+APPS
+  # Deployed as a user would: the pages with their config.js naming the gateway and the agent.
   cp -r examples/h5 "$RUN_DIR/h5"
-  sed -i "s|^  api: \"\",|  api: \"http://127.0.0.1:$PORT\",|" "$RUN_DIR/h5/config.js"
-  grep -q "127.0.0.1:$PORT" "$RUN_DIR/h5/config.js"
+  configure_examples "$RUN_DIR/h5/config.js" "http://127.0.0.1:$PORT" wwe2e0000000000c 1000002
   start "examples/h5 server" "$RUN_DIR/h5.log" "$VENV/bin/python" -m http.server "$H5_PORT" --bind 127.0.0.1 --directory "$RUN_DIR/h5"
   wait_http "http://127.0.0.1:$H5_PORT/index.html" 30
   API="http://127.0.0.1:$PORT" SIM="$WECHAT_API_BASE" H5="http://127.0.0.1:$H5_PORT" SHOT="$ROOT/target/h5-example.png" \
-    node tests/browser/h5.mjs | tee "$RUN_DIR/browser.log"
+    EXAMPLES="$ROOT/examples" WEB="$ROOT/clients/web" WECOM_CORP=wwe2e0000000000c WECOM_AGENT=1000002 \
+    MINI_APPID=wxe2e00000000000m node tests/browser/h5.mjs | tee "$RUN_DIR/browser.log"
   browser=$(grep -E '^browser: [0-9]+ passed' "$RUN_DIR/browser.log" | sed 's/^browser: //')
   browser_passed=$(echo "$browser" | sed -E 's/ passed.*//')
 else

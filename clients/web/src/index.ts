@@ -57,6 +57,10 @@ const PATH = "/core/r/api/weChat";
 export function createClient(options: ClientOptions) {
   const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
   const retries = options.retries ?? 2;
+  // The access_token of the last getToken answer, sent as `token` on the invoice calls (the
+  // spec's contract); none in hardened mode (EXPOSE_ACCESS_TOKEN=false), where the gateway uses
+  // the token it keeps.
+  let token: string | undefined;
 
   function url(endpoint: string, query: Record<string, string | undefined>): string {
     const q = new URLSearchParams();
@@ -91,7 +95,7 @@ export function createClient(options: ClientOptions) {
     const key = newKey();
     for (let attempt = 0; ; attempt++) {
       try {
-        await call("updateStatus", {}, body, key);
+        await call("updateStatus", { token }, body, key);
         return;
       } catch (e) {
         const lost = !(e instanceof WxInvoiceError) || e.status >= 500;
@@ -107,13 +111,16 @@ export function createClient(options: ClientOptions) {
   }
 
   return {
-    /** getToken: the page's signature (and cardSign) for `pageUrl`; `debug` shows what was signed. */
-    getToken(pageUrl?: string, debug = false): Promise<TokenAnswer | MiniTokenAnswer> {
-      return call("getToken", { url: pageUrl, debug: debug ? "1" : undefined });
+    /** getToken: the page's signature (and cardSign) for `pageUrl`; `debug` shows what was signed.
+     * Its access_token (when the deployment hands it out) goes with the invoice calls after it. */
+    async getToken(pageUrl?: string, debug = false): Promise<TokenAnswer | MiniTokenAnswer> {
+      const answer = await call<TokenAnswer | MiniTokenAnswer>("getToken", { url: pageUrl, debug: debug ? "1" : undefined });
+      token = answer.access_token ?? token;
+      return answer;
     },
     /** getInvoiceBatch, paired with what was picked: each picked invoice's item, and the missing. */
     async getInvoices(picked: Chosen[]): Promise<{ invoices: Invoice[]; missing: Chosen[] }> {
-      const answer = await call<components["schemas"]["InvoiceBatchResponse"]>("getInvoiceBatch", {},
+      const answer = await call<components["schemas"]["InvoiceBatchResponse"]>("getInvoiceBatch", { token },
         { item_list: picked.map(({ card_id, encrypt_code }) => ({ card_id, encrypt_code })) });
       return pair(picked, answer.item_list);
     },
@@ -216,13 +223,18 @@ export function urlToSign(current: string, landing: string | undefined, userAgen
 
 const LANDING_KEY = "wxinvoice:landing";
 
-/** Records the URL the page was first loaded with (call once, as early as possible). */
+/** Records the URL this document was loaded with, where the browser keeps no navigation entry
+ * (call once per page load, before the router moves). */
 export function recordLanding(storage: Pick<Storage, "getItem" | "setItem"> = sessionStorage, href = location.href): void {
-  if (!storage.getItem(LANDING_KEY)) storage.setItem(LANDING_KEY, href.split("#")[0]);
+  storage.setItem(LANDING_KEY, href.split("#")[0]);
 }
 
+/** The URL this document was loaded with: the browser's navigation entry (history navigation
+ * leaves it), else what `recordLanding` kept. */
 export function landing(storage: Pick<Storage, "getItem"> = sessionStorage): string | undefined {
-  return storage.getItem(LANDING_KEY) ?? undefined;
+  const entry = globalThis.performance?.getEntriesByType?.("navigation")?.[0]?.name;
+  const url = entry || storage.getItem(LANDING_KEY);
+  return url ? url.split("#")[0] : undefined;
 }
 
 export { configure, chooseInvoices, chooseInvoicesWecom, registerWecom, SignatureError } from "./page.js";

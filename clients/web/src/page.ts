@@ -56,7 +56,8 @@ function configured(wx: Jweixin, a: TokenAnswer, jsApiList: string[]): Promise<s
   return new Promise((resolve) => {
     wx.ready(() => resolve(undefined));
     wx.error((e) => resolve(e.errMsg ?? "config failed"));
-    wx.config({ debug: false, appId: a.appid, timestamp: a.timestamp, nonceStr: a.noncestr,
+    // beta: WeChat's documents ask for it with wx.invoke (jweixin 1.6.0 ignores it).
+    wx.config({ debug: false, beta: true, appId: a.appid, timestamp: a.timestamp, nonceStr: a.noncestr,
       signature: a.signature, jsApiList });
   });
 }

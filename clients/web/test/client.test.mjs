@@ -124,3 +124,21 @@ test("a WeCom page names the member by userid", async () => {
   assert.equal(body.userid, "zhangsan");
   assert.equal(body.openid, undefined);
 });
+
+test("the access_token of getToken's answer goes with the invoice calls; none in hardened mode", async () => {
+  const { fetch, calls } = fakeFetch([
+    [200, { access_token: "AT1", expires_in: 7000, appid: "wxm" }],
+    [200, { errcode: 0, errmsg: "ok", item_list: [] }],
+    [200, { errcode: 0, errmsg: "ok" }],
+  ]);
+  const api = createClient({ api: "https://gw.example.com", appid: "wxm", fetch });
+  await api.getToken();
+  await api.getInvoices([]);
+  await api.lock("claim-1", { openid: "o" }, []);
+  assert.deepEqual(calls.map((c) => c.url.searchParams.get("token")), [null, "AT1", "AT1"]);
+  const hardened = fakeFetch([[200, { expires_in: 7000, appid: "wxm" }], [200, { errcode: 0, errmsg: "ok", item_list: [] }]]);
+  const h = createClient({ api: "https://gw.example.com", fetch: hardened.fetch });
+  await h.getToken();
+  await h.getInvoices([]);
+  assert.equal(hardened.calls[1].url.searchParams.has("token"), false);
+});

@@ -147,8 +147,8 @@ fn result(sim: &Sim, method: &Method, path: &str, body: &[u8]) -> R {
             Ok(json!({ "valid": valid }))
         }
         (&Method::POST, "verify/card_sign") => {
-            // What chooseInvoice checks: SHA1 of the sorted wx_card ticket, appid, timestamp,
-            // nonce and "INVOICE", for a live wx_card ticket of that app.
+            // What chooseInvoice checks: SHA1 of the sorted wx_card ticket, appid (a WeCom
+            // agent's corpid), timestamp, nonce and "INVOICE", for a live wx_card ticket of that app.
             #[derive(Deserialize)]
             #[serde(deny_unknown_fields)]
             struct V {
@@ -171,8 +171,9 @@ fn result(sim: &Sim, method: &Method, path: &str, body: &[u8]) -> R {
                         "INVOICE",
                     ];
                     values.sort_unstable();
+                    // A WeCom agent's ticket signs with its corpid (`corpid#agentid`).
                     rec.kind == "wx_card"
-                        && rec.app == v.appid
+                        && rec.app.split('#').next() == Some(v.appid.as_str())
                         && rec.expires_at > now
                         && sha1_hex(&values.concat()) == v.card_sign
                 });

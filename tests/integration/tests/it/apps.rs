@@ -541,6 +541,18 @@ async fn a_wecom_agents_page_is_signed_for_agent_config_too() {
         signature, v["signature"],
         "the agent ticket, not the corp's jsapi ticket"
     );
+    // chooseInvoice's cardSign: the agent's wx_card ticket, signed with the corpid.
+    let card = wechat_sim::CardSign {
+        appid: CORP,
+        timestamp: v["timestamp"].as_u64().unwrap(),
+        nonce_str: v["noncestr"].as_str().unwrap(),
+        sign_type: "SHA1",
+        card_sign: v["card_sign"].as_str().unwrap_or_default(),
+    };
+    assert!(
+        h.sim.verify_card_sign(&card).await,
+        "WeCom accepts the agent's cardSign"
+    );
     // debug=1 shows the agentConfig string, its ticket masked.
     let shown_string = v["debug"]["agent_signed"].as_str().unwrap_or_default();
     assert!(
