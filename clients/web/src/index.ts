@@ -238,4 +238,4 @@ export function landing(storage: Pick<Storage, "getItem"> = sessionStorage): str
 }
 
 export { configure, chooseInvoices, chooseInvoicesWecom, registerWecom, SignatureError } from "./page.js";
-export type { Jweixin, WecomJssdk, ConfigureOptions } from "./page.js";
+export type { Jweixin, WecomJssdk, WecomRegisterOptions, WecomSignature, ConfigureOptions } from "./page.js";

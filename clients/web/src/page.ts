@@ -13,17 +13,26 @@ export interface Jweixin {
   invoke(name: string, args: Record<string, unknown>, cb: (res: Record<string, unknown>) => void): void;
 }
 
-/** The part of `@wecom/jssdk`'s `ww` this uses. */
-export interface WecomJssdk {
-  register(options: Record<string, unknown>): unknown;
-  chooseInvoice(args: Record<string, unknown>): Promise<Record<string, unknown>>;
-}
-
 /** What `ww.register`'s signature callbacks answer. */
-interface WecomSignature {
+export interface WecomSignature {
   timestamp: number;
   nonceStr: string;
   signature: string;
+}
+
+/** The part of `ww.register`'s options this sets. */
+export interface WecomRegisterOptions {
+  corpId: string;
+  agentId: string;
+  jsApiList: string[];
+  getConfigSignature(url: string): Promise<WecomSignature>;
+  getAgentConfigSignature(url: string): Promise<WecomSignature>;
+}
+
+/** The part of `@wecom/jssdk`'s `ww` this uses (`import * as ww from "@wecom/jssdk"` fits). */
+export interface WecomJssdk {
+  register(options: WecomRegisterOptions): unknown;
+  chooseInvoice(args: { timestamp: number; nonceStr: string; signType: "SHA1"; cardSign: string }): Promise<unknown>;
 }
 
 export interface Signer {
@@ -128,10 +137,10 @@ export async function registerWecom(ww: WecomJssdk, gateway: Signer, options: Co
  * rejects with a plain result object; it becomes an Error here, a SignatureError (with what the
  * gateway signed for this page) when WeCom refused a signature. */
 export async function chooseInvoicesWecom(ww: WecomJssdk, a: TokenAnswer, gateway?: Signer): Promise<Chosen[]> {
-  let res: Record<string, unknown>;
+  let res: unknown;
   try {
     res = await ww.chooseInvoice({ timestamp: a.timestamp, nonceStr: a.noncestr,
-      signType: a.sign_type ?? "SHA1", cardSign: a.card_sign });
+      signType: "SHA1", cardSign: a.card_sign ?? "" });
   } catch (e) {
     const msg = e instanceof Error ? e.message : String((e as Record<string, unknown>)?.errMsg ?? e);
     if (/invalid ?signature/i.test(msg)) {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { SignatureError, chooseInvoices, chooseInvoicesWecom, configure, registerWecom } from "../dist/index.js";
-import { chooseInvoices as chooseInMini } from "../dist/mini.js";
+import { chooseInvoices as chooseInMini, createClient as miniClient, requestFetch } from "../dist/mini.js";
 
 const LANDING = "https://expense.example.com/app/?from=menu";
 const CURRENT = "https://expense.example.com/app/claims/7?tab=2#invoices";
@@ -119,4 +119,29 @@ test("WeCom: ww.register gets config and agentConfig signed for the URL ww asks,
   // An app without an agent cannot register.
   const noAgent = { async getToken(url) { return { appid: "ww1", timestamp: 7, noncestr: "n", url, signature: "s" }; } };
   await assert.rejects(registerWecom(ww, noAgent, { href: CURRENT }), /agent_config/);
+});
+
+test("a mini program's client calls the gateway through wx.request", async () => {
+  const sent = [];
+  const wx = {
+    request(args) {
+      sent.push(args);
+      const body = args.url.includes("getToken")
+        ? { access_token: "AT", expires_in: 7000, appid: "wxm" }
+        : { errcode: 72039, errmsg: "invoice must be lock first", hint: "订单未被锁定" };
+      setTimeout(() => args.success({ statusCode: 200, data: JSON.stringify(body), header: { "Apigw-Requestid": "r-1" } }), 0);
+    },
+  };
+  const gw = miniClient({ api: "https://gw.example.com", appid: "wxm", fetch: requestFetch(wx) });
+  await gw.getToken();
+  await assert.rejects(gw.close("claim-1", { openid: "o" }, [{ card_id: "c", encrypt_code: "e" }]),
+    (e) => e.errcode === 72039 && e.hint === "订单未被锁定" && e.requestId === "r-1");
+  assert.equal(sent[1].method, "POST");
+  assert.equal(new URL(sent[1].url).searchParams.get("token"), "AT");
+  assert.equal(JSON.parse(sent[1].data).reimburse_status, "INVOICE_REIMBURSE_CLOSURE");
+  assert.ok(sent[1].header["idempotency-key"]);
+  // A request that never reached the gateway is a network error, retried with the same key.
+  const failing = { request: (args) => args.fail({ errMsg: "request:fail timeout" }) };
+  const off = miniClient({ api: "https://gw.example.com", fetch: requestFetch(failing), retries: 0 });
+  await assert.rejects(off.lock("c", { openid: "o" }, []), /request:fail timeout/);
 });

@@ -104,8 +104,8 @@ export async function show(api: ReturnType<typeof client>, picked: Chosen[]): Pr
   const setStatus = async (inv: Invoice, status: ReimburseStatus) => {
     const ref = { card_id: inv.item.card_id, encrypt_code: inv.item.encrypt_code };
     const owner = { openid: inv.item.openid ?? "" };
-    const change = { INVOICE_REIMBURSE_LOCK: api.lock, INVOICE_REIMBURSE_INIT: api.unlock,
-      INVOICE_REIMBURSE_CLOSURE: api.close }[status as string];
+    const change = status === "INVOICE_REIMBURSE_LOCK" ? api.lock
+      : status === "INVOICE_REIMBURSE_INIT" ? api.unlock : api.close;
     try {
       await change(claimId(), owner, [ref]);
       if (inv.item.user_info) inv.item.user_info.reimburse_status = status;

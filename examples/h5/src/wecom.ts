@@ -6,7 +6,7 @@ import { chooseInvoicesWecom, registerWecom } from "@wxinvoice/web";
 import type { WecomJssdk } from "@wxinvoice/web";
 import { client, route, show } from "./ui";
 
-const sdk = ww as unknown as WecomJssdk;
+const sdk: WecomJssdk = ww; // the package needs only register and chooseInvoice
 const api = client(true);
 route(async () => {
   const signed = await registerWecom(sdk, api);
