@@ -1,8 +1,10 @@
 //! The WeChat API: the client that fetches access_tokens and JS-SDK tickets and forwards invoice
-//! calls (`client`, over `transport`), its paths per platform, and its errors.
+//! calls (`client`, over `transport`), its paths per platform, its errors, and the message crypto
+//! of a third-party platform's pushes (`message_crypto`).
 
 pub mod client;
 pub mod error;
+pub mod message_crypto;
 pub mod paths;
 mod transport;
 
