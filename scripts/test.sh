@@ -65,6 +65,15 @@ export ALLOWED_ORIGINS="https://expense.example.com,http://127.0.0.1:$H5_PORT"
 cargo build --locked -p get-token -p get-invoice-batch -p update-status -p wechat-sim -p wxinvoice-admin
 start wechat-sim "$RUN_DIR/wechat-sim.log" target/debug/wechat-sim --port "$SIM_PORT"
 wait_http "$WECHAT_API_BASE/__sim/stats" 30
+# The deployment is also a third-party platform: its secrets (the simulator's platform) in moto's
+# Secrets Manager, as deployed.
+COMPONENT_SECRET_ARN=$(curl -fsS "$WECHAT_API_BASE/__sim/options" | "$VENV/bin/python" -c '
+import boto3, json, os, sys
+c = json.load(sys.stdin)["component"]
+secret = {"component_appid": c["appid"], "component_appsecret": c["secret"], "token": c["token"], "encoding_aes_key": c["encoding_aes_key"]}
+sm = boto3.client("secretsmanager", endpoint_url=os.environ["AWS_ENDPOINT_URL_SECRETS_MANAGER"])
+print(sm.create_secret(Name="wxinvoice-e2e/component", SecretString=json.dumps(secret))["ARN"])')
+export COMPONENT_SECRET_ARN
 # The rotation queue and its event source mapping, as `make dev` runs them (no offsets: the test
 # waits for the rotation).
 ROTATION_QUEUE_URL=$("$VENV/bin/python" -c 'import boto3, os; print(boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL_SQS"]).create_queue(QueueName="wxinvoice-e2e-rotation")["QueueUrl"])')

@@ -674,3 +674,32 @@ def test_the_sweep_fans_rotations_out_on_a_queue_at_a_bounded_rate():
     # The hourly sweep is still the one schedule.
     [schedule] = of_type(resources, "AWS::Scheduler::Schedule").values()
     assert schedule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
+
+
+def test_a_third_party_platform_gets_its_event_url_and_its_secret_only_when_configured():
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:wxinvoice/component-AbCdEf"
+    events = "POST /core/r/api/weChat/component/events"
+    for jwt in (False, True):
+        _, resources = deployed(ComponentSecretArn=arn, **(JWT if jwt else {}))
+        routes = of_type(resources, "AWS::ApiGatewayV2::Route").values()
+        [route] = [r["Properties"] for r in routes if r["Properties"]["RouteKey"] == events]
+        # WeChat sends no JWT: the push is authenticated by its signature, in the function.
+        assert route["AuthorizationType"] == "NONE" and "AuthorizerId" not in route
+        assert route["Target"] == {"Fn::Sub": "integrations/${GetTokenIntegration}"}
+        sources = [p["Properties"]["SourceArn"]["Fn::Sub"] for p in of_type(resources, "AWS::Lambda::Permission").values()]
+        assert any(s.endswith("/*/POST/core/r/api/weChat/component/events") for s in sources)
+        env = resources["GetTokenFunction"]["Properties"]["Environment"]["Variables"]
+        assert env["COMPONENT_SECRET_ARN"] == {"Ref": "ComponentSecretArn"}
+        for other in ("GetInvoiceBatchFunction", "UpdateStatusFunction"):
+            assert "COMPONENT_SECRET_ARN" not in resources[other]["Properties"]["Environment"]["Variables"]
+        statements = [
+            s
+            for p in resources["GetTokenFunctionRole"]["Properties"]["Policies"]
+            for s in p["PolicyDocument"]["Statement"]
+        ]
+        assert {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+                "Resource": {"Ref": "ComponentSecretArn"}} in statements
+    _, plain = deployed()
+    assert events not in {r["Properties"]["RouteKey"] for r in of_type(plain, "AWS::ApiGatewayV2::Route").values()}
+    assert "COMPONENT_SECRET_ARN" not in plain["GetTokenFunction"]["Properties"]["Environment"]["Variables"]
+    assert "ComponentSecretArn" not in json.dumps(plain["GetTokenFunctionRole"])

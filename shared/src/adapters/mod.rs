@@ -7,6 +7,7 @@ pub mod audit;
 pub mod aws;
 pub mod budget;
 pub mod claims;
+pub mod component_secret;
 pub mod dynamodb;
 pub mod metrics;
 pub mod queue;

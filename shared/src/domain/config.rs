@@ -120,6 +120,13 @@ pub struct Config {
     /// (`ROTATION_SPREAD_SECS`, at most SQS's 900 s), so the hour's rotations are a stream, not a
     /// burst; `REFRESH_AHEAD_SECS` covers it (see `domain::sweep`).
     pub rotation_spread: Duration,
+    /// The deployment is a third-party platform (第三方平台) whose secrets are this Secrets
+    /// Manager secret (`COMPONENT_SECRET_ARN`, JSON: component_appid, component_appsecret, token,
+    /// encoding_aes_key); none: it is not one, and its event URL answers 404.
+    pub component_secret_arn: Option<String>,
+    /// A push whose signed timestamp is further than this from now is refused as a replay
+    /// (`COMPONENT_PUSH_WINDOW_SECS`, default 300).
+    pub component_push_window: Duration,
     /// WeChat's batch query answers in the order asked (`BATCH_KEEPS_ORDER`; inferred from one
     /// SDK's documentation). `false`: a request whose invoices share a card_id is answered by
     /// single queries, which name their invoice, instead of pairing the batch by position.
@@ -193,6 +200,8 @@ impl Config {
                 .unwrap_or_else(|| "wxinvoice/apps/".into()),
             schedule_concurrency: env.count("SCHEDULE_CONCURRENCY", 10)?,
             rotation_queue: env.get("ROTATION_QUEUE_URL"),
+            component_secret_arn: env.get("COMPONENT_SECRET_ARN").filter(|a| !a.is_empty()),
+            component_push_window: push_window(&env)?,
             rotation_spread: rotation_spread(&env)?,
             batch_keeps_order: env.flag("BATCH_KEEPS_ORDER", true)?,
             audit_table: env.get("AUDIT_TABLE"),
@@ -309,6 +318,17 @@ fn timing<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Timing, ConfigE
         tickets: true,
         agent_ticket: false,
     })
+}
+
+/// `COMPONENT_PUSH_WINDOW_SECS`: 10 s to an hour.
+fn push_window<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Duration, ConfigError> {
+    let window = env.secs("COMPONENT_PUSH_WINDOW_SECS", Duration::from_secs(300))?;
+    if !(10..=3600).contains(&window.as_secs()) {
+        return Err(ConfigError(
+            "COMPONENT_PUSH_WINDOW_SECS must be between 10 and 3600".into(),
+        ));
+    }
+    Ok(window)
 }
 
 /// `WECHAT_AGENT_ID`: a WeCom agent's id (digits), on WeCom only.

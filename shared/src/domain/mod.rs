@@ -7,6 +7,7 @@ pub mod apps;
 pub mod budget;
 pub mod claims;
 pub mod clock;
+pub mod component;
 pub mod config;
 pub mod deadline;
 pub mod env;

@@ -14,6 +14,7 @@ use crate::domain::outcome::OUTCOME_UNKNOWN;
 use crate::http::envelope::{
     json_response, with_hint, BUDGET_SPENT, CLAIMED, INVALID_PARAMS, NO_SUCH_APP, SYSTEM_ERROR,
 };
+use crate::ops::component_events::PushRefused;
 use crate::ops::OpError;
 use crate::tenant::TenantError;
 use crate::token::TokenError;
@@ -277,6 +278,23 @@ impl From<TenantError> for ApiError {
                 disabled: true,
                 errmsg: e.to_string(),
             },
+        }
+    }
+}
+
+impl From<PushRefused> for ApiError {
+    fn from(e: PushRefused) -> Self {
+        match e {
+            PushRefused::NotAPlatform => ApiError::NotFound(e.to_string()),
+            PushRefused::Secrets(s) => ApiError::Internal {
+                public: "the third-party platform's secrets could not be read",
+                detail: s.0,
+            },
+            PushRefused::Store(s) => ApiError::Internal {
+                public: "the token table could not be reached",
+                detail: s.0,
+            },
+            refused => ApiError::bad_request(refused.to_string()),
         }
     }
 }

@@ -12,13 +12,14 @@ use crate::domain::config::Config;
 use crate::domain::input::truncate;
 use crate::domain::origin::origin_of;
 use crate::http::answer::{answer, Note};
+use crate::http::component_events::component_events;
 use crate::http::context::Ctx;
 use crate::http::cors;
 use crate::http::direct;
 use crate::http::endpoint::tenant_or_refuse;
 use crate::http::envelope::json_response;
 use crate::http::error::ApiError;
-use crate::http::paths::GET_TOKEN_PATH;
+use crate::http::paths::{COMPONENT_EVENTS, GET_TOKEN_PATH};
 use crate::http::query::{query, route};
 use crate::ops::sign_page::{self, seconds_left};
 use crate::tenant::{AppRuntime, Deployment};
@@ -32,6 +33,9 @@ const MAX_URL: usize = 4096;
 pub async fn get_token(deployment: &Deployment, req: Request) -> Result<Response<Body>, Error> {
     if matches!(req.request_context_ref(), Some(RequestContext::PassThrough)) {
         return direct::invoked(deployment, &req).await;
+    }
+    if req.raw_http_path() == COMPONENT_EVENTS {
+        return component_events(deployment, req).await;
     }
     let ctx = Ctx::new(&deployment.config, &req);
     let tenant = tenant_or_refuse!(deployment, &ctx, GET_TOKEN_PATH);

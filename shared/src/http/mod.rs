@@ -2,9 +2,11 @@
 //! context built once (`context`), the checks of path, method and query (`query`), the
 //! envelope and its hints (`envelope`), the HTTP errors into which every lower layer's error is
 //! converted (`error`), CORS (`cors`), and the answer with its log line (`answer`). Direct
-//! invocations of get-token (the schedule, the operator's rotation) are `direct`.
+//! invocations of get-token (the schedule, the operator's rotation) are `direct`; a third-party
+//! platform's pushes reach get-token at `component_events`.
 
 pub mod answer;
+pub mod component_events;
 pub mod context;
 pub mod cors;
 pub mod direct;

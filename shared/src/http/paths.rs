@@ -5,3 +5,5 @@ pub const GET_INVOICE_BATCH: &str = "/core/r/api/weChat/getInvoiceBatch";
 pub const UPDATE_STATUS: &str = "/core/r/api/weChat/updateStatus";
 pub const GET_INVOICE_INFO: &str = "/core/r/api/weChat/getInvoiceInfo";
 pub const UPDATE_INVOICE_STATUS: &str = "/core/r/api/weChat/updateInvoiceStatus";
+/// A third-party platform's authorization-event URL (get-token, with `COMPONENT_SECRET_ARN`).
+pub const COMPONENT_EVENTS: &str = "/core/r/api/weChat/component/events";

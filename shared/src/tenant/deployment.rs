@@ -13,6 +13,7 @@ use crate::adapters::audit::AuditLog;
 use crate::adapters::aws::{dynamodb_client, load_aws};
 use crate::adapters::budget::CallBudget;
 use crate::adapters::claims::ClaimTable;
+use crate::adapters::component_secret::ComponentSecretSource;
 use crate::adapters::queue::RotationQueue;
 use crate::adapters::secret::AppSecret;
 use crate::adapters::store::{DynamoStore, TokenStore};
@@ -80,6 +81,8 @@ pub struct Deployment {
     pub(super) registry: Registry,
     /// The rotation queue the sweep sends due apps to (`ROTATION_QUEUE_URL`).
     pub queue: Option<RotationQueue>,
+    /// The third-party platform's secrets, when the deployment is one (`COMPONENT_SECRET_ARN`).
+    pub component: Option<ComponentSecretSource>,
     /// `AWS_LAMBDA_FUNCTION_NAME`, for the log lines.
     pub function_name: Option<String>,
 }
@@ -158,14 +161,21 @@ impl Deployment {
             sdk: None,
             registry: Registry::default(),
             queue: None,
+            component: None,
             function_name: std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok(),
         }
     }
 
-    /// With AWS for what the store does not cover: registered apps' secrets and the rotation
-    /// queue (a deployment built on another store, in tests).
+    /// With AWS for what the store does not cover: registered apps' secrets, the rotation queue
+    /// and the platform's secrets (a deployment built on another store, in tests).
     pub fn with_aws(mut self, sdk: &SdkConfig) -> Self {
         self.queue = RotationQueue::from_config(&self.own.config, sdk);
+        self.component = self
+            .own
+            .config
+            .component_secret_arn
+            .clone()
+            .map(|arn| ComponentSecretSource::new(arn, sdk.clone()));
         self.sdk = Some(sdk.clone());
         self
     }

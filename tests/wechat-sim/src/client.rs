@@ -281,6 +281,14 @@ impl Client {
         Self::typed("options", v)
     }
 
+    /// A new verify ticket for the platform and its push (`{ticket, query, body}`), or with
+    /// `send` the push POSTed to the platform's `push_url` (`{ticket, status, reply}`).
+    pub async fn component_push(&self, send: bool) -> Value {
+        let ask = json!({"info_type": "component_verify_ticket", "send": send});
+        self.control(reqwest::Method::POST, "component/push", Some(&ask))
+            .await
+    }
+
     /// Every token and ticket issued, the latest of each app, when each token stops working.
     pub async fn tokens(&self) -> Tokens {
         Self::typed(

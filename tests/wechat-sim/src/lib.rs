@@ -8,6 +8,7 @@
 mod api;
 #[cfg(feature = "client")]
 mod client;
+pub mod component;
 mod control;
 mod state;
 
@@ -87,7 +88,10 @@ impl Sim {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let sim = self.clone();
-        let task = tokio::spawn(async move { sim.serve(listener).await });
+        let timer = self.clone();
+        let task = tokio::spawn(async move {
+            tokio::join!(sim.serve(listener), timer.push_tickets());
+        });
         Ok(Running {
             addr,
             sim: self,
@@ -122,6 +126,90 @@ impl Sim {
         }
     }
 
+    /// `POST /__sim/component/push` `{"info_type": "component_verify_ticket", "send": bool}`:
+    /// a new verify ticket, its push built and, with `send`, POSTed to the platform's
+    /// `push_url`; answers the ticket and the push (or the platform's reply).
+    async fn component_push(&self, body: &[u8]) -> Answer {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Ask {
+            info_type: String,
+            #[serde(default)]
+            send: bool,
+        }
+        let ask: Ask = match serde_json::from_slice(body) {
+            Ok(a) => a,
+            Err(e) => return refused(StatusCode::BAD_REQUEST, format!("component/push: {e}")),
+        };
+        if ask.info_type != "component_verify_ticket" {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "component/push: info_type component_verify_ticket",
+            );
+        }
+        let (ticket, built) = self.lock().verify_ticket_push();
+        let Some(push) = built else {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "component: encoding_aes_key is not 43 characters of base64",
+            );
+        };
+        if !ask.send {
+            return json(
+                StatusCode::OK,
+                &serde_json::json!({ "ticket": ticket, "query": push.query, "body": push.body }),
+            );
+        }
+        match self.send_push(&push).await {
+            Ok((status, reply)) => json(
+                StatusCode::OK,
+                &serde_json::json!({ "ticket": ticket, "status": status, "reply": reply }),
+            ),
+            Err(e) => refused(StatusCode::BAD_GATEWAY, e),
+        }
+    }
+
+    /// POSTs a push to the platform's `push_url`: (its HTTP status, its body).
+    async fn send_push(&self, push: &component::Push) -> Result<(u16, String), String> {
+        let url = self.lock().options.component.push_url.clone();
+        if url.is_empty() {
+            return Err("component: no push_url set".into());
+        }
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let resp = reqwest::Client::new()
+            .post(format!("{url}{sep}{}", push.query))
+            .header("content-type", "text/xml")
+            .body(push.body.clone())
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| format!("pushing to {url}: {e}"))?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.text().await.unwrap_or_default()))
+    }
+
+    /// WeChat's timer: a verify ticket every `ticket_push_secs` of simulated time to the
+    /// platform's `push_url` (moving the clock forward drives it).
+    async fn push_tickets(self) {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let push = {
+                let mut st = self.lock();
+                let o = &st.options.component;
+                let due = !o.push_url.is_empty()
+                    && o.ticket_push_secs > 0
+                    && st.now() >= st.last_ticket_push + o.ticket_push_secs;
+                if !due {
+                    continue;
+                }
+                st.verify_ticket_push().1
+            };
+            if let Some(push) = push {
+                let _ = self.send_push(&push).await;
+            }
+        }
+    }
+
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, state::State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -145,6 +233,9 @@ impl Sim {
             Ok(b) => b.to_bytes(),
             Err(_) => return Ok(plain(StatusCode::PAYLOAD_TOO_LARGE, "body too large")),
         };
+        if path == "/__sim/component/push" && method == hyper::Method::POST {
+            return Ok(self.component_push(&body).await);
+        }
         if let Some(rest) = path.strip_prefix("/__sim/") {
             return Ok(control::handle(self, &method, rest, &body));
         }
@@ -190,6 +281,11 @@ impl Sim {
         serve_files_here(&mut value, &host);
         Ok(json(StatusCode::OK, &value))
     }
+}
+
+/// A control request refused, with why.
+fn refused(status: StatusCode, why: String) -> Answer {
+    json(status, &serde_json::json!({ "error": why }))
 }
 
 /// Where WeChat serves invoice files (`pdf_url`, `trip_pdf_url`); the simulator serves them too.

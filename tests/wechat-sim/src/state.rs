@@ -7,6 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::component::ComponentOptions;
+
 /// Settings, including WeChat behaviours that are undocumented (each marked "inferred").
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -61,6 +63,8 @@ pub struct Options {
     /// WeCom members, userid → openid, for `/cgi-bin/user/convert_to_openid` (by default the
     /// owners of the fixture invoices).
     pub users: HashMap<String, String>,
+    /// The third-party platform WeChat knows, and where it pushes its events.
+    pub component: ComponentOptions,
 }
 
 /// One more account: `kind` `mp` (Official Account), `mini` (mini program) or `work` (a WeCom
@@ -121,6 +125,7 @@ impl Default for Options {
                     "or6qc1SimAnotherUserOpenid00".to_string(),
                 ),
             ]),
+            component: ComponentOptions::default(),
         }
     }
 }
@@ -239,6 +244,10 @@ pub struct State {
     pub calls: HashMap<String, u64>,
     pub faults: Vec<Fault>,
     pub clock_offset_secs: i64,
+    /// Verify tickets pushed to the platform, and when each stops being accepted.
+    pub verify_tickets: HashMap<String, u64>,
+    /// When the last verify ticket was pushed (simulated time), for the push timer.
+    pub last_ticket_push: u64,
 }
 
 impl State {
@@ -261,6 +270,8 @@ impl State {
             calls: HashMap::new(),
             faults: Vec::new(),
             clock_offset_secs: 0,
+            verify_tickets: HashMap::new(),
+            last_ticket_push: 0,
         }
     }
 
@@ -368,4 +379,21 @@ pub fn parse_invoices(json: &str) -> Result<Vec<Invoice>, String> {
         }
     }
     Ok(invoices)
+}
+
+impl State {
+    /// A new verify ticket for the platform, and the push that carries it.
+    pub fn verify_ticket_push(&mut self) -> (String, Option<crate::component::Push>) {
+        use crate::component::{push, random16, verify_ticket_xml};
+        let now = self.now();
+        let ticket = format!("ticket@@@{}", uuid::Uuid::new_v4().simple());
+        let o = &self.options.component;
+        self.verify_tickets
+            .insert(ticket.clone(), now + o.ticket_ttl_secs);
+        self.last_ticket_push = now;
+        let xml = verify_ticket_xml(&o.appid, now, &ticket);
+        let nonce = fastrand::u32(100_000_000..).to_string();
+        let built = push(o, &xml, now, &nonce, random16());
+        (ticket, built)
+    }
 }

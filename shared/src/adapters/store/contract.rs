@@ -21,6 +21,39 @@ pub async fn run(store: &dyn TokenStore, app: &str) {
     takeover(store, app, now, &update).await;
     tickets_and_previous(store, app, now, &update).await;
     registry(store, now).await;
+    verify_ticket(store).await;
+}
+
+/// The third-party platform's verify ticket: only a newer one replaces the stored one.
+async fn verify_ticket(store: &dyn TokenStore) {
+    let before = store.verify_ticket().await.unwrap();
+    let base = before.as_ref().map_or(1_700_000_000, |(_, c)| c + 1);
+    assert!(store.put_verify_ticket("ticket-1", base).await.unwrap());
+    let stored = |t: &str, c: u64| Some((t.to_string(), c));
+    assert_eq!(
+        store.verify_ticket().await.unwrap(),
+        stored("ticket-1", base)
+    );
+    assert!(
+        !store.put_verify_ticket("older", base - 1).await.unwrap(),
+        "an older ticket"
+    );
+    assert!(
+        !store.put_verify_ticket("replayed", base).await.unwrap(),
+        "the same push again"
+    );
+    assert_eq!(
+        store.verify_ticket().await.unwrap(),
+        stored("ticket-1", base)
+    );
+    assert!(store
+        .put_verify_ticket("ticket-2", base + 600)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.verify_ticket().await.unwrap(),
+        stored("ticket-2", base + 600)
+    );
 }
 
 /// The app registry: settings live in the app's item, survive its refreshes, are listed, and go

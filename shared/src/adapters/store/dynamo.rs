@@ -13,7 +13,9 @@ use aws_sdk_dynamodb::Client;
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 
-use super::{Credential, Lock, StoreError, TokenState, TokenStore, Update, SWEEP_MARKER};
+use super::{
+    Credential, Lock, StoreError, TokenState, TokenStore, Update, COMPONENT_KEY, SWEEP_MARKER,
+};
 use crate::adapters::dynamodb::{error_text, num};
 use crate::domain::apps::{self, AppSettings, Kind};
 use crate::domain::config::TokenApi;
@@ -418,6 +420,46 @@ impl TokenStore for DynamoStore {
             Some(AttributeValue::Ss(keys)) => keys.iter().cloned().collect(),
             _ => HashSet::new(),
         }))
+    }
+
+    async fn verify_ticket(&self) -> Result<Option<(String, u64)>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", Self::key(COMPONENT_KEY))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_err)?;
+        let item = out.item.unwrap_or_default();
+        let ticket = item.get("verify_ticket").and_then(|v| v.as_s().ok());
+        let created = item
+            .get("verify_ticket_created")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok());
+        Ok(ticket.cloned().zip(created))
+    }
+
+    async fn put_verify_ticket(&self, ticket: &str, created: u64) -> Result<bool, StoreError> {
+        let put = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", Self::key(COMPONENT_KEY))
+            .update_expression("SET verify_ticket = :t, verify_ticket_created = :c")
+            .condition_expression(
+                "attribute_not_exists(verify_ticket_created) OR verify_ticket_created < :c",
+            )
+            .expression_attribute_values(":t", AttributeValue::S(ticket.to_string()))
+            .expression_attribute_values(":c", num(created))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(store_err(e)),
+        }
     }
 
     async fn due_apps(&self, until_ms: u64) -> Result<Option<Vec<String>>, StoreError> {

@@ -18,6 +18,8 @@ pub enum Op {
     IndexShard,
     /// Querying the sweep's index.
     DueApps,
+    /// Reading or writing the third-party platform's verify ticket.
+    VerifyTicket,
     TryLock,
     MarkFetch,
     Commit,
@@ -175,6 +177,18 @@ impl TokenStore for FaultyStore {
     async fn due_apps(&self, until_ms: u64) -> Result<Option<Vec<String>>, StoreError> {
         self.apply(Op::DueApps, || self.inner.due_apps(until_ms))
             .await
+    }
+
+    async fn verify_ticket(&self) -> Result<Option<(String, u64)>, StoreError> {
+        self.apply(Op::VerifyTicket, || self.inner.verify_ticket())
+            .await
+    }
+
+    async fn put_verify_ticket(&self, ticket: &str, created: u64) -> Result<bool, StoreError> {
+        self.apply(Op::VerifyTicket, || {
+            self.inner.put_verify_ticket(ticket, created)
+        })
+        .await
     }
 }
 

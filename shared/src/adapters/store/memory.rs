@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use super::{Lock, StoreError, TokenState, TokenStore, Update};
 use crate::domain::apps::{self, AppSettings};
+use crate::domain::component;
 use crate::domain::state::{applied, holds};
 
 #[derive(Default)]
@@ -18,6 +19,7 @@ pub struct MemoryStore {
     index: Mutex<(HashSet<String>, bool)>,
     /// Whether a listing entered every registered app in the sweep's index.
     sweep_complete: Mutex<bool>,
+    verify_ticket: Mutex<Option<(String, u64)>>,
 }
 
 impl MemoryStore {
@@ -145,6 +147,23 @@ impl TokenStore for MemoryStore {
                 .cloned()
                 .collect()
         }))
+    }
+
+    async fn verify_ticket(&self) -> Result<Option<(String, u64)>, StoreError> {
+        Ok(self
+            .verify_ticket
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone())
+    }
+
+    async fn put_verify_ticket(&self, ticket: &str, created: u64) -> Result<bool, StoreError> {
+        let mut stored = self.verify_ticket.lock().unwrap_or_else(|p| p.into_inner());
+        if !component::newer_ticket(created, stored.as_ref().map(|(_, c)| *c)) {
+            return Ok(false);
+        }
+        *stored = Some((ticket.to_string(), created));
+        Ok(true)
     }
 
     async fn due_apps(&self, until_ms: u64) -> Result<Option<Vec<String>>, StoreError> {

@@ -39,6 +39,10 @@ pub enum Lock {
 /// has stamped the apps registered before the index existed). It sorts first: due at 0.
 pub const SWEEP_MARKER: &str = "#sweep";
 
+/// The item of the deployment's third-party platform (its verify ticket); no app key starts
+/// with `#`.
+pub const COMPONENT_KEY: &str = "#component";
+
 /// A store operation that failed (the text names the operation and DynamoDB's error, never a
 /// credential).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -107,4 +111,11 @@ pub trait TokenStore: Send + Sync {
     /// their `due_ms`), oldest first. `None` until a listing has entered every app registered
     /// before the index existed (`SWEEP_MARKER`).
     async fn due_apps(&self, until_ms: u64) -> Result<Option<Vec<String>>, StoreError>;
+
+    /// The third-party platform's newest `component_verify_ticket` and its CreateTime.
+    async fn verify_ticket(&self) -> Result<Option<(String, u64)>, StoreError>;
+
+    /// Keeps `ticket` when it is newer than the stored one (`component::newer_ticket`), in one
+    /// conditional write; whether it did.
+    async fn put_verify_ticket(&self, ticket: &str, created: u64) -> Result<bool, StoreError>;
 }

@@ -170,15 +170,36 @@ mod tests {
     #[test]
     fn wechats_published_samples_verify_and_decrypt() {
         for (key, token, appid, ts, nonce, sig, encrypt, message) in [
-            (A_KEY, A_TOKEN, A_APPID, A_TIMESTAMP, A_NONCE, A_SIGNATURE, A_ENCRYPT, A_MESSAGE),
-            (E_KEY, E_TOKEN, E_APPID, E_TIMESTAMP, E_NONCE, E_SIGNATURE, E_ENCRYPT, E_MESSAGE),
+            (
+                A_KEY,
+                A_TOKEN,
+                A_APPID,
+                A_TIMESTAMP,
+                A_NONCE,
+                A_SIGNATURE,
+                A_ENCRYPT,
+                A_MESSAGE,
+            ),
+            (
+                E_KEY,
+                E_TOKEN,
+                E_APPID,
+                E_TIMESTAMP,
+                E_NONCE,
+                E_SIGNATURE,
+                E_ENCRYPT,
+                E_MESSAGE,
+            ),
         ] {
             assert_eq!(msg_signature(token, ts, nonce, encrypt), sig);
             assert!(signature_matches(token, ts, nonce, encrypt, sig));
             assert!(!signature_matches(token, ts, "1", encrypt, sig));
             let key = MessageKey::from_encoding_aes_key(key).unwrap();
             assert_eq!(decrypt(&key, encrypt, appid).unwrap(), message);
-            assert_eq!(decrypt(&key, encrypt, "wxother"), Err(CryptoError::WrongAppid));
+            assert_eq!(
+                decrypt(&key, encrypt, "wxother"),
+                Err(CryptoError::WrongAppid)
+            );
         }
     }
 
@@ -209,8 +230,18 @@ mod tests {
             ("not base64", &key, "%%%", CryptoError::BadCiphertext),
             ("not whole blocks", &key, "AAAA", CryptoError::BadCiphertext),
             ("empty", &key, "", CryptoError::BadCiphertext),
-            ("another key: bad padding or appid", &other, E_ENCRYPT, CryptoError::BadPlaintext),
-            ("one zero block", &key, &STANDARD.encode([0u8; 16]), CryptoError::BadPlaintext),
+            (
+                "another key: bad padding or appid",
+                &other,
+                E_ENCRYPT,
+                CryptoError::BadPlaintext,
+            ),
+            (
+                "one zero block",
+                &key,
+                &STANDARD.encode([0u8; 16]),
+                CryptoError::BadPlaintext,
+            ),
         ];
         for (name, k, encrypt, want) in table {
             let got = decrypt(k, encrypt, E_APPID).unwrap_err();

@@ -238,3 +238,58 @@ async fn the_sweep_rotates_a_registered_app_through_the_queue() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["access_token"].as_str(), Some(issued.as_str()));
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: run by `make test`"]
+async fn the_simulator_pushes_verify_tickets_to_the_platforms_event_url() {
+    use wxinvoice::adapters::store::TokenStore;
+    let sdk = integration_tests::aws().await;
+    let table = std::env::var("TOKEN_TABLE").expect("TOKEN_TABLE");
+    let store =
+        wxinvoice::adapters::store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &table);
+    let sim = sim();
+    let url = format!("{}/core/r/api/weChat/component/events", base());
+    sim.set_options(json!({"component": {"push_url": url, "ticket_push_secs": 0}}))
+        .await;
+    // Driven: one push now, through cargo lambda watch, answered `success` and kept.
+    let v = sim.component_push(true).await;
+    assert_eq!(
+        (v["status"].as_u64(), v["reply"].as_str()),
+        (Some(200), Some("success")),
+        "{v}"
+    );
+    let (kept, _) = store.verify_ticket().await.unwrap().expect("kept");
+    assert_eq!(kept, v["ticket"].as_str().unwrap());
+    // WeChat's timer (every second here): the next push replaces it.
+    sim.set_options(json!({"component": {"push_url": url, "ticket_push_secs": 1}}))
+        .await;
+    let mut newer = kept.clone();
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        newer = store.verify_ticket().await.unwrap().unwrap().0;
+        if newer != kept {
+            break;
+        }
+    }
+    sim.set_options(json!({"component": {"push_url": "", "ticket_push_secs": 0}}))
+        .await;
+    assert_ne!(
+        newer, kept,
+        "the timer's push arrived and replaced the ticket"
+    );
+    // A forged push through the same URL: refused, nothing changes.
+    let built = sim.component_push(false).await;
+    let forged = built["query"]
+        .as_str()
+        .unwrap()
+        .replace("msg_signature=", "msg_signature=f");
+    let resp = reqwest::Client::new()
+        .post(format!("{url}?{forged}"))
+        .body(built["body"].as_str().unwrap().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let now = store.verify_ticket().await.unwrap().unwrap().0;
+    assert_ne!(now, built["ticket"].as_str().unwrap());
+}

@@ -8,6 +8,7 @@
 mod apps;
 mod budget;
 mod claims;
+mod component;
 mod concurrency;
 mod day;
 mod e2e;
