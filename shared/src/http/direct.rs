@@ -274,6 +274,12 @@ async fn scheduled(
         };
         failures.push(format!("scheduled refresh failed: {cause}{still}"));
     }
+    if let Some(Err(cause)) = &report.component {
+        // Logged and alarmed, not a failure of the run (see `Report::component`).
+        tracing::error!(endpoint = "schedule", function_request_id, function_name,
+            cause = %cause, metric.component_refresh_failed = 1,
+            "the third-party platform's token could not be refreshed");
+    }
     let run = &report.registered;
     if !run.failed.is_empty() {
         // Named up to a few: thousands of apps failing alike (the queue unreachable) make one
@@ -359,6 +365,10 @@ fn summary(deployment: &Deployment, report: &Report, token_left_secs: Option<u64
         "wx_card_ticket_expires_in": wx_card,
         "archives": {"stored": report.archives_stored, "pending": report.archives_pending},
         "apps": {"due": run.due, "queued": run.queued, "refreshed": run.refreshed, "listed": run.listed},
+        "component": report.component.as_ref().map(|c| match c {
+            Ok(s) => json!({"source": s.source.as_str(), "access_token_expires_in": left(&s.state.access_token)}),
+            Err(cause) => json!({"error": cause}),
+        }),
     })
 }
 

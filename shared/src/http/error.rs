@@ -240,6 +240,10 @@ impl From<WeChatError> for ApiError {
                 public: "AppSecret unavailable",
                 detail: e.to_string(),
             },
+            e @ WeChatError::NoVerifyTicket(_) => ApiError::Internal {
+                public: "the platform has no component_verify_ticket yet",
+                detail: e.to_string(),
+            },
         }
     }
 }

@@ -44,6 +44,9 @@ impl OpError {
                 format!("WeChat unreachable: {m}")
             }
             WeChatError::NoSecret(_) => "service unavailable: AppSecret unavailable".into(),
+            WeChatError::NoVerifyTicket(_) => {
+                "service unavailable: no component_verify_ticket yet".into()
+            }
         };
         match self {
             OpError::WeChat(w) | OpError::Token(TokenError::WeChat(w)) => wechat(w),

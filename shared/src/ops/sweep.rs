@@ -1,4 +1,5 @@
-//! The hourly sweep: rotates the deployment's own app, finds the registered apps that have fallen
+//! The hourly sweep: rotates the deployment's own app (and a third-party platform's own token),
+//! finds the registered apps that have fallen
 //! due in the sweep's index (one query; no scan) and sends them to the rotation queue, or, without
 //! a queue, rotates them itself; then retries the archive work left pending. Every step runs
 //! whatever the others did; the report says what each did.
@@ -17,6 +18,9 @@ pub struct Report {
     /// The deployment's own app.
     pub own: Result<Served, TokenError>,
     pub registered: RegisteredRun,
+    /// A third-party platform's own token (`None`: not a platform). Its failure is reported,
+    /// not the run's: a platform waiting for its first verify ticket would fail every hour.
+    pub component: Option<Result<Served, String>>,
     /// Archive work done, and still pending.
     pub archives_stored: u64,
     pub archives_pending: u64,
@@ -52,6 +56,16 @@ pub async fn run(deployment: &Deployment, deadline: &Deadline) -> Report {
     // The own app failing must not leave the registered apps' tokens to expire, nor one
     // registered app stop the archive retries.
     let registered = sweep_registered(deployment, deadline).await;
+    let component = match deployment.component_tokens().await {
+        None => None,
+        Some(Err(e)) => Some(Err(e.to_string())),
+        Some(Ok(tokens)) => Some(
+            tokens
+                .get(Mode::Scheduled, deadline)
+                .await
+                .map_err(|e| e.to_string()),
+        ),
+    };
     let own_token = own
         .as_ref()
         .ok()
@@ -61,6 +75,7 @@ pub async fn run(deployment: &Deployment, deadline: &Deadline) -> Report {
     Report {
         own,
         registered,
+        component,
         archives_stored,
         archives_pending,
     }

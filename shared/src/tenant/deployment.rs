@@ -15,8 +15,8 @@ use crate::adapters::budget::CallBudget;
 use crate::adapters::claims::ClaimTable;
 use crate::adapters::component_secret::ComponentSecretSource;
 use crate::adapters::queue::RotationQueue;
-use crate::adapters::secret::AppSecret;
-use crate::adapters::store::{DynamoStore, TokenStore};
+use crate::adapters::secret::{AppSecret, SecretError};
+use crate::adapters::store::{DynamoStore, TokenStore, COMPONENT_KEY};
 use crate::adapters::wechat::WeChatClient;
 use crate::domain::apps::{AppSettings, Kind};
 use crate::domain::config::{self, Config, ConfigError, Platform, SecretSource};
@@ -83,6 +83,8 @@ pub struct Deployment {
     pub queue: Option<RotationQueue>,
     /// The third-party platform's secrets, when the deployment is one (`COMPONENT_SECRET_ARN`).
     pub component: Option<ComponentSecretSource>,
+    /// The platform's own token service, built once its secrets are read.
+    component_tokens: tokio::sync::OnceCell<TokenService>,
     /// `AWS_LAMBDA_FUNCTION_NAME`, for the log lines.
     pub function_name: Option<String>,
 }
@@ -162,6 +164,7 @@ impl Deployment {
             registry: Registry::default(),
             queue: None,
             component: None,
+            component_tokens: tokio::sync::OnceCell::new(),
             function_name: std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok(),
         }
     }
@@ -178,6 +181,32 @@ impl Deployment {
             .map(|arn| ComponentSecretSource::new(arn, sdk.clone()));
         self.sdk = Some(sdk.clone());
         self
+    }
+
+    /// The third-party platform's own token (`component_access_token`), kept in the token
+    /// table's `COMPONENT_KEY` item like any app's: single flight under the lock, rotated by the
+    /// schedule, the same half-failure rules. `None`: the deployment is not a platform.
+    pub async fn component_tokens(&self) -> Option<Result<&TokenService, SecretError>> {
+        let source = self.component.as_ref()?;
+        Some(
+            self.component_tokens
+                .get_or_try_init(|| async {
+                    let secrets = source.get().await?;
+                    let config = component_config(&self.own.config, &secrets.appid);
+                    let secret = AppSecret::given(secrets.app_secret.clone());
+                    let wechat = self
+                        .own
+                        .wechat
+                        .for_component(&config, secret, self.store.clone());
+                    Ok(TokenService::new(
+                        self.store.clone(),
+                        COMPONENT_KEY.to_string(),
+                        wechat,
+                        config.timing,
+                    ))
+                })
+                .await,
+        )
     }
 
     /// The deployment's own app.
@@ -225,6 +254,22 @@ pub fn registered_timing(own: &Config, kind: Kind) -> Timing {
         timing = sweep::with_spread(timing, own.rotation_spread);
     }
     timing
+}
+
+/// The platform's configuration: the deployment's, on the Official Accounts' host (or the one
+/// configured: a proxy, the simulator), with the component appid and no tickets.
+fn component_config(own: &Config, component_appid: &str) -> Config {
+    let mut config = own.clone();
+    if config.api_base == config::WORK_API_BASE {
+        config.api_base = config::MP_API_BASE.into();
+    }
+    config.platform = Platform::Mp;
+    config.token_api = config::TokenApi::Classic;
+    config.appid = component_appid.to_string();
+    config.agentid = None;
+    config.timing.tickets = false;
+    config.timing.agent_ticket = false;
+    config
 }
 
 /// A registered app's configuration: the deployment's, with the app's platform, ids, origins,

@@ -61,6 +61,7 @@ impl TokenError {
                 format!("WeChat unreachable: {m}")
             }
             TokenError::WeChat(e @ WeChatError::NoSecret(_)) => format!("secret: {e}"),
+            TokenError::WeChat(e @ WeChatError::NoVerifyTicket(_)) => e.to_string(),
             TokenError::Store(e) => format!("DynamoDB: {e}"),
             TokenError::InvalidCredential => "WeChat errcode 40001: invalid credential".into(),
             other => format!("service unavailable: {other}"),

@@ -51,6 +51,9 @@ pub fn handle(sim: &Sim, method: &Method, path: &str, q: &Q, body: &[u8], peer: 
         "/cgi-bin/card/invoice/reimburse/updateinvoicestatus" => update_one(&mut st, q, body, true),
         "/cgi-bin/card/invoice/reimburse/updatestatusbatch" => update_batch(&mut st, q, body, true),
         "/cgi-bin/user/convert_to_openid" => convert_to_openid(&st, q, body),
+        "/cgi-bin/component/api_component_token" => {
+            check_ip(&st, peer).and_then(|_| component_token(&mut st, method, body))
+        }
         _ => Err(error(40066, "invalid url")),
     };
     result.unwrap_or_else(|e| e)
@@ -192,7 +195,7 @@ fn check_token(st: &State, q: &Q, work: bool) -> Result<String, Value> {
         }
     };
     let rec = st.tokens.get(token).ok_or_else(unknown)?;
-    if (rec.family == Family::Work) != work {
+    if (rec.family == Family::Work) != work || rec.family == Family::Component {
         return Err(unknown());
     }
     if rec.superseded_until.is_some_and(|until| now >= until) {
@@ -281,6 +284,37 @@ fn work_token(st: &mut State, q: &Q) -> R {
     m.insert("access_token".into(), json!(token));
     m.insert("expires_in".into(), json!(expires_in));
     Ok(Value::Object(m))
+}
+
+/// `POST /cgi-bin/component/api_component_token`: a third-party platform's token, for its appid,
+/// component AppSecret and a verify ticket WeChat pushed and still accepts (12 hours). A new
+/// token ends the previous after the grace, as `/cgi-bin/token` does (inferred: WeChat does not
+/// say).
+fn component_token(st: &mut State, method: &Method, body: &[u8]) -> R {
+    if method != Method::POST {
+        return Err(error(43002, "require POST method"));
+    }
+    let b: Map<String, Value> =
+        serde_json::from_slice(body).map_err(|_| error(47001, "data format error"))?;
+    let s = |k: &str| b.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
+    let o = &st.options.component;
+    if s("component_appid") != Some(o.appid.as_str()) {
+        return Err(error(61011, "invalid component"));
+    }
+    if s("component_appsecret") != Some(o.secret.as_str()) {
+        return Err(error(40125, "invalid appsecret"));
+    }
+    let now = st.now();
+    let ticket = s("component_verify_ticket").unwrap_or_default();
+    match st.verify_tickets.get(ticket) {
+        None => return Err(error(61006, "component ticket is invalid")),
+        Some(until) if *until <= now => return Err(error(61005, "component ticket is expired")),
+        Some(_) => {}
+    }
+    let appid = o.appid.clone();
+    let grace = st.options.grace_secs;
+    let (token, ttl) = st.issue_token(Family::Component, &appid, Some(grace));
+    Ok(json!({ "component_access_token": token, "expires_in": ttl }))
 }
 
 /// `GET /cgi-bin/get_jsapi_ticket` (WeCom corp ticket for `wx.config`).

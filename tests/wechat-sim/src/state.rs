@@ -211,6 +211,8 @@ pub enum Family {
     Stable,
     /// WeCom `/cgi-bin/gettoken`
     Work,
+    /// A third-party platform's `component_access_token` (`api_component_token`).
+    Component,
 }
 
 #[derive(Debug, Clone)]
@@ -358,6 +360,7 @@ fn family_prefix(f: Family) -> &'static str {
         Family::Classic => "at",
         Family::Stable => "st",
         Family::Work => "wk",
+        Family::Component => "cp",
     }
 }
 

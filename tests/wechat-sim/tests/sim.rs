@@ -599,3 +599,39 @@ async fn invoices_can_be_seeded() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_platform_gets_its_token_only_with_a_live_verify_ticket() {
+    let t = T::new().await;
+    let o = t.wx.options().await.component;
+    let ask = |appid: &str, secret: &str, ticket: &str| json!({"component_appid": appid, "component_appsecret": secret, "component_verify_ticket": ticket});
+    let path = "/cgi-bin/component/api_component_token";
+    let v = t
+        .post(path, ask(&o.appid, &o.secret, "ticket@@@never-pushed"))
+        .await;
+    assert_eq!(errcode(&v), 61006);
+    let pushed = t.wx.component_push(false).await;
+    let ticket = pushed["ticket"].as_str().unwrap();
+    assert!(pushed["body"].as_str().unwrap().contains("<Encrypt>"));
+    assert!(pushed["query"].as_str().unwrap().contains("msg_signature="));
+    assert_eq!(
+        errcode(&t.post(path, ask("wxnotaplatform", &o.secret, ticket)).await),
+        61011
+    );
+    assert_eq!(
+        errcode(&t.post(path, ask(&o.appid, "wrong", ticket)).await),
+        40125
+    );
+    let v = t.post(path, ask(&o.appid, &o.secret, ticket)).await;
+    let token = v["component_access_token"].as_str().unwrap().to_string();
+    assert_eq!(v["expires_in"], 7200);
+    // A platform's token is not an account's.
+    let q = format!("/cgi-bin/ticket/getticket?type=jsapi&access_token={token}");
+    assert_ne!(errcode(&t.get(&q).await), 0);
+    // Twelve hours after the push, the ticket is no longer accepted.
+    t.wx.advance_clock(12 * 3600).await;
+    assert_eq!(
+        errcode(&t.post(path, ask(&o.appid, &o.secret, ticket)).await),
+        61005
+    );
+}

@@ -25,6 +25,9 @@ pub enum WeChatError {
     /// The AppSecret could not be had (Secrets Manager failed, or none is configured).
     #[error("AppSecret: {0}")]
     NoSecret(String),
+    /// A third-party platform has no `component_verify_ticket` to fetch its token with yet.
+    #[error("no component_verify_ticket yet: WeChat pushes one every 10 minutes to the authorization-event URL once the platform is approved ({0})")]
+    NoVerifyTicket(String),
 }
 
 impl WeChatError {
@@ -36,6 +39,7 @@ impl WeChatError {
                 | WeChatError::NotSent(_)
                 | WeChatError::NoTime
                 | WeChatError::NoSecret(_)
+                | WeChatError::NoVerifyTicket(_)
         )
     }
 }

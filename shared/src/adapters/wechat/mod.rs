@@ -10,4 +10,6 @@ mod transport;
 
 pub use client::{Issued, Reply, TicketKind, WeChatClient};
 pub use error::{Call, WeChatError};
-pub use paths::{Paths, API_DOMAIN_IP_PATH, MP_PATHS, MP_STABLE_TOKEN_PATH, WORK_PATHS};
+pub use paths::{
+    Paths, API_DOMAIN_IP_PATH, COMPONENT_TOKEN_PATH, MP_PATHS, MP_STABLE_TOKEN_PATH, WORK_PATHS,
+};

@@ -29,6 +29,9 @@ pub const MP_PATHS: Paths = Paths {
 
 pub const MP_STABLE_TOKEN_PATH: &str = "/cgi-bin/stable_token";
 
+/// A third-party platform's own token (`component_access_token`), on the Official Accounts' host.
+pub const COMPONENT_TOKEN_PATH: &str = "/cgi-bin/component/api_component_token";
+
 /// WeChat's API addresses (`/cgi-bin/get_api_domain_ip`, one path on Official Accounts and WeCom):
 /// needs a live access_token and spends no token quota, so it answers "is this token alive".
 pub const API_DOMAIN_IP_PATH: &str = "/cgi-bin/get_api_domain_ip";

@@ -9,8 +9,14 @@ use wxinvoice::Deployment;
 
 const EVENTS: &str = "/core/r/api/weChat/component/events";
 
-/// The platform's secret in (moto's) Secrets Manager, as the simulator's platform has it.
+/// The platform's secret in (moto's) Secrets Manager, as the simulator's platform has it; an
+/// instance of the gateway configured with it.
 async fn platform(h: &Harness) -> Deployment {
+    let arn = platform_secret(h).await;
+    h.instance(&[("COMPONENT_SECRET_ARN", &arn)])
+}
+
+async fn platform_secret(h: &Harness) -> String {
     let o = h.sim.options().await.component;
     let secret = json!({
         "component_appid": o.appid,
@@ -19,8 +25,7 @@ async fn platform(h: &Harness) -> Deployment {
         "encoding_aes_key": o.encoding_aes_key,
     });
     let name = format!("wxinvoice/{}/component", h.table);
-    let arn = create_secret(&h.sdk, &name, &secret.to_string()).await;
-    h.instance(&[("COMPONENT_SECRET_ARN", &arn)])
+    create_secret(&h.sdk, &name, &secret.to_string()).await
 }
 
 /// The push `query` + `body` sent to the events URL: (status, body text).
@@ -157,4 +162,66 @@ async fn a_push_signed_outside_the_window_is_a_replay() {
         None,
         "nothing kept"
     );
+}
+
+#[tokio::test]
+async fn the_platforms_token_waits_for_a_verify_ticket_then_is_fetched_once_and_kept() {
+    use std::time::Duration;
+    use wxinvoice::adapters::wechat::COMPONENT_TOKEN_PATH;
+    use wxinvoice::domain::deadline::Deadline;
+    use wxinvoice::token::Mode;
+    let h = Harness::new().await;
+    let arn = platform_secret(&h).await;
+    let a = h.instance(&[("COMPONENT_SECRET_ARN", &arn)]);
+    let b = h.instance(&[("COMPONENT_SECRET_ARN", &arn)]);
+    assert!(
+        h.instance(&[]).component_tokens().await.is_none(),
+        "not a platform"
+    );
+    let deadline = || Deadline::after(Duration::from_secs(15));
+    let tokens_a = a.component_tokens().await.unwrap().unwrap();
+    let tokens_b = b.component_tokens().await.unwrap().unwrap();
+
+    // No verify ticket yet: a clear error, nothing asked of WeChat.
+    let err = tokens_a.get(Mode::Auto, &deadline()).await.unwrap_err();
+    assert!(err.to_string().contains("component_verify_ticket"), "{err}");
+    assert_eq!(h.calls(COMPONENT_TOKEN_PATH), 0);
+
+    // WeChat pushes one; two instances ask at once: one fetch, under the lock.
+    let push = h.sim.component_push(false).await;
+    assert_eq!(
+        deliver(&a, field(&push, "query"), field(&push, "body"))
+            .await
+            .0,
+        200
+    );
+    let (da, db) = (deadline(), deadline());
+    let (ra, rb) = tokio::join!(tokens_a.get(Mode::Auto, &da), tokens_b.get(Mode::Auto, &db));
+    let token = |r: &wxinvoice::token::Served| r.access_token().unwrap().to_string();
+    let (ta, tb) = (token(&ra.unwrap()), token(&rb.unwrap()));
+    assert_eq!(ta, tb, "both serve the one token");
+    assert_eq!(h.calls(COMPONENT_TOKEN_PATH), 1, "single flight");
+    let component = h.sim.options().await.component.appid;
+    assert_eq!(
+        h.sim.issued_to(&component).await.as_deref(),
+        Some(ta.as_str())
+    );
+    // Kept in the token table: a new instance serves it without asking WeChat.
+    let c = h.instance(&[("COMPONENT_SECRET_ARN", &arn)]);
+    let tc = c.component_tokens().await.unwrap().unwrap();
+    assert_eq!(token(&tc.get(Mode::Auto, &deadline()).await.unwrap()), ta);
+    assert_eq!(h.calls(COMPONENT_TOKEN_PATH), 1);
+
+    // The schedule rotates it once it falls due, and says so.
+    h.advance(&a, 7200 - 3000).await;
+    tokens_a.clock().advance(Duration::from_secs(7200 - 3000));
+    let v = h.schedule_on(&a).await.unwrap();
+    assert_eq!(v["component"]["source"], "refreshed", "{v}");
+    assert_eq!(h.calls(COMPONENT_TOKEN_PATH), 2);
+
+    // The ticket expired at WeChat (no push for 12 hours): WeChat's 61005 comes back as it is.
+    h.sim.advance_clock(13 * 3600).await;
+    tokens_a.clock().advance(Duration::from_secs(13 * 3600));
+    let err = tokens_a.get(Mode::Auto, &deadline()).await.unwrap_err();
+    assert!(err.to_string().contains("61005"), "{err}");
 }
