@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use hyper::Method;
 use serde_json::{json, Map, Value};
 
+use crate::component_api;
 use crate::state::{Family, Invoice, State};
 use crate::Sim;
 
@@ -53,6 +54,16 @@ pub fn handle(sim: &Sim, method: &Method, path: &str, q: &Q, body: &[u8], peer: 
         "/cgi-bin/user/convert_to_openid" => convert_to_openid(&st, q, body),
         "/cgi-bin/component/api_component_token" => {
             check_ip(&st, peer).and_then(|_| component_token(&mut st, method, body))
+        }
+        "/cgi-bin/component/api_create_preauthcode" => {
+            component_api::create_preauthcode(&mut st, q, body)
+        }
+        "/cgi-bin/component/api_query_auth" => component_api::query_auth(&mut st, q, body),
+        "/cgi-bin/component/api_authorizer_token" => {
+            component_api::authorizer_token(&mut st, q, body)
+        }
+        "/cgi-bin/component/api_get_authorizer_info" => {
+            component_api::authorizer_info(&mut st, q, body)
         }
         _ => Err(error(40066, "invalid url")),
     };

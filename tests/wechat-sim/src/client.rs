@@ -289,6 +289,29 @@ impl Client {
             .await
     }
 
+    /// The customer confirms `funcs` for account `appid` (`mp` or `mini`) on the page a
+    /// pre-auth code opened: `{auth_code, expires_in, info_type}` and the `authorized` push (or,
+    /// with `send`, the platform's reply to it).
+    pub async fn component_authorize(
+        &self,
+        pre_auth_code: &str,
+        appid: &str,
+        kind: &str,
+        funcs: &[u64],
+        send: bool,
+    ) -> Value {
+        let ask = json!({"pre_auth_code": pre_auth_code, "appid": appid, "kind": kind, "funcs": funcs, "send": send});
+        self.control(reqwest::Method::POST, "component/authorize", Some(&ask))
+            .await
+    }
+
+    /// The account withdraws its authorization: the `unauthorized` push (or the reply to it).
+    pub async fn component_unauthorize(&self, appid: &str, send: bool) -> Value {
+        let ask = json!({"appid": appid, "send": send});
+        self.control(reqwest::Method::POST, "component/unauthorize", Some(&ask))
+            .await
+    }
+
     /// Every token and ticket issued, the latest of each app, when each token stops working.
     pub async fn tokens(&self) -> Tokens {
         Self::typed(

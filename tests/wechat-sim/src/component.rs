@@ -25,6 +25,9 @@ pub struct ComponentOptions {
     pub ticket_push_secs: u64,
     /// How long a verify ticket is accepted (WeChat: 12 hours).
     pub ticket_ttl_secs: u64,
+    /// `api_authorizer_token` answers a new refresh token each time, the old one then refused
+    /// (WeChat: the same one, until the account authorizes again; the option plays the worst).
+    pub rotate_refresh_token: bool,
 }
 
 impl Default for ComponentOptions {
@@ -37,6 +40,7 @@ impl Default for ComponentOptions {
             push_url: String::new(),
             ticket_push_secs: 600,
             ticket_ttl_secs: 12 * 3600,
+            rotate_refresh_token: false,
         }
     }
 }

@@ -9,6 +9,7 @@ mod api;
 #[cfg(feature = "client")]
 mod client;
 pub mod component;
+mod component_api;
 mod control;
 mod state;
 
@@ -126,7 +127,144 @@ impl Sim {
         }
     }
 
-    /// `POST /__sim/component/push` `{"info_type": "component_verify_ticket", "send": bool}`:
+    /// The platform's control endpoints: `push` (a verify ticket), `authorize` (the customer's
+    /// confirmation), `unauthorize` (its withdrawal); each event's push built and, with `send`,
+    /// POSTed to the platform's `push_url`.
+    async fn component_control(&self, action: &str, body: &[u8]) -> Answer {
+        match action {
+            "push" => self.component_push(body).await,
+            "authorize" => self.component_authorize(body).await,
+            "unauthorize" => self.component_unauthorize(body).await,
+            _ => refused(
+                StatusCode::NOT_FOUND,
+                format!("no control endpoint component/{action}"),
+            ),
+        }
+    }
+
+    /// `authorize` `{"pre_auth_code", "appid", "kind": "mp"|"mini", "funcs": [1, 26], "send"}`:
+    /// answers `{"auth_code", "expires_in", "info_type"}` and the push or the platform's reply.
+    async fn component_authorize(&self, body: &[u8]) -> Answer {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Ask {
+            pre_auth_code: String,
+            appid: String,
+            #[serde(default = "mp")]
+            kind: String,
+            funcs: Vec<u64>,
+            #[serde(default)]
+            send: bool,
+        }
+        fn mp() -> String {
+            "mp".into()
+        }
+        let ask: Ask = match serde_json::from_slice(body) {
+            Ok(a) => a,
+            Err(e) => return refused(StatusCode::BAD_REQUEST, format!("component/authorize: {e}")),
+        };
+        let (code, info_type, push) = {
+            let mut st = self.lock();
+            let authorized = component_api::authorize(
+                &mut st,
+                &ask.pre_auth_code,
+                &ask.appid,
+                &ask.kind,
+                ask.funcs,
+            );
+            match authorized {
+                Err(why) => return refused(StatusCode::BAD_REQUEST, why),
+                Ok((code, updated)) => {
+                    let info_type = if updated {
+                        "updateauthorized"
+                    } else {
+                        "authorized"
+                    };
+                    let component = st.options.component.appid.clone();
+                    let xml = component_api::authorization_xml(
+                        &component,
+                        st.now(),
+                        info_type,
+                        &ask.appid,
+                        Some(&code),
+                    );
+                    (code, info_type, st.event_push(&xml))
+                }
+            }
+        };
+        let mut answer =
+            serde_json::json!({"auth_code": code, "expires_in": 3600, "info_type": info_type});
+        self.deliver(&mut answer, push, ask.send).await;
+        json(StatusCode::OK, &answer)
+    }
+
+    /// `unauthorize` `{"appid", "send"}`: the account withdraws; its refresh token stops working.
+    async fn component_unauthorize(&self, body: &[u8]) -> Answer {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Ask {
+            appid: String,
+            #[serde(default)]
+            send: bool,
+        }
+        let ask: Ask = match serde_json::from_slice(body) {
+            Ok(a) => a,
+            Err(e) => {
+                return refused(
+                    StatusCode::BAD_REQUEST,
+                    format!("component/unauthorize: {e}"),
+                )
+            }
+        };
+        let push = {
+            let mut st = self.lock();
+            if !component_api::unauthorize(&mut st, &ask.appid) {
+                return refused(
+                    StatusCode::BAD_REQUEST,
+                    "that account has not authorized the platform".into(),
+                );
+            }
+            let component = st.options.component.appid.clone();
+            let xml = component_api::authorization_xml(
+                &component,
+                st.now(),
+                "unauthorized",
+                &ask.appid,
+                None,
+            );
+            st.event_push(&xml)
+        };
+        let mut answer = serde_json::json!({"appid": ask.appid});
+        self.deliver(&mut answer, push, ask.send).await;
+        json(StatusCode::OK, &answer)
+    }
+
+    /// Adds the push to `answer`, or with `send` the platform's reply to it.
+    async fn deliver(
+        &self,
+        answer: &mut serde_json::Value,
+        push: Option<component::Push>,
+        send: bool,
+    ) {
+        let Some(push) = push else {
+            answer["error"] = "component: encoding_aes_key is not 43 characters of base64".into();
+            return;
+        };
+        if !send {
+            answer["query"] = push.query.into();
+            answer["body"] = push.body.into();
+            return;
+        }
+        match self.send_push(&push).await {
+            Ok((status, reply)) => {
+                answer["status"] = status.into();
+                answer["reply"] = reply.into();
+            }
+            Err(e) => answer["error"] = e.into(),
+        }
+    }
+
+    /// `push` `{"info_type": "component_verify_ticket", "send": bool}`:
     /// a new verify ticket, its push built and, with `send`, POSTed to the platform's
     /// `push_url`; answers the ticket and the push (or the platform's reply).
     async fn component_push(&self, body: &[u8]) -> Answer {
@@ -233,8 +371,10 @@ impl Sim {
             Ok(b) => b.to_bytes(),
             Err(_) => return Ok(plain(StatusCode::PAYLOAD_TOO_LARGE, "body too large")),
         };
-        if path == "/__sim/component/push" && method == hyper::Method::POST {
-            return Ok(self.component_push(&body).await);
+        if let Some(action) = path.strip_prefix("/__sim/component/") {
+            if method == hyper::Method::POST {
+                return Ok(self.component_control(action, &body).await);
+            }
         }
         if let Some(rest) = path.strip_prefix("/__sim/") {
             return Ok(control::handle(self, &method, rest, &body));

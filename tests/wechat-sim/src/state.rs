@@ -250,6 +250,8 @@ pub struct State {
     pub verify_tickets: HashMap<String, u64>,
     /// When the last verify ticket was pushed (simulated time), for the push timer.
     pub last_ticket_push: u64,
+    /// Pre-auth codes, auth codes and the accounts' authorizations of the platform.
+    pub platform: crate::component_api::Platform,
 }
 
 impl State {
@@ -274,6 +276,7 @@ impl State {
             clock_offset_secs: 0,
             verify_tickets: HashMap::new(),
             last_ticket_push: 0,
+            platform: Default::default(),
         }
     }
 
@@ -387,16 +390,20 @@ pub fn parse_invoices(json: &str) -> Result<Vec<Invoice>, String> {
 impl State {
     /// A new verify ticket for the platform, and the push that carries it.
     pub fn verify_ticket_push(&mut self) -> (String, Option<crate::component::Push>) {
-        use crate::component::{push, random16, verify_ticket_xml};
         let now = self.now();
         let ticket = format!("ticket@@@{}", uuid::Uuid::new_v4().simple());
         let o = &self.options.component;
         self.verify_tickets
             .insert(ticket.clone(), now + o.ticket_ttl_secs);
         self.last_ticket_push = now;
-        let xml = verify_ticket_xml(&o.appid, now, &ticket);
+        let xml = crate::component::verify_ticket_xml(&o.appid, now, &ticket);
+        (ticket, self.event_push(&xml))
+    }
+
+    /// The push of a decrypted event `xml`, signed now.
+    pub fn event_push(&self, xml: &str) -> Option<crate::component::Push> {
+        use crate::component::{push, random16};
         let nonce = fastrand::u32(100_000_000..).to_string();
-        let built = push(o, &xml, now, &nonce, random16());
-        (ticket, built)
+        push(&self.options.component, xml, self.now(), &nonce, random16())
     }
 }

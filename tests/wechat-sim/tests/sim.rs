@@ -635,3 +635,79 @@ async fn a_platform_gets_its_token_only_with_a_live_verify_ticket() {
         61005
     );
 }
+
+#[tokio::test]
+async fn a_customer_authorizes_the_platform_and_can_withdraw() {
+    let t = T::new().await;
+    let o = t.wx.options().await.component;
+    let ticket = t.wx.component_push(false).await["ticket"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let v = t
+        .post(
+            "/cgi-bin/component/api_component_token",
+            json!({"component_appid": o.appid, "component_appsecret": o.secret, "component_verify_ticket": ticket}),
+        )
+        .await;
+    let ct = v["component_access_token"].as_str().unwrap().to_string();
+    let call = |api: &str| format!("/cgi-bin/component/{api}?component_access_token={ct}");
+    let me = json!({"component_appid": o.appid});
+    let pre = t.post(&call("api_create_preauthcode"), me.clone()).await;
+    let pre = pre["pre_auth_code"].as_str().unwrap().to_string();
+    assert!(pre.starts_with("preauthcode@@@"));
+    // The customer scans and confirms; the page cannot be used twice.
+    let customer = "wxcu5t0mer0000001";
+    let auth =
+        t.wx.component_authorize(&pre, customer, "mp", &[1, 26], false)
+            .await;
+    assert_eq!(auth["info_type"], "authorized");
+    assert!(auth["body"].as_str().unwrap().contains("<Encrypt>"));
+    let code = auth["auth_code"].as_str().unwrap().to_string();
+    let ask = |code: &str| json!({"component_appid": o.appid, "authorization_code": code});
+    let info = t.post(&call("api_query_auth"), ask(&code)).await;
+    let info = &info["authorization_info"];
+    assert_eq!(info["authorizer_appid"], customer);
+    assert_eq!(info["func_info"][1]["funcscope_category"]["id"], 26);
+    let refresh = info["authorizer_refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let at = info["authorizer_access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        errcode(&t.post(&call("api_query_auth"), ask(&code)).await),
+        61009,
+        "a code works once"
+    );
+    // The authorizer's token is that account's: a ticket for it, not the platform's token.
+    let q = format!("/cgi-bin/ticket/getticket?type=jsapi&access_token={at}");
+    assert_eq!(errcode(&t.get(&q).await), 0);
+    // Refreshed with the refresh token: a new access token, the same refresh token.
+    let refresh_ask = json!({"component_appid": o.appid, "authorizer_appid": customer, "authorizer_refresh_token": refresh});
+    let v = t
+        .post(&call("api_authorizer_token"), refresh_ask.clone())
+        .await;
+    assert_ne!(v["authorizer_access_token"], at);
+    assert_eq!(v["authorizer_refresh_token"], refresh.as_str());
+    let info = t
+        .post(
+            &call("api_get_authorizer_info"),
+            json!({"component_appid": o.appid, "authorizer_appid": customer}),
+        )
+        .await;
+    assert_eq!(info["authorizer_info"]["service_type_info"]["id"], 2);
+    assert!(info["authorizer_info"].get("MiniProgramInfo").is_none());
+    // Withdrawn: the refresh token stops working, and the push says so.
+    let gone = t.wx.component_unauthorize(customer, false).await;
+    assert!(gone["body"].as_str().unwrap().contains("<Encrypt>"));
+    assert_eq!(
+        errcode(&t.post(&call("api_authorizer_token"), refresh_ask).await),
+        61023
+    );
+    // Another platform's token is refused.
+    let bad = "/cgi-bin/component/api_create_preauthcode?component_access_token=nope";
+    assert_eq!(errcode(&t.post(bad, me).await), 40001);
+}
