@@ -202,6 +202,7 @@ async fn add(
         origins: add.origins.clone(),
         jssdk_url: add.jssdk_url.clone(),
         enabled: !add.disabled,
+        authorization: None,
     };
     settings.check()?;
     let key = settings.key();

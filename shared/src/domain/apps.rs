@@ -76,7 +76,23 @@ pub struct AppSettings {
     /// The page URL signed when the caller names none.
     pub jssdk_url: Option<String>,
     pub enabled: bool,
+    /// An account that authorized the deployment's third-party platform: no AppSecret (its
+    /// token comes through the platform with its refresh token). None: registered with one.
+    pub authorization: Option<Authorization>,
 }
+
+/// What an account granted the platform, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorization {
+    /// The permission sets (`func_info` ids) it granted.
+    pub permissions: Vec<u64>,
+    /// When it authorized (Unix ms): a later event about it replaces this one, an earlier one
+    /// (replayed, or delivered late) changes nothing.
+    pub authorized_ms: u64,
+}
+
+/// WeChat's permission set of e-invoices (微信电子发票), which the reimburser APIs need.
+pub const INVOICE_PERMISSION: u64 = 26;
 
 /// The key of an app's token item.
 pub fn key(appid: &str, agentid: Option<&str>) -> String {
@@ -185,7 +201,7 @@ impl AppSettings {
         if self.token_api == TokenApi::Stable && self.kind == Kind::Work {
             return Err("stable_token is for Official Accounts and mini programs".into());
         }
-        if self.secret_name.is_empty() {
+        if self.secret_name.is_empty() && self.authorization.is_none() {
             return Err("the app needs a secret name".into());
         }
         for o in &self.origins {
@@ -211,6 +227,7 @@ mod tests {
             origins: vec!["https://expense.example.com".into()],
             jssdk_url: None,
             enabled: true,
+            authorization: None,
         }
     }
 

@@ -34,6 +34,12 @@ pub struct TokenState {
     pub wx_card_ticket: Option<Credential>,
     /// A WeCom agent's ticket for `agentConfig` (`Timing::agent_ticket`); none elsewhere.
     pub agent_ticket: Option<Credential>,
+    /// An account authorized to a third-party platform: its `authorizer_refresh_token`, the one
+    /// credential that cannot be fetched again without the customer authorizing again.
+    pub refresh_token: Option<String>,
+    /// The refresh token before WeChat last answered a different one, kept until a refresh
+    /// with the new one has worked (tried again if the new one is refused).
+    pub previous_refresh_token: Option<String>,
     /// Incremented by every published refresh.
     pub version: u64,
     /// When the last refresh was published (Unix ms).
@@ -60,6 +66,10 @@ pub struct Update {
     pub jsapi_ticket: Option<Credential>,
     pub wx_card_ticket: Option<Credential>,
     pub agent_ticket: Option<Credential>,
+    /// A refresh token WeChat answered that differs from the stored one (published with the
+    /// token it came with; the stored one kept as `previous_refresh_token`).
+    pub refresh_token: Option<String>,
+    pub previous_refresh_token: Option<String>,
     pub refreshed_at_ms: u64,
     /// A registered app's next due time, as the published state makes it (`lifecycle::falls_due`).
     pub due_ms: Option<u64>,
@@ -87,6 +97,12 @@ pub fn applied(mut state: TokenState, update: &Update) -> TokenState {
     if update.agent_ticket.is_some() {
         state.agent_ticket.clone_from(&update.agent_ticket);
     }
+    if update.refresh_token.is_some() {
+        state.refresh_token.clone_from(&update.refresh_token);
+        state
+            .previous_refresh_token
+            .clone_from(&update.previous_refresh_token);
+    }
     if update.due_ms.is_some() {
         state.due_ms = update.due_ms;
     }
@@ -108,4 +124,8 @@ pub fn holds(state: &TokenState, update: &Update) -> bool {
         && same(&update.jsapi_ticket, &state.jsapi_ticket)
         && same(&update.wx_card_ticket, &state.wx_card_ticket)
         && same(&update.agent_ticket, &state.agent_ticket)
+        && update
+            .refresh_token
+            .as_ref()
+            .is_none_or(|r| state.refresh_token.as_ref() == Some(r))
 }

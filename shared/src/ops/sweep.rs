@@ -56,10 +56,9 @@ pub async fn run(deployment: &Deployment, deadline: &Deadline) -> Report {
     // The own app failing must not leave the registered apps' tokens to expire, nor one
     // registered app stop the archive retries.
     let registered = sweep_registered(deployment, deadline).await;
-    let component = match deployment.component_tokens().await {
+    let component = match deployment.component_tokens() {
         None => None,
-        Some(Err(e)) => Some(Err(e.to_string())),
-        Some(Ok(tokens)) => Some(
+        Some(tokens) => Some(
             tokens
                 .get(Mode::Scheduled, deadline)
                 .await

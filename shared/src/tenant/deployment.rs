@@ -15,7 +15,7 @@ use crate::adapters::budget::CallBudget;
 use crate::adapters::claims::ClaimTable;
 use crate::adapters::component_secret::ComponentSecretSource;
 use crate::adapters::queue::RotationQueue;
-use crate::adapters::secret::{AppSecret, SecretError};
+use crate::adapters::secret::AppSecret;
 use crate::adapters::store::{DynamoStore, TokenStore, COMPONENT_KEY};
 use crate::adapters::wechat::WeChatClient;
 use crate::domain::apps::{AppSettings, Kind};
@@ -82,9 +82,9 @@ pub struct Deployment {
     /// The rotation queue the sweep sends due apps to (`ROTATION_QUEUE_URL`).
     pub queue: Option<RotationQueue>,
     /// The third-party platform's secrets, when the deployment is one (`COMPONENT_SECRET_ARN`).
-    pub component: Option<ComponentSecretSource>,
-    /// The platform's own token service, built once its secrets are read.
-    component_tokens: tokio::sync::OnceCell<TokenService>,
+    pub component: Option<Arc<ComponentSecretSource>>,
+    /// The platform's own token service.
+    component_tokens: Option<Arc<TokenService>>,
     /// `AWS_LAMBDA_FUNCTION_NAME`, for the log lines.
     pub function_name: Option<String>,
 }
@@ -164,7 +164,7 @@ impl Deployment {
             registry: Registry::default(),
             queue: None,
             component: None,
-            component_tokens: tokio::sync::OnceCell::new(),
+            component_tokens: None,
             function_name: std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok(),
         }
     }
@@ -178,7 +178,20 @@ impl Deployment {
             .config
             .component_secret_arn
             .clone()
-            .map(|arn| ComponentSecretSource::new(arn, sdk.clone()));
+            .map(|arn| Arc::new(ComponentSecretSource::new(arn, sdk.clone())));
+        self.component_tokens = self.component.clone().map(|secrets| {
+            let config = component_config(&self.own.config);
+            let wechat = self
+                .own
+                .wechat
+                .for_component(&config, secrets, self.store.clone());
+            Arc::new(TokenService::new(
+                self.store.clone(),
+                COMPONENT_KEY,
+                wechat,
+                config.timing,
+            ))
+        });
         self.sdk = Some(sdk.clone());
         self
     }
@@ -186,27 +199,8 @@ impl Deployment {
     /// The third-party platform's own token (`component_access_token`), kept in the token
     /// table's `COMPONENT_KEY` item like any app's: single flight under the lock, rotated by the
     /// schedule, the same half-failure rules. `None`: the deployment is not a platform.
-    pub async fn component_tokens(&self) -> Option<Result<&TokenService, SecretError>> {
-        let source = self.component.as_ref()?;
-        Some(
-            self.component_tokens
-                .get_or_try_init(|| async {
-                    let secrets = source.get().await?;
-                    let config = component_config(&self.own.config, &secrets.appid);
-                    let secret = AppSecret::given(secrets.app_secret.clone());
-                    let wechat = self
-                        .own
-                        .wechat
-                        .for_component(&config, secret, self.store.clone());
-                    Ok(TokenService::new(
-                        self.store.clone(),
-                        COMPONENT_KEY.to_string(),
-                        wechat,
-                        config.timing,
-                    ))
-                })
-                .await,
-        )
+    pub fn component_tokens(&self) -> Option<&Arc<TokenService>> {
+        self.component_tokens.as_ref()
     }
 
     /// The deployment's own app.
@@ -226,9 +220,18 @@ impl Deployment {
             Some(sdk) => AppSecret::from_config(config.secret.as_ref(), sdk),
             None => AppSecret::from_config(None, &SdkConfig::builder().build()),
         };
-        let wechat = self.own.wechat.for_app(&config, secret);
+        let wechat = match settings.authorization {
+            Some(_) => self.own.wechat.for_authorized(&config),
+            None => self.own.wechat.for_app(&config, secret),
+        };
         let key = settings.key();
-        let tokens = TokenService::new(self.store.clone(), key, wechat.clone(), config.timing);
+        let mut tokens = TokenService::new(self.store.clone(), key, wechat.clone(), config.timing);
+        if settings.authorization.is_some() {
+            let platform = self.component_tokens.clone().ok_or_else(|| {
+                "this deployment is no longer a third-party platform (COMPONENT_SECRET_ARN)".into()
+            });
+            tokens = tokens.authorized_by(platform);
+        }
         tokens.seed(state);
         AppRuntime {
             config,
@@ -257,15 +260,15 @@ pub fn registered_timing(own: &Config, kind: Kind) -> Timing {
 }
 
 /// The platform's configuration: the deployment's, on the Official Accounts' host (or the one
-/// configured: a proxy, the simulator), with the component appid and no tickets.
-fn component_config(own: &Config, component_appid: &str) -> Config {
+/// configured: a proxy, the simulator), no tickets; its appid is read with its secrets.
+fn component_config(own: &Config) -> Config {
     let mut config = own.clone();
     if config.api_base == config::WORK_API_BASE {
         config.api_base = config::MP_API_BASE.into();
     }
     config.platform = Platform::Mp;
     config.token_api = config::TokenApi::Classic;
-    config.appid = component_appid.to_string();
+    config.appid = COMPONENT_KEY.to_string();
     config.agentid = None;
     config.timing.tickets = false;
     config.timing.agent_ticket = false;

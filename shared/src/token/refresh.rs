@@ -14,14 +14,16 @@
 //!   alive token meets, with the failure as a fault (which fails a scheduled run).
 
 use crate::adapters::store::{Lock, StoreError};
-use crate::adapters::wechat::{Issued, TicketKind};
+use std::sync::Arc;
+
+use crate::adapters::wechat::{Issued, TicketKind, WeChatError};
 use crate::domain::apps;
 use crate::domain::clock::ms;
 use crate::domain::deadline::Deadline;
 use crate::domain::state::{applied, Credential, TokenState, Update};
 use crate::token::error::{TokenError, Unavailable};
 use crate::token::lifecycle::{self, OnHeld, Want};
-use crate::token::served::{Served, Source};
+use crate::token::served::{Mode, Served, Source};
 use crate::token::service::{bounded, timed, TokenService};
 
 /// How a commit ended.
@@ -60,7 +62,8 @@ impl TokenService {
         // The first token fetch of a process reads the AppSecret (Secrets Manager), before the
         // lock, so the read never eats into the lease.
         let now = self.clock.now_ms();
-        if lifecycle::due(&want, &seen, now, &self.timing).token {
+        let with_secret = self.wechat.uses_app_secret();
+        if with_secret && lifecycle::due(&want, &seen, now, &self.timing).token {
             if let Err(e) = self.wechat.app_secret(deadline).await {
                 return self.fallback(&want, seen, e.into());
             }
@@ -213,10 +216,17 @@ impl TokenService {
                 .fetch_token(want.forced(), owner, locked, now, [fetching, deadline])
                 .await
             {
-                Ok((issued, previous)) => {
+                Ok((issued, previous, refresh)) => {
                     let rotated = lifecycle::rotates_tickets(locked, &issued.value);
                     update.previous_access_token = previous;
                     update.access_token = Some(credential(&issued, now));
+                    // A refresh token WeChat answered differently is published with this token,
+                    // the stored one kept beside it (never one without the other).
+                    if let Some(new) = refresh.filter(|r| locked.refresh_token.as_ref() != Some(r))
+                    {
+                        update.refresh_token = Some(new);
+                        update.previous_refresh_token = locked.refresh_token.clone();
+                    }
                     (issued.value, rotated)
                 }
                 Err(nothing) => return nothing,
@@ -272,9 +282,10 @@ impl TokenService {
         Fetched::Some(update, fault)
     }
 
-    /// A new access_token, and the previous one to keep; the store marked first when the fetch
-    /// ends the stored token (see `lifecycle`). `Err`: nothing was issued that can be published.
-    /// `[fetching, deadline]`: the fetch's bound, and the request's (for the mark).
+    /// A new access_token, the previous one to keep, and for an authorized account the refresh
+    /// token WeChat answered; the store marked first when the fetch ends the stored token (see
+    /// `lifecycle`). `Err`: nothing was issued that can be published. `[fetching, deadline]`:
+    /// the fetch's bound, and the request's (for the mark).
     async fn fetch_token(
         &self,
         force: bool,
@@ -282,7 +293,7 @@ impl TokenService {
         locked: &TokenState,
         now: u64,
         [fetching, deadline]: [&Deadline; 2],
-    ) -> Result<(Issued, Option<Credential>), Fetched> {
+    ) -> Result<(Issued, Option<Credential>, Option<String>), Fetched> {
         let mut marked = false;
         if self.wechat.fetch_ends_stored(force)
             && locked.access_token.is_some()
@@ -301,11 +312,22 @@ impl TokenService {
                 }
             }
         }
-        match self.wechat.fetch_access_token(force, fetching).await {
-            Ok(issued) => {
+        let fetched = match &self.authorized_by {
+            None => self
+                .wechat
+                .fetch_access_token(force, fetching)
+                .await
+                .map(|issued| (issued, None)),
+            Some(platform) => self
+                .fetch_authorizer_token(platform, locked, fetching)
+                .await
+                .map(|(issued, refresh)| (issued, Some(refresh))),
+        };
+        match fetched {
+            Ok((issued, refresh)) => {
                 let previous =
                     lifecycle::previous_after_rotation(locked, &issued.value, now, &self.timing);
-                Ok((issued, previous))
+                Ok((issued, previous, refresh))
             }
             Err(e) => {
                 // A mark stays unless WeChat surely issued nothing.
@@ -320,6 +342,48 @@ impl TokenService {
                 };
                 Err(Fetched::Nothing(end, stored, e.into()))
             }
+        }
+    }
+
+    /// An authorized account's token, from its platform: the platform's token (its own token
+    /// service), then `api_authorizer_token` with the stored refresh token, or, when WeChat
+    /// refuses that one (61023) and an earlier one is kept, with the earlier one.
+    async fn fetch_authorizer_token(
+        &self,
+        platform: &Result<Arc<TokenService>, String>,
+        locked: &TokenState,
+        fetching: &Deadline,
+    ) -> Result<(Issued, String), WeChatError> {
+        let platform = platform.as_ref().map_err(|why| {
+            WeChatError::NotSent(format!("the third-party platform is not available: {why}"))
+        })?;
+        let served = platform
+            .get(Mode::Auto, fetching)
+            .await
+            .map_err(|e| WeChatError::NotSent(format!("the platform's token: {}", e.cause())))?;
+        let component_token = served
+            .access_token()
+            .map_err(|e| WeChatError::NotSent(format!("the platform's token: {}", e.cause())))?;
+        let component_appid = platform.wechat.component_appid(fetching).await?;
+        let component_appid = component_appid.as_str();
+        let Some(refresh) = &locked.refresh_token else {
+            return Err(WeChatError::NotSent(
+                "no authorizer_refresh_token is stored: the account must authorize the platform again".into(),
+            ));
+        };
+        let first = self
+            .wechat
+            .fetch_authorizer_token(component_appid, component_token, refresh, fetching)
+            .await;
+        match (&first, &locked.previous_refresh_token) {
+            (Err(WeChatError::Api(b)), Some(previous))
+                if b.errcode == REFRESH_TOKEN_INVALID && previous != refresh =>
+            {
+                self.wechat
+                    .fetch_authorizer_token(component_appid, component_token, previous, fetching)
+                    .await
+            }
+            _ => first,
         }
     }
 
@@ -403,6 +467,9 @@ enum Waited {
     /// The holder's lease ran out: take the lock over.
     TakeOver(TokenState),
 }
+
+/// WeChat's "refresh_token is invalid" (`api_authorizer_token`).
+const REFRESH_TOKEN_INVALID: i64 = 61023;
 
 /// `issued.expires_in` is already capped at a day by the WeChat client.
 fn credential(issued: &Issued, now_ms: u64) -> Credential {

@@ -35,6 +35,10 @@ pub struct TokenService {
     alive: Arc<Mutex<Option<(String, u64)>>>,
     /// When (clock ms) this instance last read the store for a token it did not know.
     unknown_read_ms: Arc<AtomicU64>,
+    /// An account authorized to a third-party platform: its token comes from the platform's
+    /// token service (or why that is not available) with the account's refresh token, not from
+    /// an AppSecret.
+    pub(super) authorized_by: Option<Result<Arc<TokenService>, String>>,
 }
 
 impl TokenService {
@@ -53,7 +57,15 @@ impl TokenService {
             cache: Arc::default(),
             alive: Arc::default(),
             unknown_read_ms: Arc::default(),
+            authorized_by: None,
         }
+    }
+
+    /// The token service of an account authorized to the platform whose token service is
+    /// `platform`.
+    pub fn authorized_by(mut self, platform: Result<Arc<TokenService>, String>) -> Self {
+        self.authorized_by = Some(platform);
+        self
     }
 
     pub fn clock(&self) -> &Clock {

@@ -167,6 +167,7 @@ impl Harness {
             origins: origins.iter().map(|o| o.to_string()).collect(),
             jssdk_url: origins.first().map(|o| format!("{o}/invoices")),
             enabled: true,
+            authorization: None,
         };
         settings.check().expect("valid settings");
         self.store()

@@ -333,6 +333,7 @@ async fn main() {
                     origins: vec!["https://expense.example.com".into()],
                     jssdk_url: Some("https://expense.example.com/invoices".into()),
                     enabled: true,
+                    authorization: None,
                 };
                 store.put_app(&settings).await.unwrap();
             }

@@ -72,6 +72,7 @@ async fn registry(store: &dyn TokenStore, now: u64) {
         ],
         jssdk_url: Some("https://a.example.com/invoices".into()),
         enabled: true,
+        authorization: None,
     };
     let key = app.key();
     assert_eq!(
@@ -240,6 +241,8 @@ async fn lock_and_publish(store: &dyn TokenStore, app: &str, now: u64) -> Update
         jsapi_ticket: cred("jt-1", now + 7_200_000),
         wx_card_ticket: cred("ct-1", now + 7_200_000),
         agent_ticket: cred("at-1", now + 7_100_000),
+        refresh_token: Some("refreshtoken@@@2".into()),
+        previous_refresh_token: Some("refreshtoken@@@1".into()),
         refreshed_at_ms: now + 6,
         ..Update::default()
     };
@@ -253,6 +256,14 @@ async fn lock_and_publish(store: &dyn TokenStore, app: &str, now: u64) -> Update
     assert_eq!(s.jsapi_ticket, update.jsapi_ticket);
     assert_eq!(s.wx_card_ticket, update.wx_card_ticket);
     assert_eq!(s.agent_ticket, update.agent_ticket);
+    assert_eq!(
+        (
+            s.refresh_token.as_deref(),
+            s.previous_refresh_token.as_deref()
+        ),
+        (Some("refreshtoken@@@2"), Some("refreshtoken@@@1")),
+        "a new refresh token is published with the one it replaces"
+    );
     assert_eq!(
         (s.version, s.refreshed_at_ms, s.token_fetched_ms),
         (1, now + 6, now + 6)

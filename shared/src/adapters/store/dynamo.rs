@@ -17,7 +17,7 @@ use super::{
     Credential, Lock, StoreError, TokenState, TokenStore, Update, COMPONENT_KEY, SWEEP_MARKER,
 };
 use crate::adapters::dynamodb::{error_text, num};
-use crate::domain::apps::{self, AppSettings, Kind};
+use crate::domain::apps::{self, AppSettings, Authorization, Kind};
 use crate::domain::config::TokenApi;
 use crate::domain::state::holds;
 
@@ -287,6 +287,22 @@ impl TokenStore for DynamoStore {
             values.insert(":sweep".into(), AttributeValue::S(SWEEP.into()));
             values.insert(":due".into(), num(due));
         }
+        // A new refresh token and the one it replaces, in the same write as the token it came
+        // with: published together or not at all.
+        if let Some(refresh) = &update.refresh_token {
+            set.push("refresh_token = :refresh".into());
+            values.insert(":refresh".into(), AttributeValue::S(refresh.clone()));
+            match &update.previous_refresh_token {
+                Some(previous) => {
+                    set.push("previous_refresh_token = :previous_refresh".into());
+                    values.insert(
+                        ":previous_refresh".into(),
+                        AttributeValue::S(previous.clone()),
+                    );
+                }
+                None => remove.push("previous_refresh_token"),
+            }
+        }
         for (name, cred) in [
             ("access_token", &update.access_token),
             ("previous_access_token", &update.previous_access_token),
@@ -329,10 +345,15 @@ impl TokenStore for DynamoStore {
         let settings = settings_item(a);
         let names: Vec<&str> = settings.keys().map(String::as_str).collect();
         let set: Vec<String> = names.iter().map(|n| format!("{n} = :{n}")).collect();
-        let absent: Vec<&str> = ["app_agentid", "app_jssdk_url"]
-            .into_iter()
-            .filter(|n| !settings.contains_key(*n))
-            .collect();
+        let absent: Vec<&str> = [
+            "app_agentid",
+            "app_jssdk_url",
+            "app_authorized_ms",
+            "app_permissions",
+        ]
+        .into_iter()
+        .filter(|n| !settings.contains_key(*n))
+        .collect();
         let mut set = set;
         let mut absent = absent;
         let mut values: HashMap<String, AttributeValue> = settings
@@ -543,6 +564,11 @@ fn settings_item(a: &AppSettings) -> HashMap<String, AttributeValue> {
     if let Some(url) = &a.jssdk_url {
         item.insert("app_jssdk_url".into(), s(url));
     }
+    if let Some(auth) = &a.authorization {
+        item.insert("app_authorized_ms".into(), num(auth.authorized_ms));
+        let sets = auth.permissions.iter().map(|p| num(*p)).collect();
+        item.insert("app_permissions".into(), AttributeValue::L(sets));
+    }
     item
 }
 
@@ -565,6 +591,8 @@ fn parse(item: &HashMap<String, AttributeValue>) -> TokenState {
         jsapi_ticket: cred("jsapi_ticket"),
         wx_card_ticket: cred("wx_card_ticket"),
         agent_ticket: cred("agent_ticket"),
+        refresh_token: s("refresh_token"),
+        previous_refresh_token: s("previous_refresh_token"),
         version: n("version").unwrap_or(0),
         refreshed_at_ms: n("refreshed_at_ms").unwrap_or(0),
         token_fetched_ms: n("token_fetched_ms").unwrap_or(0),
@@ -606,5 +634,16 @@ fn parse_settings(item: &HashMap<String, AttributeValue>) -> Option<AppSettings>
             .and_then(|v| v.as_bool().ok())
             .copied()
             .unwrap_or(false),
+        authorization: item.get("app_authorized_ms").and_then(|v| {
+            let n = |v: &AttributeValue| v.as_n().ok()?.parse::<u64>().ok();
+            Some(Authorization {
+                authorized_ms: n(v)?,
+                permissions: item
+                    .get("app_permissions")
+                    .and_then(|p| p.as_l().ok())
+                    .map(|l| l.iter().filter_map(n).collect())
+                    .unwrap_or_default(),
+            })
+        }),
     })
 }

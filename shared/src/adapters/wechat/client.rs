@@ -11,8 +11,10 @@ use serde_json::{Map, Value};
 
 use super::error::{Call, WeChatError};
 use super::paths::{
-    Paths, API_DOMAIN_IP_PATH, COMPONENT_TOKEN_PATH, MP_PATHS, MP_STABLE_TOKEN_PATH, WORK_PATHS,
+    Paths, API_DOMAIN_IP_PATH, AUTHORIZER_TOKEN_PATH, COMPONENT_TOKEN_PATH, MP_PATHS,
+    MP_STABLE_TOKEN_PATH, WORK_PATHS,
 };
+use crate::adapters::component_secret::ComponentSecretSource;
 use crate::adapters::secret::AppSecret;
 use crate::adapters::store::TokenStore;
 use crate::domain::config::{Config, Platform, Secret, TokenApi};
@@ -76,8 +78,17 @@ pub struct WeChatClient {
     token_api: TokenApi,
     paths: Paths,
     /// A third-party platform's client: its token is the `component_access_token`, fetched with
-    /// the newest verify ticket kept in this store.
-    component_tickets: Option<Arc<dyn TokenStore>>,
+    /// its secrets and the newest verify ticket kept in the store.
+    component: Option<Component>,
+    /// An authorized account's client: its token comes through its platform, no AppSecret.
+    authorized: bool,
+}
+
+/// Where a platform's client finds its appid, component secret and verify ticket.
+#[derive(Clone)]
+struct Component {
+    secrets: Arc<ComponentSecretSource>,
+    tickets: Arc<dyn TokenStore>,
 }
 
 impl WeChatClient {
@@ -98,7 +109,8 @@ impl WeChatClient {
             platform: config.platform,
             token_api: config.token_api,
             paths,
-            component_tickets: None,
+            component: None,
+            authorized: false,
         }
     }
 
@@ -110,19 +122,45 @@ impl WeChatClient {
         }
     }
 
-    /// The third-party platform's client (`config.appid`: the component appid; `secret`: the
-    /// component AppSecret): its token comes from `api_component_token` with the newest verify
-    /// ticket in `tickets`. A new component token is taken to end the previous one after
-    /// WeChat's grace, as the classic token does (WeChat does not say; the cautious reading).
+    /// The third-party platform's client: its appid and component AppSecret are read from
+    /// `secrets` when its first token is fetched, with the newest verify ticket in `tickets`. A
+    /// new component token is taken to end the previous one after WeChat's grace, as the classic
+    /// token does (WeChat does not say; the cautious reading).
     pub fn for_component(
         &self,
         config: &Config,
-        secret: AppSecret,
+        secrets: Arc<ComponentSecretSource>,
         tickets: Arc<dyn TokenStore>,
     ) -> Self {
         WeChatClient {
-            component_tickets: Some(tickets),
-            ..self.for_app(config, secret)
+            component: Some(Component { secrets, tickets }),
+            ..self.for_app(config, AppSecret::none())
+        }
+    }
+
+    /// An authorized account's client (no AppSecret: its token comes through its platform).
+    pub fn for_authorized(&self, config: &Config) -> Self {
+        WeChatClient {
+            authorized: true,
+            ..self.for_app(config, AppSecret::none())
+        }
+    }
+
+    /// Whether fetching a token needs the AppSecret (not for a platform or an authorized
+    /// account).
+    pub fn uses_app_secret(&self) -> bool {
+        self.component.is_none() && !self.authorized
+    }
+
+    /// A platform's appid, as its secrets name it.
+    pub async fn component_appid(&self, deadline: &Deadline) -> Result<String, WeChatError> {
+        let Some(c) = &self.component else {
+            return Ok(self.appid.clone());
+        };
+        match deadline.run(c.secrets.get()).await {
+            Ok(Ok(s)) => Ok(s.appid.clone()),
+            Ok(Err(e)) => Err(WeChatError::NoSecret(e.0)),
+            Err(_) => Err(WeChatError::NoTime),
         }
     }
 
@@ -192,6 +230,9 @@ impl WeChatClient {
         force: bool,
         deadline: &Deadline,
     ) -> Result<Issued, WeChatError> {
+        if let Some(c) = &self.component {
+            return self.fetch_component_token(c, deadline).await;
+        }
         let secret = self.app_secret(deadline).await?;
         match self.fetch_token_with(&secret, force, deadline).await {
             Err(WeChatError::Api(b)) if SECRET_REJECTED.contains(&b.errcode) => {
@@ -212,9 +253,6 @@ impl WeChatClient {
         force: bool,
         deadline: &Deadline,
     ) -> Result<Issued, WeChatError> {
-        if let Some(tickets) = &self.component_tickets {
-            return self.fetch_component_token(tickets, secret, deadline).await;
-        }
         let (appid, secret_q) = (enc(&self.appid), enc(secret.expose()));
         let body = self
             .call(Call::Read, deadline, |http, base| {
@@ -246,19 +284,23 @@ impl WeChatClient {
     /// `POST /cgi-bin/component/api_component_token` with the newest verify ticket.
     async fn fetch_component_token(
         &self,
-        tickets: &Arc<dyn TokenStore>,
-        secret: &Secret,
+        c: &Component,
         deadline: &Deadline,
     ) -> Result<Issued, WeChatError> {
-        let ticket = match deadline.run(tickets.verify_ticket()).await {
+        let secrets = match deadline.run(c.secrets.get()).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(WeChatError::NoSecret(e.0)),
+            Err(_) => return Err(WeChatError::NoTime),
+        };
+        let ticket = match deadline.run(c.tickets.verify_ticket()).await {
             Ok(Ok(Some((ticket, _)))) => ticket,
             Ok(Ok(None)) => return Err(WeChatError::NoVerifyTicket("none kept".into())),
             Ok(Err(e)) => return Err(WeChatError::NoVerifyTicket(format!("reading it: {e}"))),
             Err(_) => return Err(WeChatError::NoTime),
         };
         let body = serde_json::json!({
-            "component_appid": self.appid,
-            "component_appsecret": secret.expose(),
+            "component_appid": secrets.appid,
+            "component_appsecret": secrets.app_secret.expose(),
             "component_verify_ticket": ticket,
         });
         let body = self
@@ -268,6 +310,41 @@ impl WeChatClient {
             })
             .await?;
         issued(&body, "component_access_token")
+    }
+
+    /// An authorized account's new access token (`api_authorizer_token`, with the platform's
+    /// token and the account's refresh token), and the refresh token WeChat answered with it.
+    pub async fn fetch_authorizer_token(
+        &self,
+        component_appid: &str,
+        component_token: &str,
+        refresh_token: &str,
+        deadline: &Deadline,
+    ) -> Result<(Issued, String), WeChatError> {
+        let body = serde_json::json!({
+            "component_appid": component_appid,
+            "authorizer_appid": self.appid,
+            "authorizer_refresh_token": refresh_token,
+        });
+        let token = enc(component_token);
+        let answer = self
+            .call(Call::Read, deadline, |http, base| {
+                http.post(format!(
+                    "{base}{AUTHORIZER_TOKEN_PATH}?component_access_token={token}"
+                ))
+                .json(&body)
+            })
+            .await?;
+        let issued = issued(&answer, "authorizer_access_token")?;
+        // WeChat answers the refresh token with the token (the same one, as it documents); one
+        // missing is read as unchanged.
+        let refresh = answer
+            .get("authorizer_refresh_token")
+            .and_then(Value::as_str)
+            .filter(|r| !r.is_empty())
+            .unwrap_or(refresh_token)
+            .to_string();
+        Ok((issued, refresh))
     }
 
     /// A JS-SDK ticket: `/cgi-bin/ticket/getticket?type=jsapi|wx_card` (Official Accounts),

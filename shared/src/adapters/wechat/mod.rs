@@ -11,5 +11,6 @@ mod transport;
 pub use client::{Issued, Reply, TicketKind, WeChatClient};
 pub use error::{Call, WeChatError};
 pub use paths::{
-    Paths, API_DOMAIN_IP_PATH, COMPONENT_TOKEN_PATH, MP_PATHS, MP_STABLE_TOKEN_PATH, WORK_PATHS,
+    Paths, API_DOMAIN_IP_PATH, AUTHORIZER_INFO_PATH, AUTHORIZER_TOKEN_PATH, COMPONENT_TOKEN_PATH,
+    MP_PATHS, MP_STABLE_TOKEN_PATH, PRE_AUTH_CODE_PATH, QUERY_AUTH_PATH, WORK_PATHS,
 };

@@ -32,6 +32,15 @@ pub const MP_STABLE_TOKEN_PATH: &str = "/cgi-bin/stable_token";
 /// A third-party platform's own token (`component_access_token`), on the Official Accounts' host.
 pub const COMPONENT_TOKEN_PATH: &str = "/cgi-bin/component/api_component_token";
 
+/// An authorized account's token, refreshed by its platform with its refresh token.
+pub const AUTHORIZER_TOKEN_PATH: &str = "/cgi-bin/component/api_authorizer_token";
+/// The exchange of an authorization code for the account's tokens and granted permission sets.
+pub const QUERY_AUTH_PATH: &str = "/cgi-bin/component/api_query_auth";
+/// A pre-auth code, which opens the authorization page for one customer.
+pub const PRE_AUTH_CODE_PATH: &str = "/cgi-bin/component/api_create_preauthcode";
+/// An authorized account's kind and name.
+pub const AUTHORIZER_INFO_PATH: &str = "/cgi-bin/component/api_get_authorizer_info";
+
 /// WeChat's API addresses (`/cgi-bin/get_api_domain_ip`, one path on Official Accounts and WeCom):
 /// needs a live access_token and spends no token quota, so it answers "is this token alive".
 pub const API_DOMAIN_IP_PATH: &str = "/cgi-bin/get_api_domain_ip";

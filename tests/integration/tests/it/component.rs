@@ -175,12 +175,12 @@ async fn the_platforms_token_waits_for_a_verify_ticket_then_is_fetched_once_and_
     let a = h.instance(&[("COMPONENT_SECRET_ARN", &arn)]);
     let b = h.instance(&[("COMPONENT_SECRET_ARN", &arn)]);
     assert!(
-        h.instance(&[]).component_tokens().await.is_none(),
+        h.instance(&[]).component_tokens().is_none(),
         "not a platform"
     );
     let deadline = || Deadline::after(Duration::from_secs(15));
-    let tokens_a = a.component_tokens().await.unwrap().unwrap();
-    let tokens_b = b.component_tokens().await.unwrap().unwrap();
+    let tokens_a = a.component_tokens().unwrap();
+    let tokens_b = b.component_tokens().unwrap();
 
     // No verify ticket yet: a clear error, nothing asked of WeChat.
     let err = tokens_a.get(Mode::Auto, &deadline()).await.unwrap_err();
@@ -208,7 +208,7 @@ async fn the_platforms_token_waits_for_a_verify_ticket_then_is_fetched_once_and_
     );
     // Kept in the token table: a new instance serves it without asking WeChat.
     let c = h.instance(&[("COMPONENT_SECRET_ARN", &arn)]);
-    let tc = c.component_tokens().await.unwrap().unwrap();
+    let tc = c.component_tokens().unwrap();
     assert_eq!(token(&tc.get(Mode::Auto, &deadline()).await.unwrap()), ta);
     assert_eq!(h.calls(COMPONENT_TOKEN_PATH), 1);
 

@@ -218,6 +218,7 @@ async fn the_sweep_rotates_a_registered_app_through_the_queue() {
             origins: vec!["https://expense.example.com".into()],
             jssdk_url: Some("https://expense.example.com/invoices".into()),
             enabled: true,
+            authorization: None,
         })
         .await
         .unwrap();
