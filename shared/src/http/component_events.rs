@@ -7,7 +7,6 @@ use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 
 use crate::adapters::metrics;
-use crate::domain::clock::now_ms;
 use crate::http::answer::{answer, Note};
 use crate::http::context::Ctx;
 use crate::http::error::ApiError;
@@ -70,11 +69,15 @@ async fn inner(deployment: &Deployment, ctx: &Ctx<'_>) -> Result<(Response<Body>
     }
     let body =
         std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the push is not UTF-8"))?;
-    let handled = component_events::handle(deployment, signed, body, now_ms() / 1000).await?;
+    let now_secs = deployment.tokens.clock().now_ms() / 1000;
+    let handled = component_events::handle(deployment, signed, body, now_secs).await?;
     let note = Note {
         source: Some(match handled {
             Handled::TicketKept => "verify_ticket_kept",
             Handled::TicketUnchanged => "verify_ticket_unchanged",
+            Handled::Authorized(_) => "account_authorized",
+            Handled::AuthorizationRefused(_) => "authorization_refused",
+            Handled::Withdrawn(_) => "account_withdrawn",
             Handled::Acknowledged(_) => "acknowledged",
         }),
         fault: None,

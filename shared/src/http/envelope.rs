@@ -20,6 +20,9 @@ pub const CLAIMED: i64 = -3;
 /// errcode (the gateway's own) for a request refused because its app spent today's budget of
 /// WeChat calls (`WECHAT_DAILY_BUDGET`).
 pub const BUDGET_SPENT: i64 = -4;
+/// errcode for an authorization that lacks the permission set the invoice APIs need (WeChat's
+/// "api is unauthorized to component", what calling them would answer).
+pub const MISSING_PERMISSION: i64 = 61007;
 /// errcode WeChat uses for "system busy"; the gateway uses it for faults on its side.
 pub const SYSTEM_ERROR: i64 = -1;
 

@@ -12,8 +12,10 @@ use crate::domain::errcode::WeChatErrorBody;
 use crate::domain::input::InputError;
 use crate::domain::outcome::OUTCOME_UNKNOWN;
 use crate::http::envelope::{
-    json_response, with_hint, BUDGET_SPENT, CLAIMED, INVALID_PARAMS, NO_SUCH_APP, SYSTEM_ERROR,
+    json_response, with_hint, BUDGET_SPENT, CLAIMED, INVALID_PARAMS, MISSING_PERMISSION,
+    NO_SUCH_APP, SYSTEM_ERROR,
 };
+use crate::ops::component_auth::AuthError;
 use crate::ops::component_events::PushRefused;
 use crate::ops::OpError;
 use crate::tenant::TenantError;
@@ -298,7 +300,24 @@ impl From<PushRefused> for ApiError {
                 public: "the token table could not be reached",
                 detail: s.0,
             },
+            PushRefused::Authorization(a) => a.into(),
             refused => ApiError::bad_request(refused.to_string()),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Token(t) => t.into(),
+            AuthError::WeChat(w) => w.into(),
+            AuthError::NotAPlatform => ApiError::NotFound(e.to_string()),
+            AuthError::MissingInvoicePermission { .. } | AuthError::NoToken(_) => {
+                ApiError::BadRequest {
+                    errcode: MISSING_PERMISSION,
+                    errmsg: e.to_string(),
+                }
+            }
         }
     }
 }

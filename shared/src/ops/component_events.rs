@@ -1,15 +1,22 @@
 //! A third-party platform's authorization-event URL: WeChat's pushes checked (msg_signature,
 //! timestamp window, the platform's appid inside), decrypted and acted on. The
 //! `component_verify_ticket` is kept (only a newer one replaces it: a replayed or late push never
-//! brings an older one back). Authorization events are acknowledged; exchanging their code and
-//! registering the account as an app is the platform's authorization flow.
+//! brings an older one back). `authorized` / `updateauthorized` register the account
+//! (`component_auth`), `unauthorized` disables it.
 
 use crate::adapters::component_secret::ComponentSecrets;
 use crate::adapters::secret::SecretError;
 use crate::adapters::store::StoreError;
 use crate::adapters::wechat::message_crypto::{self, CryptoError};
+use crate::adapters::wechat::WeChatError;
 use crate::domain::component::{self, Event, PushError};
+use crate::domain::deadline::Deadline;
+use crate::ops::component_auth::{self, AuthError, Authorized, Withdrawn};
 use crate::tenant::Deployment;
+
+/// WeChat's "code is invalid" (used once already) and "code is expired" (`api_query_auth`).
+const CODE_INVALID: i64 = 61009;
+const CODE_EXPIRED: i64 = 61010;
 
 /// The signed query of a push (`signature` and `encrypt_type` are not needed: WeChat says to check
 /// `msg_signature`, and a third-party platform's pushes are always encrypted).
@@ -27,6 +34,13 @@ pub enum Handled {
     TicketKept,
     /// A verify ticket no newer than the kept one (WeChat's retry, or a replay): nothing changed.
     TicketUnchanged,
+    /// An account registered or updated by its authorization.
+    Authorized(Authorized),
+    /// An authorization refused (without permission set 26), and why: WeChat is answered
+    /// `success`, as sending it again would not change it.
+    AuthorizationRefused(String),
+    /// An account's withdrawal.
+    Withdrawn(Withdrawn),
     /// An event acknowledged without a change (its kind).
     Acknowledged(String),
 }
@@ -48,6 +62,10 @@ pub enum PushRefused {
     Push(#[from] PushError),
     #[error("keeping the verify ticket: {0}")]
     Store(StoreError),
+    /// The authorization could not be completed now (WeChat or the store failed): WeChat is
+    /// answered an error and pushes the event again.
+    #[error("the account's authorization: {0}")]
+    Authorization(AuthError),
 }
 
 pub async fn handle(
@@ -80,6 +98,33 @@ pub async fn handle(
             } else {
                 Handled::TicketUnchanged
             }
+        }
+        Event::Authorized { code, created, .. } => {
+            let deadline = Deadline::after(std::time::Duration::from_secs(10));
+            match component_auth::authorize(deployment, &code, created * 1000, &deadline).await {
+                Ok(done) => Handled::Authorized(done),
+                Err(e @ AuthError::MissingInvoicePermission { .. }) => {
+                    Handled::AuthorizationRefused(e.to_string())
+                }
+                // Exchanged already (the return from WeChat's page came first), or a replay.
+                Err(AuthError::WeChat(WeChatError::Api(b)))
+                    if [CODE_INVALID, CODE_EXPIRED].contains(&b.errcode) =>
+                {
+                    Handled::Acknowledged(format!("authorization code spent ({})", b.errcode))
+                }
+                Err(e) => return Err(PushRefused::Authorization(e)),
+            }
+        }
+        Event::Unauthorized {
+            authorizer,
+            created,
+        } => {
+            let deadline = Deadline::after(std::time::Duration::from_secs(10));
+            let withdrawn =
+                component_auth::withdraw(deployment, &authorizer, created * 1000, &deadline)
+                    .await
+                    .map_err(PushRefused::Authorization)?;
+            Handled::Withdrawn(withdrawn)
         }
         other => Handled::Acknowledged(other.kind().to_string()),
     })

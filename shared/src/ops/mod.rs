@@ -3,10 +3,12 @@
 //! status changes settled when WeChat's answer does not say (`status`), the daily budget of
 //! WeChat calls (`budget`), a WeCom member's openid (`member`), archive work
 //! (`archive_work`), page signatures (`sign_page`), the hourly sweep (`sweep`) and the rotation
-//! worker it feeds (`rotate`), and a third-party platform's pushes (`component_events`).
+//! worker it feeds (`rotate`), and a third-party platform's pushes (`component_events`) and its
+//! accounts' authorizations (`component_auth`).
 
 pub mod archive_work;
 pub mod budget;
+pub mod component_auth;
 pub mod component_events;
 pub mod error;
 pub mod forward;

@@ -345,6 +345,68 @@ impl TokenService {
         }
     }
 
+    /// Publishes what an authorization issued (the account's first token and its refresh
+    /// token, from `api_query_auth`), under the refresh lock like any publish: the stored refresh
+    /// token, when different, kept as the previous one. Waits (bounded) for a holder to finish.
+    pub async fn adopt(
+        &self,
+        issued: &Issued,
+        refresh_token: &str,
+        deadline: &Deadline,
+    ) -> Result<TokenState, TokenError> {
+        let owner = uuid::Uuid::new_v4().to_string();
+        let mut attempt = 0;
+        loop {
+            let now = self.clock.now_ms();
+            let lock = self
+                .store
+                .try_lock(&self.app, &owner, now, ms(self.timing.lease));
+            let locked = match bounded(deadline, "taking the refresh lock", lock).await? {
+                Lock::Acquired(locked) => locked,
+                Lock::Gone => return Err(TokenError::AppRemoved(self.app.clone())),
+                Lock::Held(_) => {
+                    let pause = lifecycle::wait_pause(attempt, fastrand::f64());
+                    attempt += 1;
+                    if !deadline.pause(pause, self.timing.dynamodb_timeout).await {
+                        return Err(Unavailable::RefreshInProgress.into());
+                    }
+                    continue;
+                }
+            };
+            let mut update = Update {
+                access_token: Some(credential(issued, now)),
+                previous_access_token: lifecycle::previous_after_rotation(
+                    &locked,
+                    &issued.value,
+                    now,
+                    &self.timing,
+                ),
+                refreshed_at_ms: now,
+                ..Update::default()
+            };
+            if locked.refresh_token.as_deref() != Some(refresh_token) {
+                update.refresh_token = Some(refresh_token.to_string());
+                update.previous_refresh_token = locked.refresh_token.clone();
+            }
+            if apps::is_registered_key(&self.app) {
+                let published = applied(locked.clone(), &update);
+                update.due_ms = Some(lifecycle::falls_due(&published, &self.timing));
+            }
+            let committing = deadline.within(self.timing.lease);
+            return match self.commit(&owner, &update, &committing).await {
+                Commit::Landed(state) => {
+                    self.remember(&state);
+                    Ok(*state)
+                }
+                Commit::LeaseLost => Err(Unavailable::LeaseLost.into()),
+                Commit::Failed(e) => {
+                    self.release(&owner, false, deadline).await;
+                    Err(e.into())
+                }
+            };
+        }
+    }
+
     /// An authorized account's token, from its platform: the platform's token (its own token
     /// service), then `api_authorizer_token` with the stored refresh token, or, when WeChat
     /// refuses that one (61023) and an earlier one is kept, with the earlier one.

@@ -84,6 +84,11 @@ impl TokenService {
         &self.app
     }
 
+    /// The WeChat client its tokens come from.
+    pub fn wechat_client(&self) -> &WeChatClient {
+        &self.wechat
+    }
+
     /// The cached state while it is younger than the cache TTL. The bound is safe: a token
     /// replaced by another instance stays valid at WeChat for the grace period, which is longer.
     fn cached(&self) -> Option<TokenState> {

@@ -11,8 +11,8 @@ use serde_json::{Map, Value};
 
 use super::error::{Call, WeChatError};
 use super::paths::{
-    Paths, API_DOMAIN_IP_PATH, AUTHORIZER_TOKEN_PATH, COMPONENT_TOKEN_PATH, MP_PATHS,
-    MP_STABLE_TOKEN_PATH, WORK_PATHS,
+    Paths, API_DOMAIN_IP_PATH, AUTHORIZER_INFO_PATH, AUTHORIZER_TOKEN_PATH, COMPONENT_TOKEN_PATH,
+    MP_PATHS, MP_STABLE_TOKEN_PATH, PRE_AUTH_CODE_PATH, QUERY_AUTH_PATH, WORK_PATHS,
 };
 use crate::adapters::component_secret::ComponentSecretSource;
 use crate::adapters::secret::AppSecret;
@@ -55,6 +55,27 @@ impl TicketKind {
 
 /// Shortest time worth starting a call with.
 pub(super) const MIN_CALL: Duration = Duration::from_millis(50);
+
+/// What an authorization code stands for (`api_query_auth`).
+#[derive(Clone)]
+pub struct AuthorizationInfo {
+    pub appid: String,
+    /// The account's first access token (absent when it has no API permission).
+    pub token: Option<Issued>,
+    pub refresh_token: Option<String>,
+    /// The permission sets (`func_info` ids) it granted.
+    pub permissions: Vec<u64>,
+}
+
+impl std::fmt::Debug for AuthorizationInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "AuthorizationInfo({}, ***, permissions={:?})",
+            self.appid, self.permissions
+        )
+    }
+}
 
 /// A successful invoice call: WeChat's body, byte for byte.
 #[derive(Debug, Clone)]
@@ -310,6 +331,99 @@ impl WeChatClient {
             })
             .await?;
         issued(&body, "component_access_token")
+    }
+
+    /// `api_query_auth`: what an authorization code stands for.
+    pub async fn query_auth(
+        &self,
+        component_appid: &str,
+        component_token: &str,
+        code: &str,
+        deadline: &Deadline,
+    ) -> Result<AuthorizationInfo, WeChatError> {
+        let body =
+            serde_json::json!({"component_appid": component_appid, "authorization_code": code});
+        let answer = self
+            .component_call(QUERY_AUTH_PATH, component_token, &body, deadline)
+            .await?;
+        let info = answer
+            .get("authorization_info")
+            .and_then(Value::as_object)
+            .ok_or_else(|| WeChatError::Unreachable("answer lacks authorization_info".into()))?;
+        let appid = info
+            .get("authorizer_appid")
+            .or_else(|| info.get("appid"))
+            .and_then(Value::as_str)
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| WeChatError::Unreachable("answer lacks authorizer_appid".into()))?;
+        let permissions = info
+            .get("func_info")
+            .and_then(Value::as_array)
+            .map(|l| {
+                l.iter()
+                    .filter_map(|f| f.pointer("/funcscope_category/id").and_then(Value::as_u64))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(AuthorizationInfo {
+            appid: appid.to_string(),
+            token: issued(info, "authorizer_access_token").ok(),
+            refresh_token: info
+                .get("authorizer_refresh_token")
+                .and_then(Value::as_str)
+                .filter(|r| !r.is_empty())
+                .map(str::to_string),
+            permissions,
+        })
+    }
+
+    /// `api_get_authorizer_info`: whether the account is a mini program.
+    pub async fn authorizer_is_mini(
+        &self,
+        component_appid: &str,
+        component_token: &str,
+        authorizer: &str,
+        deadline: &Deadline,
+    ) -> Result<bool, WeChatError> {
+        let body =
+            serde_json::json!({"component_appid": component_appid, "authorizer_appid": authorizer});
+        let answer = self
+            .component_call(AUTHORIZER_INFO_PATH, component_token, &body, deadline)
+            .await?;
+        Ok(answer
+            .get("authorizer_info")
+            .and_then(|i| i.get("MiniProgramInfo"))
+            .is_some())
+    }
+
+    /// `api_create_preauthcode`: a pre-auth code and how long it lasts (s).
+    pub async fn pre_auth_code(
+        &self,
+        component_appid: &str,
+        component_token: &str,
+        deadline: &Deadline,
+    ) -> Result<Issued, WeChatError> {
+        let body = serde_json::json!({"component_appid": component_appid});
+        let answer = self
+            .component_call(PRE_AUTH_CODE_PATH, component_token, &body, deadline)
+            .await?;
+        issued(&answer, "pre_auth_code")
+    }
+
+    /// A component API call with the platform's token in the query.
+    async fn component_call(
+        &self,
+        path: &str,
+        component_token: &str,
+        body: &Value,
+        deadline: &Deadline,
+    ) -> Result<Map<String, Value>, WeChatError> {
+        let token = enc(component_token);
+        self.call(Call::Read, deadline, |http, base| {
+            http.post(format!("{base}{path}?component_access_token={token}"))
+                .json(body)
+        })
+        .await
     }
 
     /// An authorized account's new access token (`api_authorizer_token`, with the platform's

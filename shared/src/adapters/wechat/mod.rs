@@ -8,7 +8,7 @@ pub mod message_crypto;
 pub mod paths;
 mod transport;
 
-pub use client::{Issued, Reply, TicketKind, WeChatClient};
+pub use client::{AuthorizationInfo, Issued, Reply, TicketKind, WeChatClient};
 pub use error::{Call, WeChatError};
 pub use paths::{
     Paths, API_DOMAIN_IP_PATH, AUTHORIZER_INFO_PATH, AUTHORIZER_TOKEN_PATH, COMPONENT_TOKEN_PATH,

@@ -225,3 +225,149 @@ async fn the_platforms_token_waits_for_a_verify_ticket_then_is_fetched_once_and_
     let err = tokens_a.get(Mode::Auto, &deadline()).await.unwrap_err();
     assert!(err.to_string().contains("61005"), "{err}");
 }
+
+/// The platform ready (a verify ticket kept) and a pre-auth code for one customer.
+async fn pre_auth_code(h: &Harness, app: &Deployment) -> String {
+    use std::time::Duration;
+    use wxinvoice::domain::deadline::Deadline;
+    let push = h.sim.component_push(false).await;
+    assert_eq!(
+        deliver(app, field(&push, "query"), field(&push, "body"))
+            .await
+            .0,
+        200
+    );
+    let platform = app.component_tokens().unwrap();
+    let deadline = Deadline::after(Duration::from_secs(10));
+    let served = platform
+        .get(wxinvoice::token::Mode::Auto, &deadline)
+        .await
+        .unwrap();
+    let token = served.access_token().unwrap();
+    let component = h.sim.options().await.component.appid;
+    let v = h
+        .sim
+        .post(
+            &format!("/cgi-bin/component/api_create_preauthcode?component_access_token={token}"),
+            &json!({"component_appid": component}),
+        )
+        .await;
+    v["pre_auth_code"]
+        .as_str()
+        .expect("a pre-auth code")
+        .to_string()
+}
+
+#[tokio::test]
+async fn an_account_that_authorizes_the_platform_is_served_like_a_registered_one() {
+    use wxinvoice::adapters::wechat::AUTHORIZER_TOKEN_PATH;
+    let h = Harness::new().await;
+    let app = platform(&h).await;
+    let customer = "wxcu5t0mer0000001";
+    // The customer follows the link and grants sets 1 and 26; WeChat pushes `authorized`.
+    let code = pre_auth_code(&h, &app).await;
+    let auth = h
+        .sim
+        .component_authorize(&code, customer, "mp", &[1, 26], false)
+        .await;
+    let (status, reply) = deliver(&app, field(&auth, "query"), field(&auth, "body")).await;
+    assert_eq!((status, reply.as_str()), (200, "success"));
+    let settings = h.store_app(customer).await;
+    assert!(settings.enabled && settings.secret_name.is_empty());
+    assert_eq!(
+        settings.authorization.as_ref().unwrap().permissions,
+        [1, 26]
+    );
+    let stored = app.store().load(&format!("app#{customer}")).await.unwrap();
+    let refresh = stored
+        .refresh_token
+        .clone()
+        .expect("the refresh token is kept");
+
+    // getToken for it: its token (issued through the platform), a signature WeChat accepts.
+    let (status, v) = h.get_token_on(&app, &format!("appid={customer}")).await;
+    assert_eq!(status, 200, "{}", shown(&v));
+    assert_eq!(
+        h.sim.issued_to(customer).await.as_deref(),
+        v["access_token"].as_str()
+    );
+    let page = v["url"].as_str().unwrap();
+    assert!(
+        h.wechat_accepts(page, &v).await,
+        "WeChat accepts the authorizer's signature"
+    );
+    // Its invoices, with its token.
+    let mut seed = seed_invoices();
+    seed[1]["app"] = json!(customer);
+    h.sim.set_invoices(&seed).await;
+    let token = v["access_token"].as_str().unwrap();
+    let invoice = json!({"card_id": SEED_CARD, "encrypt_code": CODE2});
+    let query = Endpoint::GetInvoiceInfo
+        .call()
+        .query(&format!("appid={customer}&token={token}"))
+        .body(&invoice);
+    let (_, q) = app_answer(&app, query).await;
+    assert_eq!(q["errcode"], 0, "{q}");
+
+    // Two hours on: refreshed through the platform with the refresh token (unchanged).
+    let refreshes = h.calls(AUTHORIZER_TOKEN_PATH);
+    h.advance(&app, 7200).await;
+    app.component_tokens()
+        .unwrap()
+        .clock()
+        .advance(std::time::Duration::from_secs(7200));
+    let renewed = app.registered_runtime(settings.clone(), &stored);
+    renewed
+        .tokens
+        .clock()
+        .advance(std::time::Duration::from_secs(7200));
+    let push = h.sim.component_push(false).await; // the platform's ticket, 2 h on
+    deliver(&app, field(&push, "query"), field(&push, "body")).await;
+    let (status, v2) = h.get_token_on(&app, &format!("appid={customer}")).await;
+    assert_eq!(status, 200, "{}", shown(&v2));
+    assert!(v2["access_token"] != v["access_token"], "a new token");
+    assert_eq!(h.calls(AUTHORIZER_TOKEN_PATH), refreshes + 1);
+    let after = app.store().load(&format!("app#{customer}")).await.unwrap();
+    assert_eq!(after.refresh_token.as_deref(), Some(refresh.as_str()));
+
+    // An account that leaves out set 26 is refused, and WeChat told `success` (nothing to retry).
+    let code = pre_auth_code(&h, &app).await;
+    let other = "wxn0invo1ce000001";
+    let auth = h
+        .sim
+        .component_authorize(&code, other, "mp", &[1, 2], false)
+        .await;
+    assert_eq!(
+        deliver(&app, field(&auth, "query"), field(&auth, "body"))
+            .await
+            .0,
+        200
+    );
+    let none = app.store().load(&format!("app#{other}")).await.unwrap();
+    assert!(none.settings.is_none(), "not registered");
+
+    // The customer withdraws: the app is disabled, its trail kept; the push again changes nothing.
+    let gone = h.sim.component_unauthorize(customer, false).await;
+    assert_eq!(
+        deliver(&app, field(&gone, "query"), field(&gone, "body"))
+            .await
+            .0,
+        200
+    );
+    let settings = h.store_app(customer).await;
+    assert!(!settings.enabled && settings.authorization.is_some());
+    let fresh = h.instance(&[]);
+    let (status, v) = h.get_token_on(&fresh, &format!("appid={customer}")).await;
+    assert_eq!((status, v["errcode"].as_i64()), (403, Some(40013)), "{v}");
+    assert_eq!(
+        deliver(&app, field(&gone, "query"), field(&gone, "body"))
+            .await
+            .0,
+        200
+    );
+    assert!(!h.store_app(customer).await.enabled);
+}
+
+async fn app_answer(app: &Deployment, call: Call) -> (u16, Value) {
+    call.answer(app).await
+}
