@@ -437,6 +437,11 @@ fn print_app(key: &str, state: &TokenState, prefix: &str) {
         "origins": s.origins,
         "jssdk_url": s.jssdk_url,
         "enabled": s.enabled,
+        // An account that authorized the platform: its permission sets and when.
+        "authorization": s.authorization.as_ref().map(|a| json!({
+            "permissions": a.permissions,
+            "authorized_ms": a.authorized_ms,
+        })),
         "token_left_secs": left(&state.access_token),
         "refreshed_at_ms": state.refreshed_at_ms,
     });

@@ -688,6 +688,12 @@ def test_a_third_party_platform_gets_its_event_url_and_its_secret_only_when_conf
         assert route["Target"] == {"Fn::Sub": "integrations/${GetTokenIntegration}"}
         sources = [p["Properties"]["SourceArn"]["Fn::Sub"] for p in of_type(resources, "AWS::Lambda::Permission").values()]
         assert any(s.endswith("/*/POST/core/r/api/weChat/component/events") for s in sources)
+        keys = {r["Properties"]["RouteKey"]: r["Properties"] for r in routes}
+        # The admin page's links: behind the authorizer when it is on; the customer's return
+        # from WeChat's page: never (the auth_code is the proof).
+        links = keys["GET /core/r/api/weChat/component/authorize"]
+        assert links["AuthorizationType"] == ("JWT" if jwt else "NONE")
+        assert keys["GET /core/r/api/weChat/component/authorized"]["AuthorizationType"] == "NONE"
         env = resources["GetTokenFunction"]["Properties"]["Environment"]["Variables"]
         assert env["COMPONENT_SECRET_ARN"] == {"Ref": "ComponentSecretArn"}
         for other in ("GetInvoiceBatchFunction", "UpdateStatusFunction"):

@@ -72,6 +72,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/core/r/api/weChat/component/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A third-party platform's authorization-event URL (授权事件接收URL), for WeChat's pushes
+         * @description Served by get-token when the deployment is a third-party platform (COMPONENT_SECRET_ARN); otherwise 404. WeChat POSTs its encrypted pushes here (component_verify_ticket every 10 minutes; authorized, updateauthorized, unauthorized): msg_signature checked over the message token, timestamp, nonce and ciphertext, the timestamp within COMPONENT_PUSH_WINDOW_SECS of now, the body decrypted (AES-256-CBC, the platform's appid inside checked). Answered with the plain text `success`; a refused push changes nothing.
+         */
+        post: operations["componentEvents"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/core/r/api/weChat/component/authorize": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A pre-auth code's authorization page, as links (PC and mobile), for the vendor's admin page
+         * @description A third-party platform only (COMPONENT_SECRET_ARN; otherwise 404). WeChat's page returns the customer to redirect_uri (a page of the deployment's allowed origins) with auth_code.
+         */
+        get: operations["componentAuthorize"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/core/r/api/weChat/component/authorized": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where WeChat's authorization page returns the customer; the account registered
+         * @description The auth_code exchanged (api_query_auth); an account without permission set 26 is refused (400, errcode 61007, naming the set); otherwise it becomes an app of the deployment (no AppSecret), served by appid like any registered app.
+         */
+        get: operations["componentAuthorized"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/core/r/api/weChat/updateStatus": {
         parameters: {
             query?: never;
@@ -104,6 +164,29 @@ export interface components {
             hint?: string;
             /** @description The gateway's own remark (Chinese) for errcodes the spec's table lacks (72037, 40073, 48001, 42001, 45009, 40164, 61004, 40125, 40013). */
             gateway_hint?: string;
+        };
+        AuthorizationLinks: {
+            /** @enum {integer} */
+            errcode: 0;
+            errmsg: string;
+            /** @description mp.weixin.qq.com/cgi-bin/componentloginpage?…, scanned on a PC */
+            pc_url: string;
+            /** @description open.weixin.qq.com/wxaopen/safe/bindcomponent?…#wechat_redirect, opened inside WeChat */
+            mobile_url: string;
+            /** @description Seconds the pre-auth code in the links lasts. */
+            expires_in: number;
+        };
+        AccountAuthorized: {
+            /** @enum {integer} */
+            errcode: 0;
+            errmsg: string;
+            appid: string;
+            /** @enum {string} */
+            kind: "mp" | "mini";
+            /** @description The permission sets granted. */
+            permissions: number[];
+            /** @description It had authorized before. */
+            updated: boolean;
         };
         StatusAnswer: components["schemas"]["WeChatError"] & {
             /**
@@ -515,6 +598,101 @@ export interface operations {
             413: components["responses"]["TooLarge"];
             422: components["responses"]["KeyReused"];
             429: components["responses"]["Throttled"];
+            502: components["responses"]["Fault"];
+            503: components["responses"]["Fault"];
+            504: components["responses"]["Fault"];
+        };
+    };
+    componentEvents: {
+        parameters: {
+            query: {
+                timestamp: string;
+                nonce: string;
+                msg_signature: string;
+                signature?: string;
+                encrypt_type?: "aes";
+                openid?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "text/xml": string;
+            };
+        };
+        responses: {
+            /** @description Handled (the verify ticket kept, or the event acknowledged). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": "success";
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NoSuchApp"];
+            405: components["responses"]["MethodNotAllowed"];
+            413: components["responses"]["TooLarge"];
+            503: components["responses"]["Fault"];
+        };
+    };
+    componentAuthorize: {
+        parameters: {
+            query: {
+                redirect_uri: string;
+                auth_type?: "1" | "2" | "3";
+                biz_appid?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The links, or WeChat's refusal (its body, with a hint). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthorizationLinks"] | components["schemas"]["WeChatError"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NoSuchApp"];
+            405: components["responses"]["MethodNotAllowed"];
+            502: components["responses"]["Fault"];
+            503: components["responses"]["Fault"];
+            504: components["responses"]["Fault"];
+        };
+    };
+    componentAuthorized: {
+        parameters: {
+            query: {
+                auth_code: string;
+                expires_in?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The account registered (or updated), or WeChat's refusal (a spent code). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountAuthorized"] | components["schemas"]["WeChatError"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NoSuchApp"];
+            405: components["responses"]["MethodNotAllowed"];
             502: components["responses"]["Fault"];
             503: components["responses"]["Fault"];
             504: components["responses"]["Fault"];

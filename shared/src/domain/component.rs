@@ -134,6 +134,77 @@ pub fn newer_ticket(created: u64, stored: Option<u64>) -> bool {
     stored.is_none_or(|s| created > s)
 }
 
+/// Which accounts the authorization page offers (`auth_type`): Official Accounts, mini
+/// programs, or both (WeChat's 1, 2, 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offered {
+    OfficialAccounts = 1,
+    MiniPrograms = 2,
+    Both = 3,
+}
+
+impl Offered {
+    pub fn parse(s: &str) -> Option<Offered> {
+        match s {
+            "1" => Some(Offered::OfficialAccounts),
+            "2" => Some(Offered::MiniPrograms),
+            "3" => Some(Offered::Both),
+            _ => None,
+        }
+    }
+}
+
+/// The authorization page's two forms for one pre-auth code: scanned on a PC
+/// (`componentloginpage`), opened inside WeChat on a phone (`bindcomponent`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Links {
+    pub pc: String,
+    pub mobile: String,
+}
+
+/// The links WeChat documents, each value encoded once; `biz_appid` limits the page to one
+/// account.
+pub fn authorization_links(
+    component_appid: &str,
+    pre_auth_code: &str,
+    redirect_uri: &str,
+    offered: Offered,
+    biz_appid: Option<&str>,
+) -> Links {
+    let link = |base: &str, first: &[(&str, &str)], fragment: &str| {
+        let mut url = url::Url::parse(base).expect("a fixed base");
+        {
+            let mut q = url.query_pairs_mut();
+            for (k, v) in first {
+                q.append_pair(k, v);
+            }
+            q.append_pair("component_appid", component_appid);
+            q.append_pair("pre_auth_code", pre_auth_code);
+            q.append_pair("redirect_uri", redirect_uri);
+            q.append_pair("auth_type", &(offered as u8).to_string());
+            if let Some(biz) = biz_appid {
+                q.append_pair("biz_appid", biz);
+            }
+        }
+        if !fragment.is_empty() {
+            url.set_fragment(Some(fragment));
+        }
+        url.to_string()
+    };
+    Links {
+        pc: link(
+            "https://mp.weixin.qq.com/cgi-bin/componentloginpage",
+            &[],
+            "",
+        ),
+        mobile: link(
+            "https://open.weixin.qq.com/wxaopen/safe/bindcomponent",
+            &[("action", "bindcomponent"), ("no_scan", "1")],
+            "wechat_redirect",
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +286,45 @@ mod tests {
                 want,
                 "{created} over {stored:?}"
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::*;
+
+    #[test]
+    fn the_links_wechat_documents() {
+        let l = authorization_links(
+            "wxcomp",
+            "preauthcode@@@Cx_Dk6",
+            "https://admin.example.com/wx/return?tenant=7&x=a b",
+            Offered::OfficialAccounts,
+            None,
+        );
+        assert_eq!(l.pc, "https://mp.weixin.qq.com/cgi-bin/componentloginpage?component_appid=wxcomp&pre_auth_code=preauthcode%40%40%40Cx_Dk6&redirect_uri=https%3A%2F%2Fadmin.example.com%2Fwx%2Freturn%3Ftenant%3D7%26x%3Da+b&auth_type=1");
+        assert_eq!(l.mobile, "https://open.weixin.qq.com/wxaopen/safe/bindcomponent?action=bindcomponent&no_scan=1&component_appid=wxcomp&pre_auth_code=preauthcode%40%40%40Cx_Dk6&redirect_uri=https%3A%2F%2Fadmin.example.com%2Fwx%2Freturn%3Ftenant%3D7%26x%3Da+b&auth_type=1#wechat_redirect");
+        let one = authorization_links(
+            "wxcomp",
+            "p",
+            "https://a.example.com/",
+            Offered::Both,
+            Some("wxone"),
+        );
+        assert!(
+            one.pc.ends_with("&auth_type=3&biz_appid=wxone"),
+            "{}",
+            one.pc
+        );
+        for (s, want) in [
+            ("1", Some(Offered::OfficialAccounts)),
+            ("2", Some(Offered::MiniPrograms)),
+            ("3", Some(Offered::Both)),
+            ("6", None),
+            ("", None),
+        ] {
+            assert_eq!(Offered::parse(s), want, "{s}");
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::domain::config::Config;
 use crate::domain::input::truncate;
 use crate::domain::origin::origin_of;
 use crate::http::answer::{answer, Note};
+use crate::http::component_authorize::component_authorize;
 use crate::http::component_events::component_events;
 use crate::http::context::Ctx;
 use crate::http::cors;
@@ -19,7 +20,9 @@ use crate::http::direct;
 use crate::http::endpoint::tenant_or_refuse;
 use crate::http::envelope::json_response;
 use crate::http::error::ApiError;
-use crate::http::paths::{COMPONENT_EVENTS, GET_TOKEN_PATH};
+use crate::http::paths::{
+    COMPONENT_AUTHORIZE, COMPONENT_AUTHORIZED, COMPONENT_EVENTS, GET_TOKEN_PATH,
+};
 use crate::http::query::{query, route};
 use crate::ops::sign_page::{self, seconds_left};
 use crate::tenant::{AppRuntime, Deployment};
@@ -36,6 +39,9 @@ pub async fn get_token(deployment: &Deployment, req: Request) -> Result<Response
     }
     if req.raw_http_path() == COMPONENT_EVENTS {
         return component_events(deployment, req).await;
+    }
+    if [COMPONENT_AUTHORIZE, COMPONENT_AUTHORIZED].contains(&req.raw_http_path()) {
+        return component_authorize(deployment, req).await;
     }
     let ctx = Ctx::new(&deployment.config, &req);
     let tenant = tenant_or_refuse!(deployment, &ctx, GET_TOKEN_PATH);

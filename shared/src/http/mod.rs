@@ -3,9 +3,11 @@
 //! envelope and its hints (`envelope`), the HTTP errors into which every lower layer's error is
 //! converted (`error`), CORS (`cors`), and the answer with its log line (`answer`). Direct
 //! invocations of get-token (the schedule, the operator's rotation) are `direct`; a third-party
-//! platform's pushes reach get-token at `component_events`.
+//! platform's pushes reach get-token at `component_events`, its authorization links and the
+//! customer's return at `component_authorize`.
 
 pub mod answer;
+pub mod component_authorize;
 pub mod component_events;
 pub mod context;
 pub mod cors;

@@ -9,6 +9,7 @@
 use crate::adapters::store::StoreError;
 use crate::adapters::wechat::{AuthorizationInfo, WeChatError};
 use crate::domain::apps::{self, AppSettings, Authorization, Kind, INVOICE_PERMISSION};
+use crate::domain::component::{self, Links, Offered};
 use crate::domain::config::TokenApi;
 use crate::domain::deadline::Deadline;
 use crate::tenant::Deployment;
@@ -53,6 +54,28 @@ impl From<StoreError> for AuthError {
     fn from(e: StoreError) -> Self {
         AuthError::Token(e.into())
     }
+}
+
+/// A pre-auth code for one customer, and the authorization page's links for it (the return to
+/// `redirect_uri` carries `auth_code`): (links, seconds the code lasts).
+pub async fn authorization_links(
+    deployment: &Deployment,
+    redirect_uri: &str,
+    offered: Offered,
+    biz_appid: Option<&str>,
+    deadline: &Deadline,
+) -> Result<(Links, u64), AuthError> {
+    let platform = deployment
+        .component_tokens()
+        .ok_or(AuthError::NotAPlatform)?;
+    let served = platform.get(Mode::Auto, deadline).await?;
+    let token = served.access_token()?;
+    let wechat = platform.wechat_client();
+    let component = wechat.component_appid(deadline).await?;
+    let code = wechat.pre_auth_code(&component, token, deadline).await?;
+    let links =
+        component::authorization_links(&component, &code.value, redirect_uri, offered, biz_appid);
+    Ok((links, code.expires_in))
 }
 
 /// Exchanges `code` and registers the account; `at_ms`: when the authorization happened (the

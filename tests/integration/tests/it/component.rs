@@ -371,3 +371,94 @@ async fn an_account_that_authorizes_the_platform_is_served_like_a_registered_one
 async fn app_answer(app: &Deployment, call: Call) -> (u16, Value) {
     call.answer(app).await
 }
+
+#[tokio::test]
+async fn the_vendors_link_and_the_customers_return_register_the_account() {
+    let h = Harness::new().await;
+    let app = platform(&h).await;
+    let push = h.sim.component_push(false).await;
+    deliver(&app, field(&push, "query"), field(&push, "body")).await;
+    let get = |path: &str, query: String| {
+        let call = Endpoint::GetToken.call().path(path).query(&query);
+        call.answer(&app)
+    };
+    let authorize = "/core/r/api/weChat/component/authorize";
+    let back = "https://expense.example.com/wx/authorized?tenant=7";
+    let (status, v) = get(
+        authorize,
+        format!("redirect_uri={}&auth_type=1", encode_uri_component(back)),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let pc = url::Url::parse(v["pc_url"].as_str().unwrap()).unwrap();
+    assert_eq!(pc.host_str(), Some("mp.weixin.qq.com"));
+    let param = |u: &url::Url, k: &str| {
+        u.query_pairs()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.into_owned())
+    };
+    assert_eq!(param(&pc, "redirect_uri").as_deref(), Some(back));
+    assert_eq!(param(&pc, "auth_type").as_deref(), Some("1"));
+    let mobile = url::Url::parse(v["mobile_url"].as_str().unwrap()).unwrap();
+    assert_eq!(mobile.fragment(), Some("wechat_redirect"));
+    assert_eq!(param(&mobile, "pre_auth_code"), param(&pc, "pre_auth_code"));
+    // Refused: another site to return to, a bad auth_type, no redirect at all.
+    for (query, name) in [
+        (
+            format!(
+                "redirect_uri={}",
+                encode_uri_component("https://evil.example.com/x")
+            ),
+            "another origin",
+        ),
+        (
+            format!("redirect_uri={}&auth_type=6", encode_uri_component(back)),
+            "auth_type 6",
+        ),
+        (String::new(), "no redirect_uri"),
+    ] {
+        let (status, v) = get(authorize, query).await;
+        assert_eq!(status, 400, "{name}: {v}");
+    }
+
+    // The customer confirms on WeChat's page and is sent back with the code.
+    let customer = "wxcu5t0mer0000002";
+    let pre = param(&pc, "pre_auth_code").unwrap();
+    let auth = h
+        .sim
+        .component_authorize(&pre, customer, "mini", &[18, 26], false)
+        .await;
+    let code = field(&auth, "auth_code");
+    let (status, v) = get(
+        "/core/r/api/weChat/component/authorized",
+        format!("auth_code={}", encode_uri_component(code)),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (v["appid"].as_str(), v["kind"].as_str()),
+        (Some(customer), Some("mini"))
+    );
+    assert_eq!(
+        h.store_app(customer).await.kind,
+        wxinvoice::domain::apps::Kind::Mini
+    );
+    // The push of the same authorization comes after: its code is spent, nothing changes.
+    let before = app.store().load(&format!("app#{customer}")).await.unwrap();
+    assert_eq!(
+        deliver(&app, field(&auth, "query"), field(&auth, "body"))
+            .await
+            .0,
+        200
+    );
+    let after = app.store().load(&format!("app#{customer}")).await.unwrap();
+    assert_eq!(after.refresh_token, before.refresh_token);
+    assert_eq!(after.version, before.version);
+    // A deployment that is not a platform has no such pages.
+    let plain = h.instance(&[]);
+    let call = Endpoint::GetToken
+        .call()
+        .path(authorize)
+        .query(&format!("redirect_uri={}", encode_uri_component(back)));
+    assert_eq!(call.answer(&plain).await.0, 404);
+}
