@@ -408,8 +408,11 @@ impl TokenService {
     }
 
     /// An authorized account's token, from its platform: the platform's token (its own token
-    /// service), then `api_authorizer_token` with the stored refresh token, or, when WeChat
-    /// refuses that one (61023) and an earlier one is kept, with the earlier one.
+    /// service), then `api_authorizer_token` with the stored refresh token. When WeChat refuses
+    /// it (61023): the one kept before it, then the one WeChat holds for the account
+    /// (`api_get_authorizer_info`, its documented way back: a refresh token WeChat replaced
+    /// while the publish of the new one was lost). Refused by all: the account must authorize
+    /// again.
     async fn fetch_authorizer_token(
         &self,
         platform: &Result<Arc<TokenService>, String>,
@@ -437,15 +440,37 @@ impl TokenService {
             .wechat
             .fetch_authorizer_token(component_appid, component_token, refresh, fetching)
             .await;
-        match (&first, &locked.previous_refresh_token) {
-            (Err(WeChatError::Api(b)), Some(previous))
-                if b.errcode == REFRESH_TOKEN_INVALID && previous != refresh =>
-            {
+        let refused = |r: &Result<(Issued, String), WeChatError>| matches!(r, Err(WeChatError::Api(b)) if b.errcode == REFRESH_TOKEN_INVALID);
+        if !refused(&first) {
+            return first;
+        }
+        let mut tried = vec![refresh.clone()];
+        let mut last = first;
+        if let Some(previous) = locked
+            .previous_refresh_token
+            .as_ref()
+            .filter(|p| *p != refresh)
+        {
+            last = self
+                .wechat
+                .fetch_authorizer_token(component_appid, component_token, previous, fetching)
+                .await;
+            if !refused(&last) {
+                return last;
+            }
+            tried.push(previous.clone());
+        }
+        let held = self
+            .wechat
+            .authorizer_refresh_token(component_appid, component_token, fetching)
+            .await;
+        match held {
+            Ok(Some(current)) if !tried.contains(&current) => {
                 self.wechat
-                    .fetch_authorizer_token(component_appid, component_token, previous, fetching)
+                    .fetch_authorizer_token(component_appid, component_token, &current, fetching)
                     .await
             }
-            _ => first,
+            _ => last,
         }
     }
 

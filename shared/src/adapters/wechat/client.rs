@@ -377,6 +377,27 @@ impl WeChatClient {
         })
     }
 
+    /// `api_get_authorizer_info`'s `authorizer_refresh_token`: the account's refresh token as
+    /// WeChat holds it (WeChat's way back to one that was lost).
+    pub async fn authorizer_refresh_token(
+        &self,
+        component_appid: &str,
+        component_token: &str,
+        deadline: &Deadline,
+    ) -> Result<Option<String>, WeChatError> {
+        let body =
+            serde_json::json!({"component_appid": component_appid, "authorizer_appid": self.appid});
+        let answer = self
+            .component_call(AUTHORIZER_INFO_PATH, component_token, &body, deadline)
+            .await?;
+        Ok(answer
+            .get("authorization_info")
+            .and_then(|i| i.get("authorizer_refresh_token"))
+            .and_then(Value::as_str)
+            .filter(|r| !r.is_empty())
+            .map(str::to_string))
+    }
+
     /// `api_get_authorizer_info`: whether the account is a mini program.
     pub async fn authorizer_is_mini(
         &self,

@@ -462,3 +462,93 @@ async fn the_vendors_link_and_the_customers_return_register_the_account() {
         .query(&format!("redirect_uri={}", encode_uri_component(back)));
     assert_eq!(call.answer(&plain).await.0, 404);
 }
+
+/// `customer` authorizes the platform (sets 1 and 26) through `app`'s events URL.
+async fn authorized_account(h: &Harness, app: &Deployment, customer: &str) {
+    let code = pre_auth_code(h, app).await;
+    let auth = h
+        .sim
+        .component_authorize(&code, customer, "mp", &[1, 26], false)
+        .await;
+    let (status, reply) = deliver(app, field(&auth, "query"), field(&auth, "body")).await;
+    assert_eq!((status, reply.as_str()), (200, "success"));
+}
+
+#[tokio::test]
+async fn the_refresh_token_survives_a_crash_at_every_step() {
+    use std::time::Duration;
+    use wxinvoice::adapters::store::faults::{Fault, Op};
+    use wxinvoice::adapters::wechat::AUTHORIZER_TOKEN_PATH;
+    use wxinvoice::domain::deadline::Deadline;
+    use wxinvoice::token::Mode;
+    let h = Harness::new().await;
+    let arn = platform_secret(&h).await;
+    let app = h.instance(&[("COMPONENT_SECRET_ARN", &arn)]);
+    let customer = "wxcu5t0mer0000003";
+    authorized_account(&h, &app, customer).await;
+    // The worst WeChat: a new refresh token on every refresh, the old one refused at once.
+    let mut component = h.sim.options().await.component;
+    component.rotate_refresh_token = true;
+    h.sim.set_options(json!({ "component": component })).await;
+    let key = format!("app#{customer}");
+    #[rustfmt::skip]
+    let matrix: [(&str, Op, Fault); 5] = [
+        ("the fetch mark is not written (nothing asked of WeChat)", Op::MarkFetch, Fault::Fail),
+        ("WeChat answered; the publish fails (the new refresh token lost with it)", Op::Commit, Fault::Fail),
+        ("the publish lands; its answer is lost, the write retried", Op::Commit, Fault::LostResponse),
+        ("the publish lands; the caller sees a failure", Op::Commit, Fault::FailAfterWrite),
+        ("the lock's release fails after a failed publish", Op::Release, Fault::Fail),
+    ];
+    // Every instance's clock follows WeChat's (each iteration moves both a minute on).
+    let mut elapsed = 0;
+    for (step, op, fault) in matrix {
+        // A short lease: a publish that keeps failing is given up sooner.
+        let (faulty, store) = h.faulty_instance(&[
+            ("COMPONENT_SECRET_ARN", &arn),
+            ("REFRESH_LEASE_MS", "2000"),
+            ("WECHAT_TIMEOUT_MS", "600"),
+        ]);
+        let state = faulty.store().load(&key).await.unwrap();
+        let settings = *state.settings.clone().unwrap();
+        let account = faulty.registered_runtime(settings.clone(), &state);
+        account.tokens.clock().advance(Duration::from_secs(elapsed));
+        // Until cleared: the commit's own retries meet it too.
+        store.inject(op, fault, None);
+        if op == Op::Release {
+            store.inject(Op::Commit, Fault::Fail, None);
+        }
+        let deadline = Deadline::after(Duration::from_secs(15));
+        let calls = h.calls(AUTHORIZER_TOKEN_PATH);
+        let _ = account.tokens.get(Mode::Rotate, &deadline).await; // may fail: that is the step
+        if op != Op::MarkFetch {
+            assert_eq!(
+                h.calls(AUTHORIZER_TOKEN_PATH),
+                calls + 1,
+                "{step}: WeChat was asked"
+            );
+        }
+        store.clear();
+        // Whatever happened, the account's token keeps being refreshed: another instance (a
+        // later invocation) rotates it, with a refresh token WeChat accepts.
+        h.advance(&app, 61).await; // past the cooldown and a lease
+        elapsed += 61;
+        let clean = h.instance(&[("COMPONENT_SECRET_ARN", &arn)]);
+        let state = clean.store().load(&key).await.unwrap();
+        let runtime = clean.registered_runtime(settings.clone(), &state);
+        runtime.tokens.clock().advance(Duration::from_secs(elapsed));
+        let deadline = Deadline::after(Duration::from_secs(15));
+        let served = runtime.tokens.get(Mode::Rotate, &deadline).await;
+        let served = served.unwrap_or_else(|e| panic!("{step}: the account is lost: {e}"));
+        let token = served.access_token().unwrap().to_string();
+        assert_eq!(
+            h.sim.issued_to(customer).await.as_deref(),
+            Some(token.as_str()),
+            "{step}"
+        );
+        let kept = clean.store().load(&key).await.unwrap();
+        assert!(
+            kept.refresh_token.is_some(),
+            "{step}: a refresh token is kept"
+        );
+    }
+}
