@@ -318,7 +318,9 @@ impl Sim {
             .post(format!("{url}{sep}{}", push.query))
             .header("content-type", "text/xml")
             .body(push.body.clone())
-            .timeout(Duration::from_secs(5))
+            // WeChat gives the platform 5 s; the simulator waits longer, as `cargo lambda watch`
+            // builds a function on its first request.
+            .timeout(Duration::from_secs(120))
             .send()
             .await
             .map_err(|e| format!("pushing to {url}: {e}"))?;

@@ -294,3 +294,103 @@ async fn the_simulator_pushes_verify_tickets_to_the_platforms_event_url() {
     let now = store.verify_ticket().await.unwrap().unwrap().0;
     assert_ne!(now, built["ticket"].as_str().unwrap());
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: run by `make test`"]
+async fn a_customer_authorizes_the_platform_and_its_invoices_are_reimbursed() {
+    use integration_tests::{encode_uri_component, seed_invoices, OPENID};
+    use wxinvoice::adapters::store::TokenStore;
+    let sdk = integration_tests::aws().await;
+    let table = std::env::var("TOKEN_TABLE").expect("TOKEN_TABLE");
+    let store =
+        wxinvoice::adapters::store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &table);
+    let sim = sim();
+    let events = format!("{}/core/r/api/weChat/component/events", base());
+    let mut component = sim.options().await.component;
+    component.push_url = events;
+    component.ticket_push_secs = 0;
+    sim.set_options(json!({ "component": component })).await;
+    // WeChat pushes the platform's verify ticket.
+    let v = sim.component_push(true).await;
+    assert_eq!(v["reply"], "success", "{v}");
+    // The vendor's admin page asks for a link; the customer follows it and grants set 26.
+    let back = "https://expense.example.com/wx/authorized";
+    let (status, v) = get(&format!(
+        "/core/r/api/weChat/component/authorize?redirect_uri={}",
+        encode_uri_component(back)
+    ))
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let pc = reqwest::Url::parse(v["pc_url"].as_str().unwrap()).unwrap();
+    let pre = pc
+        .query_pairs()
+        .find(|(k, _)| k == "pre_auth_code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let customer = format!("wxc{}", &uuid::Uuid::new_v4().simple().to_string()[..15]);
+    let v = sim
+        .component_authorize(&pre, &customer, "mp", &[1, 26], true)
+        .await;
+    assert_eq!(v["reply"], "success", "the authorized push: {v}");
+    // getToken for the customer: a signature WeChat accepts, made with its own tickets.
+    let page = "https://expense.example.com/invoices";
+    let (status, v) = get(&format!(
+        "/core/r/api/weChat/getToken?appid={customer}&url={}",
+        encode_uri_component(page)
+    ))
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert!(
+        wechat_accepts(&sim, page, &v).await,
+        "WeChat accepts the signature"
+    );
+    // The customer's invoice, locked and closed with its token.
+    let mut seed = seed_invoices();
+    seed[1]["app"] = json!(customer);
+    sim.set_invoices(&seed).await;
+    let token = v["access_token"].as_str().unwrap().to_string();
+    for status in ["INVOICE_REIMBURSE_LOCK", "INVOICE_REIMBURSE_CLOSURE"] {
+        let body = json!({"openid": OPENID, "reimburse_status": status,
+            "invoice_list": [{"card_id": SEED_CARD, "encrypt_code": CODE2}]});
+        let (code, v) = post(
+            &format!("/core/r/api/weChat/updateStatus?appid={customer}&token={token}"),
+            body.to_string(),
+        )
+        .await;
+        assert_eq!(
+            (code, v["errcode"].as_i64()),
+            (200, Some(0)),
+            "{status}: {v}"
+        );
+    }
+    assert_eq!(sim.invoice_status(CODE2).await, "INVOICE_REIMBURSE_CLOSURE");
+    // The invoices back as the other tests expect them.
+    sim.set_invoices(&seed_invoices()).await;
+    // The refresh token rotates (WeChat replacing it, by the simulator's option): an operator's
+    // rotation through cargo lambda invoke keeps the new one.
+    let key = format!("app#{customer}");
+    let before = store.load(&key).await.unwrap().refresh_token.unwrap();
+    let mut component = sim.options().await.component;
+    component.rotate_refresh_token = true;
+    sim.set_options(json!({ "component": component.clone() }))
+        .await;
+    let v = invoke(&json!({"action": "rotate", "appid": customer}).to_string());
+    assert_eq!(v["rotated"], true, "{v}");
+    component.rotate_refresh_token = false;
+    sim.set_options(json!({ "component": component })).await;
+    let after = store.load(&key).await.unwrap();
+    assert_ne!(
+        after.refresh_token.as_deref(),
+        Some(before.as_str()),
+        "the new refresh token kept"
+    );
+    assert_eq!(
+        after.previous_refresh_token.as_deref(),
+        Some(before.as_str())
+    );
+    // The customer withdraws: the app is off.
+    let v = sim.component_unauthorize(&customer, true).await;
+    assert_eq!(v["reply"], "success", "{v}");
+    let state = store.load(&key).await.unwrap();
+    assert!(!state.settings.unwrap().enabled);
+}
