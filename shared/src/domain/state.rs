@@ -25,7 +25,7 @@ impl Credential {
 }
 
 /// The stored item. A missing item reads as the default (nothing issued yet, version 0).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct TokenState {
     pub access_token: Option<Credential>,
     /// The access_token before the last refresh, until WeChat stops honouring it.
@@ -59,7 +59,7 @@ pub struct TokenState {
 }
 
 /// What a refresh publishes; `None` fields keep their stored value.
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct Update {
     pub access_token: Option<Credential>,
     pub previous_access_token: Option<Credential>,
@@ -73,6 +73,59 @@ pub struct Update {
     pub refreshed_at_ms: u64,
     /// A registered app's next due time, as the published state makes it (`lifecycle::falls_due`).
     pub due_ms: Option<u64>,
+}
+
+/// A refresh token as Debug shows it: never its value.
+fn masked(r: &Option<String>) -> &'static str {
+    if r.is_some() {
+        "Some(***)"
+    } else {
+        "None"
+    }
+}
+
+impl std::fmt::Debug for TokenState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenState")
+            .field("access_token", &self.access_token)
+            .field("previous_access_token", &self.previous_access_token)
+            .field("jsapi_ticket", &self.jsapi_ticket)
+            .field("wx_card_ticket", &self.wx_card_ticket)
+            .field("agent_ticket", &self.agent_ticket)
+            .field("refresh_token", &masked(&self.refresh_token))
+            .field(
+                "previous_refresh_token",
+                &masked(&self.previous_refresh_token),
+            )
+            .field("version", &self.version)
+            .field("refreshed_at_ms", &self.refreshed_at_ms)
+            .field("token_fetched_ms", &self.token_fetched_ms)
+            .field("fetch_started_ms", &self.fetch_started_ms)
+            .field("lock_owner", &self.lock_owner)
+            .field("lock_until_ms", &self.lock_until_ms)
+            .field("settings", &self.settings)
+            .field("due_ms", &self.due_ms)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Update {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Update")
+            .field("access_token", &self.access_token)
+            .field("previous_access_token", &self.previous_access_token)
+            .field("jsapi_ticket", &self.jsapi_ticket)
+            .field("wx_card_ticket", &self.wx_card_ticket)
+            .field("agent_ticket", &self.agent_ticket)
+            .field("refresh_token", &masked(&self.refresh_token))
+            .field(
+                "previous_refresh_token",
+                &masked(&self.previous_refresh_token),
+            )
+            .field("refreshed_at_ms", &self.refreshed_at_ms)
+            .field("due_ms", &self.due_ms)
+            .finish()
+    }
 }
 
 /// The state as it is once `update` is applied (a commit's result, computed locally when the
@@ -128,4 +181,35 @@ pub fn holds(state: &TokenState, update: &Update) -> bool {
             .refresh_token
             .as_ref()
             .is_none_or(|r| state.refresh_token.as_ref() == Some(r))
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_a_credential() {
+        let cred = Some(Credential {
+            value: "AT-secret".into(),
+            expires_at_ms: 1,
+        });
+        let state = TokenState {
+            access_token: cred.clone(),
+            refresh_token: Some("refreshtoken@@@secret".into()),
+            previous_refresh_token: Some("refreshtoken@@@older".into()),
+            ..TokenState::default()
+        };
+        let update = Update {
+            refresh_token: state.refresh_token.clone(),
+            access_token: cred,
+            ..Update::default()
+        };
+        for shown in [format!("{state:?}"), format!("{update:?}")] {
+            assert!(
+                !shown.contains("secret") && !shown.contains("older"),
+                "{shown}"
+            );
+            assert!(shown.contains("refresh_token: \"Some(***)\""), "{shown}");
+        }
+    }
 }
