@@ -70,7 +70,8 @@ async fn inner(deployment: &Deployment, ctx: &Ctx<'_>) -> Result<(Response<Body>
     let body =
         std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the push is not UTF-8"))?;
     let now_secs = deployment.tokens.clock().now_ms() / 1000;
-    let handled = component_events::handle(deployment, signed, body, now_secs).await?;
+    let handled =
+        component_events::handle(deployment, signed, body, now_secs, &ctx.deadline).await?;
     let note = Note {
         source: Some(match handled {
             Handled::TicketKept => "verify_ticket_kept",

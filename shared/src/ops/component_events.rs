@@ -73,6 +73,7 @@ pub async fn handle(
     signed: Signed<'_>,
     body: &str,
     now_secs: u64,
+    deadline: &Deadline,
 ) -> Result<Handled, PushRefused> {
     let source = deployment
         .component
@@ -100,8 +101,7 @@ pub async fn handle(
             }
         }
         Event::Authorized { code, created, .. } => {
-            let deadline = Deadline::after(std::time::Duration::from_secs(10));
-            match component_auth::authorize(deployment, &code, created * 1000, &deadline).await {
+            match component_auth::authorize(deployment, &code, created * 1000, deadline).await {
                 Ok(done) => Handled::Authorized(done),
                 Err(e @ AuthError::MissingInvoicePermission { .. }) => {
                     Handled::AuthorizationRefused(e.to_string())
@@ -119,9 +119,8 @@ pub async fn handle(
             authorizer,
             created,
         } => {
-            let deadline = Deadline::after(std::time::Duration::from_secs(10));
             let withdrawn =
-                component_auth::withdraw(deployment, &authorizer, created * 1000, &deadline)
+                component_auth::withdraw(deployment, &authorizer, created * 1000, deadline)
                     .await
                     .map_err(PushRefused::Authorization)?;
             Handled::Withdrawn(withdrawn)

@@ -221,7 +221,10 @@ impl Deployment {
             None => AppSecret::from_config(None, &SdkConfig::builder().build()),
         };
         let wechat = match settings.authorization {
-            Some(_) => self.own.wechat.for_authorized(&config),
+            Some(_) => self
+                .own
+                .wechat
+                .for_authorized(&config, self.component.clone()),
             None => self.own.wechat.for_app(&config, secret),
         };
         let key = settings.key();

@@ -101,8 +101,10 @@ pub struct WeChatClient {
     /// A third-party platform's client: its token is the `component_access_token`, fetched with
     /// its secrets and the newest verify ticket kept in the store.
     component: Option<Component>,
-    /// An authorized account's client: its token comes through its platform, no AppSecret.
+    /// An authorized account's client: its token comes through its platform, no AppSecret;
+    /// what it seals (archive work) is keyed on its platform's component AppSecret instead.
     authorized: bool,
+    platform_secrets: Option<Arc<ComponentSecretSource>>,
 }
 
 /// Where a platform's client finds its appid, component secret and verify ticket.
@@ -132,6 +134,7 @@ impl WeChatClient {
             paths,
             component: None,
             authorized: false,
+            platform_secrets: None,
         }
     }
 
@@ -159,10 +162,16 @@ impl WeChatClient {
         }
     }
 
-    /// An authorized account's client (no AppSecret: its token comes through its platform).
-    pub fn for_authorized(&self, config: &Config) -> Self {
+    /// An authorized account's client (no AppSecret: its token comes through its platform,
+    /// whose secrets, when the deployment is one, key what it seals).
+    pub fn for_authorized(
+        &self,
+        config: &Config,
+        platform_secrets: Option<Arc<ComponentSecretSource>>,
+    ) -> Self {
         WeChatClient {
             authorized: true,
+            platform_secrets,
             ..self.for_app(config, AppSecret::none())
         }
     }
@@ -233,8 +242,17 @@ impl WeChatClient {
 
     /// The AppSecret, read from Secrets Manager on the first call when configured that way. The
     /// token service calls this before taking the refresh lock, so the read never eats into
-    /// the lease.
+    /// the lease. An authorized account has none: its platform's component AppSecret stands in
+    /// where a secret keys what is sealed (archive work).
     pub async fn app_secret(&self, deadline: &Deadline) -> Result<Secret, WeChatError> {
+        if let Some(platform) = self.platform_secrets.as_ref().filter(|_| self.authorized) {
+            return match deadline.run(platform.get()).await {
+                Ok(r) => r
+                    .map(|s| s.app_secret.clone())
+                    .map_err(|e| WeChatError::NoSecret(e.0)),
+                Err(_) => Err(WeChatError::NoTime),
+            };
+        }
         match deadline.run(self.secret.get()).await {
             Ok(r) => r.map_err(|e| WeChatError::NoSecret(e.0)),
             Err(_) => Err(WeChatError::NoSecret(

@@ -317,6 +317,10 @@ async fn an_account_that_authorizes_the_platform_is_served_like_a_registered_one
         .clock()
         .advance(std::time::Duration::from_secs(7200));
     let renewed = app.registered_runtime(settings.clone(), &stored);
+    // No AppSecret: what it seals (archive work) is keyed on the platform's component secret.
+    let deadline = wxinvoice::domain::deadline::Deadline::after(std::time::Duration::from_secs(5));
+    let keyed = renewed.wechat.app_secret(&deadline).await.unwrap();
+    assert_eq!(keyed.expose(), h.sim.options().await.component.secret);
     renewed
         .tokens
         .clock()
