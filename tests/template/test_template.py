@@ -705,7 +705,19 @@ def test_a_third_party_platform_gets_its_event_url_and_its_secret_only_when_conf
         ]
         assert {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
                 "Resource": {"Ref": "ComponentSecretArn"}} in statements
+    [metric] = [
+        f["Properties"] for f in of_type(resources, "AWS::Logs::MetricFilter").values()
+        if f["Properties"]["MetricTransformations"][0]["MetricName"] == "ComponentRefreshFailed"
+    ]
+    # The field the schedule's log line carries (the code's `metric.component_refresh_failed`).
+    assert metric["FilterPattern"] == "{ $.component_refresh_failed = 1 }"
+    assert metric["LogGroupName"] == {"Ref": "GetTokenLogGroup"}
+    direct = (TEMPLATE.parent / "shared/src/http/direct.rs").read_text()
+    assert "metric.component_refresh_failed = 1" in direct
+    alarm = resources["ComponentRefreshFailedAlarm"]["Properties"]
+    assert (alarm["MetricName"], alarm["EvaluationPeriods"], alarm["Period"]) == ("ComponentRefreshFailed", 2, 3600)
     _, plain = deployed()
+    assert "ComponentRefreshFailedAlarm" not in plain
     assert events not in {r["Properties"]["RouteKey"] for r in of_type(plain, "AWS::ApiGatewayV2::Route").values()}
     assert "COMPONENT_SECRET_ARN" not in plain["GetTokenFunction"]["Properties"]["Environment"]["Variables"]
     assert "ComponentSecretArn" not in json.dumps(plain["GetTokenFunctionRole"])

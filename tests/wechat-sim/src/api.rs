@@ -8,7 +8,7 @@ use hyper::Method;
 use serde_json::{json, Map, Value};
 
 use crate::component_api;
-use crate::state::{Family, Invoice, State};
+use crate::state::{Family, Invoice, State, TokenRec};
 use crate::Sim;
 
 const INIT: &str = "INVOICE_REIMBURSE_INIT";
@@ -209,6 +209,12 @@ fn check_token(st: &State, q: &Q, work: bool) -> Result<String, Value> {
     if (rec.family == Family::Work) != work || rec.family == Family::Component {
         return Err(unknown());
     }
+    live(rec, now)?;
+    Ok(rec.app.clone())
+}
+
+/// A known token still works: not replaced beyond its grace (40001), not expired (42001).
+pub fn live(rec: &TokenRec, now: u64) -> Result<(), Value> {
     if rec.superseded_until.is_some_and(|until| now >= until) {
         return Err(error(
             40001,
@@ -218,7 +224,7 @@ fn check_token(st: &State, q: &Q, work: bool) -> Result<String, Value> {
     if now >= rec.expires_at {
         return Err(error(42001, "access_token expired"));
     }
-    Ok(rec.app.clone())
+    Ok(())
 }
 
 fn ticket_answer(st: &mut State, app: &str, kind: &str) -> R {

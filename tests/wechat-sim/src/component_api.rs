@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use serde_json::{json, Map, Value};
 
-use crate::api::error;
+use crate::api::{error, live};
 use crate::state::{Family, State};
 
 type R = Result<Value, Value>;
@@ -71,15 +71,7 @@ fn component_call(
                 "invalid credential, access_token is invalid or not latest",
             )
         })?;
-    if rec.superseded_until.is_some_and(|until| now >= until) {
-        return Err(error(
-            40001,
-            "invalid credential, access_token is invalid or not latest",
-        ));
-    }
-    if now >= rec.expires_at {
-        return Err(error(42001, "access_token expired"));
-    }
+    live(rec, now)?;
     if s(b, "component_appid") != Some(st.options.component.appid.as_str()) {
         return Err(error(61011, "invalid component"));
     }
