@@ -409,10 +409,10 @@ impl TokenService {
 
     /// An authorized account's token, from its platform: the platform's token (its own token
     /// service), then `api_authorizer_token` with the stored refresh token. When WeChat refuses
-    /// it (61023): the one kept before it, then the one WeChat holds for the account
-    /// (`api_get_authorizer_info`, its documented way back: a refresh token WeChat replaced
-    /// while the publish of the new one was lost). Refused by all: the account must authorize
-    /// again.
+    /// it (61023), or none is stored (a registration whose first publish was lost): the one kept
+    /// before it, then the one WeChat holds for the account (`api_get_authorizer_info`, its
+    /// documented way back, e.g. to a refresh token WeChat replaced while the publish of the new
+    /// one was lost). Refused by all: the account must authorize again.
     async fn fetch_authorizer_token(
         &self,
         platform: &Result<Arc<TokenService>, String>,
@@ -431,46 +431,44 @@ impl TokenService {
             .map_err(|e| WeChatError::NotSent(format!("the platform's token: {}", e.cause())))?;
         let component_appid = platform.wechat.component_appid(fetching).await?;
         let component_appid = component_appid.as_str();
-        let Some(refresh) = &locked.refresh_token else {
-            return Err(WeChatError::NotSent(
-                "no authorizer_refresh_token is stored: the account must authorize the platform again".into(),
-            ));
-        };
-        let first = self
-            .wechat
-            .fetch_authorizer_token(component_appid, component_token, refresh, fetching)
-            .await;
         let refused = |r: &Result<(Issued, String), WeChatError>| matches!(r, Err(WeChatError::Api(b)) if b.errcode == REFRESH_TOKEN_INVALID);
-        if !refused(&first) {
-            return first;
-        }
-        let mut tried = vec![refresh.clone()];
-        let mut last = first;
-        if let Some(previous) = locked
-            .previous_refresh_token
-            .as_ref()
-            .filter(|p| *p != refresh)
-        {
-            last = self
-                .wechat
-                .fetch_authorizer_token(component_appid, component_token, previous, fetching)
-                .await;
-            if !refused(&last) {
-                return last;
+        // The stored refresh token, then the one kept before it.
+        let mut tried: Vec<&String> = Vec::new();
+        let mut last = None;
+        let kept = [&locked.refresh_token, &locked.previous_refresh_token];
+        for refresh in kept.into_iter().flatten() {
+            if tried.contains(&refresh) {
+                continue;
             }
-            tried.push(previous.clone());
+            tried.push(refresh);
+            let fetched = self
+                .wechat
+                .fetch_authorizer_token(component_appid, component_token, refresh, fetching)
+                .await;
+            if !refused(&fetched) {
+                return fetched;
+            }
+            last = Some(fetched);
         }
+        // Then WeChat's own (none stored: a registration whose first publish was lost).
         let held = self
             .wechat
             .authorizer_refresh_token(component_appid, component_token, fetching)
             .await;
-        match held {
-            Ok(Some(current)) if !tried.contains(&current) => {
+        match (held, last) {
+            (Ok(Some(current)), _) if !tried.contains(&&current) => {
                 self.wechat
                     .fetch_authorizer_token(component_appid, component_token, &current, fetching)
                     .await
             }
-            _ => last,
+            (_, Some(last)) => last,
+            (held, None) => Err(held.err().unwrap_or_else(|| {
+                WeChatError::NotSent(
+                    "no authorizer_refresh_token is stored or held by WeChat: the account must \
+                     authorize the platform again"
+                        .into(),
+                )
+            })),
         }
     }
 

@@ -555,4 +555,38 @@ async fn the_refresh_token_survives_a_crash_at_every_step() {
             "{step}: a refresh token is kept"
         );
     }
+
+    // Registration itself: the account's settings written, the publish of its first token and
+    // refresh token lost (the code is spent: WeChat's retried push cannot bring them back).
+    let other = "wxcu5t0mer0000004";
+    let code = pre_auth_code(&h, &app).await;
+    let auth = h
+        .sim
+        .component_authorize(&code, other, "mp", &[1, 26], false)
+        .await;
+    let (faulty, store) = h.faulty_instance(&[
+        ("COMPONENT_SECRET_ARN", &arn),
+        ("REFRESH_LEASE_MS", "2000"),
+        ("WECHAT_TIMEOUT_MS", "600"),
+    ]);
+    faulty.tokens.clock().advance(Duration::from_secs(elapsed));
+    store.inject(Op::Commit, Fault::Fail, None);
+    let (status, _) = deliver(&faulty, field(&auth, "query"), field(&auth, "body")).await;
+    assert_ne!(status, 200, "the push is not acknowledged");
+    store.clear();
+    let registered = app.store().load(&format!("app#{other}")).await.unwrap();
+    assert!(registered.settings.is_some() && registered.refresh_token.is_none());
+    // The first request for it gets the refresh token back from WeChat and is served.
+    let clean = h.instance(&[("COMPONENT_SECRET_ARN", &arn)]);
+    let (status, v) = h.get_token_on(&clean, &format!("appid={other}")).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        h.sim.issued_to(other).await.as_deref(),
+        v["access_token"].as_str()
+    );
+    let kept = app.store().load(&format!("app#{other}")).await.unwrap();
+    assert!(
+        kept.refresh_token.is_some(),
+        "the refresh token is kept now"
+    );
 }
