@@ -287,6 +287,8 @@ def test_api_gateway_may_invoke_each_function_on_its_route_only():
          "CertificateArn": "arn:aws-cn:acm:cn-north-1:123456789012:certificate/abc"},
         {"ArchivePdfs": "false", "AuditRetentionDays": "0", "AppSecretPrefix": "acme/wx/",
          "ScheduleConcurrency": "50", "WeChatDailyBudget": "0"},
+        {"ComponentSecretArn": "arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:wx/component-AbCdEf",
+         "WeChatPlatform": "work", "WeComAgentId": "1000002", **JWT},
     ],
 )
 def test_no_hard_coded_partition(options):

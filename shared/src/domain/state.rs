@@ -3,6 +3,7 @@
 //! the fetch mark (see `token::lifecycle`) and, for a registered app, its settings.
 
 use crate::domain::apps::AppSettings;
+use crate::domain::config::Secret;
 
 /// A credential and the instant (Unix ms) it stops being valid.
 #[derive(Clone, PartialEq, Eq)]
@@ -25,7 +26,7 @@ impl Credential {
 }
 
 /// The stored item. A missing item reads as the default (nothing issued yet, version 0).
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TokenState {
     pub access_token: Option<Credential>,
     /// The access_token before the last refresh, until WeChat stops honouring it.
@@ -36,10 +37,10 @@ pub struct TokenState {
     pub agent_ticket: Option<Credential>,
     /// An account authorized to a third-party platform: its `authorizer_refresh_token`, the one
     /// credential that cannot be fetched again without the customer authorizing again.
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<Secret>,
     /// The refresh token before WeChat last answered a different one, kept until a refresh
     /// with the new one has worked (tried again if the new one is refused).
-    pub previous_refresh_token: Option<String>,
+    pub previous_refresh_token: Option<Secret>,
     /// Incremented by every published refresh.
     pub version: u64,
     /// When the last refresh was published (Unix ms).
@@ -59,7 +60,7 @@ pub struct TokenState {
 }
 
 /// What a refresh publishes; `None` fields keep their stored value.
-#[derive(Default, Clone)]
+#[derive(Debug, Default, Clone)]
 pub struct Update {
     pub access_token: Option<Credential>,
     pub previous_access_token: Option<Credential>,
@@ -68,64 +69,11 @@ pub struct Update {
     pub agent_ticket: Option<Credential>,
     /// A refresh token WeChat answered that differs from the stored one (published with the
     /// token it came with; the stored one kept as `previous_refresh_token`).
-    pub refresh_token: Option<String>,
-    pub previous_refresh_token: Option<String>,
+    pub refresh_token: Option<Secret>,
+    pub previous_refresh_token: Option<Secret>,
     pub refreshed_at_ms: u64,
     /// A registered app's next due time, as the published state makes it (`lifecycle::falls_due`).
     pub due_ms: Option<u64>,
-}
-
-/// A refresh token as Debug shows it: never its value.
-fn masked(r: &Option<String>) -> &'static str {
-    if r.is_some() {
-        "Some(***)"
-    } else {
-        "None"
-    }
-}
-
-impl std::fmt::Debug for TokenState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenState")
-            .field("access_token", &self.access_token)
-            .field("previous_access_token", &self.previous_access_token)
-            .field("jsapi_ticket", &self.jsapi_ticket)
-            .field("wx_card_ticket", &self.wx_card_ticket)
-            .field("agent_ticket", &self.agent_ticket)
-            .field("refresh_token", &masked(&self.refresh_token))
-            .field(
-                "previous_refresh_token",
-                &masked(&self.previous_refresh_token),
-            )
-            .field("version", &self.version)
-            .field("refreshed_at_ms", &self.refreshed_at_ms)
-            .field("token_fetched_ms", &self.token_fetched_ms)
-            .field("fetch_started_ms", &self.fetch_started_ms)
-            .field("lock_owner", &self.lock_owner)
-            .field("lock_until_ms", &self.lock_until_ms)
-            .field("settings", &self.settings)
-            .field("due_ms", &self.due_ms)
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for Update {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Update")
-            .field("access_token", &self.access_token)
-            .field("previous_access_token", &self.previous_access_token)
-            .field("jsapi_ticket", &self.jsapi_ticket)
-            .field("wx_card_ticket", &self.wx_card_ticket)
-            .field("agent_ticket", &self.agent_ticket)
-            .field("refresh_token", &masked(&self.refresh_token))
-            .field(
-                "previous_refresh_token",
-                &masked(&self.previous_refresh_token),
-            )
-            .field("refreshed_at_ms", &self.refreshed_at_ms)
-            .field("due_ms", &self.due_ms)
-            .finish()
-    }
 }
 
 /// The state as it is once `update` is applied (a commit's result, computed locally when the
@@ -195,8 +143,8 @@ mod debug_tests {
         });
         let state = TokenState {
             access_token: cred.clone(),
-            refresh_token: Some("refreshtoken@@@secret".into()),
-            previous_refresh_token: Some("refreshtoken@@@older".into()),
+            refresh_token: Some(Secret::new("refreshtoken@@@secret")),
+            previous_refresh_token: Some(Secret::new("refreshtoken@@@older")),
             ..TokenState::default()
         };
         let update = Update {
@@ -209,7 +157,10 @@ mod debug_tests {
                 !shown.contains("secret") && !shown.contains("older"),
                 "{shown}"
             );
-            assert!(shown.contains("refresh_token: \"Some(***)\""), "{shown}");
+            assert!(
+                shown.contains("refresh_token: Some(Secret(***))"),
+                "{shown}"
+            );
         }
     }
 }

@@ -13,12 +13,13 @@
 //! - A failed refresh never removes stored credentials; it answers them only to a want that an
 //!   alive token meets, with the failure as a fault (which fails a scheduled run).
 
-use crate::adapters::store::{Lock, StoreError};
 use std::sync::Arc;
 
+use crate::adapters::store::{Lock, StoreError};
 use crate::adapters::wechat::{Issued, TicketKind, WeChatError};
 use crate::domain::apps;
 use crate::domain::clock::ms;
+use crate::domain::config::Secret;
 use crate::domain::deadline::Deadline;
 use crate::domain::state::{applied, Credential, TokenState, Update};
 use crate::token::error::{TokenError, Unavailable};
@@ -222,9 +223,9 @@ impl TokenService {
                     update.access_token = Some(credential(&issued, now));
                     // A refresh token WeChat answered differently is published with this token,
                     // the stored one kept beside it (never one without the other).
-                    if let Some(new) = refresh.filter(|r| locked.refresh_token.as_ref() != Some(r))
-                    {
-                        update.refresh_token = Some(new);
+                    let stored = locked.refresh_token.as_ref().map(Secret::expose);
+                    if let Some(new) = refresh.filter(|r| stored != Some(r.as_str())) {
+                        update.refresh_token = Some(Secret::new(new));
                         update.previous_refresh_token = locked.refresh_token.clone();
                     }
                     (issued.value, rotated)
@@ -384,8 +385,8 @@ impl TokenService {
                 refreshed_at_ms: now,
                 ..Update::default()
             };
-            if locked.refresh_token.as_deref() != Some(refresh_token) {
-                update.refresh_token = Some(refresh_token.to_string());
+            if locked.refresh_token.as_ref().map(Secret::expose) != Some(refresh_token) {
+                update.refresh_token = Some(Secret::new(refresh_token));
                 update.previous_refresh_token = locked.refresh_token.clone();
             }
             if apps::is_registered_key(&self.app) {
@@ -433,10 +434,10 @@ impl TokenService {
         let component_appid = component_appid.as_str();
         let refused = |r: &Result<(Issued, String), WeChatError>| matches!(r, Err(WeChatError::Api(b)) if b.errcode == REFRESH_TOKEN_INVALID);
         // The stored refresh token, then the one kept before it.
-        let mut tried: Vec<&String> = Vec::new();
+        let mut tried: Vec<&str> = Vec::new();
         let mut last = None;
         let kept = [&locked.refresh_token, &locked.previous_refresh_token];
-        for refresh in kept.into_iter().flatten() {
+        for refresh in kept.into_iter().flatten().map(Secret::expose) {
             if tried.contains(&refresh) {
                 continue;
             }
@@ -456,7 +457,7 @@ impl TokenService {
             .authorizer_refresh_token(component_appid, component_token, fetching)
             .await;
         match (held, last) {
-            (Ok(Some(current)), _) if !tried.contains(&&current) => {
+            (Ok(Some(current)), _) if !tried.contains(&current.as_str()) => {
                 self.wechat
                     .fetch_authorizer_token(component_appid, component_token, &current, fetching)
                     .await

@@ -3,6 +3,7 @@
 //! lifecycle relies on exactly these conditional semantics.
 
 use super::{Credential, Lock, TokenStore, Update};
+use crate::domain::config::Secret;
 
 fn cred(value: &str, expires_at_ms: u64) -> Option<Credential> {
     Some(Credential {
@@ -241,8 +242,8 @@ async fn lock_and_publish(store: &dyn TokenStore, app: &str, now: u64) -> Update
         jsapi_ticket: cred("jt-1", now + 7_200_000),
         wx_card_ticket: cred("ct-1", now + 7_200_000),
         agent_ticket: cred("at-1", now + 7_100_000),
-        refresh_token: Some("refreshtoken@@@2".into()),
-        previous_refresh_token: Some("refreshtoken@@@1".into()),
+        refresh_token: Some(Secret::new("refreshtoken@@@2")),
+        previous_refresh_token: Some(Secret::new("refreshtoken@@@1")),
         refreshed_at_ms: now + 6,
         ..Update::default()
     };
@@ -258,8 +259,8 @@ async fn lock_and_publish(store: &dyn TokenStore, app: &str, now: u64) -> Update
     assert_eq!(s.agent_ticket, update.agent_ticket);
     assert_eq!(
         (
-            s.refresh_token.as_deref(),
-            s.previous_refresh_token.as_deref()
+            s.refresh_token.as_ref().map(Secret::expose),
+            s.previous_refresh_token.as_ref().map(Secret::expose)
         ),
         (Some("refreshtoken@@@2"), Some("refreshtoken@@@1")),
         "a new refresh token is published with the one it replaces"

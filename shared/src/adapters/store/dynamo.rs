@@ -18,7 +18,7 @@ use super::{
 };
 use crate::adapters::dynamodb::{error_text, num};
 use crate::domain::apps::{self, AppSettings, Authorization, Kind};
-use crate::domain::config::TokenApi;
+use crate::domain::config::{Secret, TokenApi};
 use crate::domain::state::holds;
 
 fn store_err<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> StoreError {
@@ -291,13 +291,16 @@ impl TokenStore for DynamoStore {
         // with: published together or not at all.
         if let Some(refresh) = &update.refresh_token {
             set.push("refresh_token = :refresh".into());
-            values.insert(":refresh".into(), AttributeValue::S(refresh.clone()));
+            values.insert(
+                ":refresh".into(),
+                AttributeValue::S(refresh.expose().into()),
+            );
             match &update.previous_refresh_token {
                 Some(previous) => {
                     set.push("previous_refresh_token = :previous_refresh".into());
                     values.insert(
                         ":previous_refresh".into(),
-                        AttributeValue::S(previous.clone()),
+                        AttributeValue::S(previous.expose().into()),
                     );
                 }
                 None => remove.push("previous_refresh_token"),
@@ -591,8 +594,8 @@ fn parse(item: &HashMap<String, AttributeValue>) -> TokenState {
         jsapi_ticket: cred("jsapi_ticket"),
         wx_card_ticket: cred("wx_card_ticket"),
         agent_ticket: cred("agent_ticket"),
-        refresh_token: s("refresh_token"),
-        previous_refresh_token: s("previous_refresh_token"),
+        refresh_token: s("refresh_token").map(Secret::new),
+        previous_refresh_token: s("previous_refresh_token").map(Secret::new),
         version: n("version").unwrap_or(0),
         refreshed_at_ms: n("refreshed_at_ms").unwrap_or(0),
         token_fetched_ms: n("token_fetched_ms").unwrap_or(0),

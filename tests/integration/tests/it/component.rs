@@ -332,7 +332,7 @@ async fn an_account_that_authorizes_the_platform_is_served_like_a_registered_one
     assert!(v2["access_token"] != v["access_token"], "a new token");
     assert_eq!(h.calls(AUTHORIZER_TOKEN_PATH), refreshes + 1);
     let after = app.store().load(&format!("app#{customer}")).await.unwrap();
-    assert_eq!(after.refresh_token.as_deref(), Some(refresh.as_str()));
+    assert_eq!(after.refresh_token.as_ref(), Some(&refresh));
 
     // An account that leaves out set 26 is refused, and WeChat told `success` (nothing to retry).
     let code = pre_auth_code(&h, &app).await;

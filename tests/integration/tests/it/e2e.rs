@@ -380,14 +380,11 @@ async fn a_customer_authorizes_the_platform_and_its_invoices_are_reimbursed() {
     sim.set_options(json!({ "component": component })).await;
     let after = store.load(&key).await.unwrap();
     assert_ne!(
-        after.refresh_token.as_deref(),
-        Some(before.as_str()),
+        after.refresh_token.as_ref(),
+        Some(&before),
         "the new refresh token kept"
     );
-    assert_eq!(
-        after.previous_refresh_token.as_deref(),
-        Some(before.as_str())
-    );
+    assert_eq!(after.previous_refresh_token.as_ref(), Some(&before));
     // The customer withdraws: the app is off.
     let v = sim.component_unauthorize(&customer, true).await;
     assert_eq!(v["reply"], "success", "{v}");
